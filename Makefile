@@ -1,0 +1,51 @@
+# invoctl: `make run` starts a server with an embedded Postgres, `make test` runs the suite.
+# Both create .venv and install what they need on first use.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_OUT := clients/python
+PROTOS := $(wildcard protos/invoctl/v1/*.proto)
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install invoctl with its dev tools.
+
+run: $(STAMP) ## Start the server on 127.0.0.1:9090 with an embedded Postgres.
+	$(BIN)/invoctl serve
+
+test: $(STAMP) ## Run the whole test suite against a real Postgres and real servers.
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## Ruff, buf lint, and the generated-code check.
+	$(BIN)/ruff check server clients/python tests bench
+	$(BIN)/ruff format --check server clients/python tests bench
+	$(BIN)/buf lint
+	$(MAKE) --no-print-directory proto-check
+
+proto: $(STAMP) ## Regenerate the Python stubs from protos/.
+	$(BIN)/python -m grpc_tools.protoc -I protos \
+	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) $(PROTOS)
+
+proto-check: $(STAMP) ## Fail when the committed stubs differ from what protos/ generates.
+	@tmp=$$(mktemp -d); \
+	$(BIN)/python -m grpc_tools.protoc -I protos \
+	  --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
+	for f in $$(cd $$tmp && find . -name '*.py*'); do \
+	  cmp -s $$tmp/$$f $(PROTO_OUT)/$$f || { echo "stale: $(PROTO_OUT)/$$f (run make proto)"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "generated code is current"
+
+bench: $(STAMP) ## Measure throughput and latency; prints a table and writes bench/results.md.
+	$(BIN)/python -m bench
+
+.PHONY: help install run test lint proto proto-check bench

@@ -1,0 +1,176 @@
+"""One async function per CLI command: call the client, then print a table or JSON.
+
+Each takes the connected client, the parsed arguments and the output, and returns the
+exit code. Errors are raised, never printed here: `main` owns their presentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.text import Text
+
+from invoctl.client import Client, invoke_request, output_of
+from invoctl.v1 import ingress_pb2, invocation_pb2
+
+from . import _format as fmt
+
+__all__ = [
+    "Output",
+    "deployments_ls",
+    "invocations_get",
+    "invocations_journal",
+    "invocations_ls",
+    "invoke",
+]
+
+# ListInvocations caps a page at 1000 (control.proto).
+_MAX_PAGE = 1000
+# Wide enough that piped tables never wrap; tables are only as wide as their content.
+_PIPE_WIDTH = 10_000
+
+
+@dataclass
+class Output:
+    """Where and how a command prints: rich tables for people, one JSON document for scripts."""
+
+    json: bool = False
+    console: Console = field(default_factory=lambda: _console())
+    err: Console = field(default_factory=lambda: _console(stderr=True))
+
+    def document(self, document: object) -> None:
+        """Print the command's one JSON document, unwrapped (rich would fold long lines)."""
+        sys.stdout.write(fmt.dumps_json(document) + "\n")
+
+    def note(self, text: str) -> None:
+        """A hint for people, on stderr so it never mixes with the data on stdout."""
+        self.err.print(Text(text, style="dim"))
+
+
+def _console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        # Piped: rich would fold tables to 80 columns; one row per line keeps grep working.
+        console = Console(stderr=stderr, width=_PIPE_WIDTH)
+    return console
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def invocations_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """`invoctl invocations ls`: matching invocations, newest first, up to --limit."""
+    invocations: list[invocation_pb2.Invocation] = []
+    token: str | None = None
+    while True:
+        page, token = await client.list_invocations(
+            service=args.service,
+            handler=args.handler,
+            key=args.key,
+            states=args.state,
+            deployment_id=args.deployment,
+            page_size=min(args.limit - len(invocations), _MAX_PAGE),
+            page_token=token,
+        )
+        invocations += page
+        if token is None or len(invocations) >= args.limit:
+            break
+    more = token is not None or len(invocations) > args.limit
+    invocations = invocations[: args.limit]
+    if out.json:
+        out.document({"invocations": [fmt.message_to_json(i) for i in invocations]})
+        return 0
+    if not invocations:
+        out.note("no invocations match")
+        return 0
+    out.console.print(fmt.invocations_table(invocations, _now()))
+    if more:
+        out.note(f"showing the newest {args.limit}; more match (raise --limit)")
+    return 0
+
+
+async def invocations_get(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """`invoctl invocations get ID`: every field of one invocation."""
+    invocation = await client.get_invocation(args.invocation_id)
+    if out.json:
+        out.document(fmt.message_to_json(invocation))
+    else:
+        out.console.print(fmt.invocation_details(invocation, _now()))
+    return 0
+
+
+async def invocations_journal(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """`invoctl invocations journal ID`: the journal entries and the transition history."""
+    response = await client.get_journal(args.invocation_id)
+    if out.json:
+        out.document(fmt.message_to_json(response))
+        return 0
+    now = _now()
+    inv = response.invocation
+    out.console.print(Text.assemble((inv.id, "bold"), "  ", inv.target, "  ", fmt.state_text(inv)))
+    out.console.print()
+    out.console.print(fmt.entries_table(response, now))
+    out.console.print()
+    out.console.print(fmt.transitions_table(response, now))
+    return 0
+
+
+async def deployments_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """`invoctl deployments ls`: registered deployments, newest first."""
+    deployments = await client.list_deployments(service=args.service)
+    if out.json:
+        out.document({"deployments": [fmt.message_to_json(d) for d in deployments]})
+    elif deployments:
+        out.console.print(fmt.deployments_table(deployments, _now()))
+    else:
+        out.note("no deployments registered")
+    return 0
+
+
+async def invoke(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """`invoctl invoke TARGET [JSON]`: call (print the output) or send (print the ID)."""
+    service, key, handler = args.target
+    request = invoke_request(
+        service,
+        handler,
+        args.input,
+        key=key,
+        headers=dict(args.header),
+        idempotency_key=args.idempotency_key,
+        send=args.send,
+        delay=args.delay,
+    )
+    response = await client.invoke_raw(request)
+    if args.send:
+        if out.json:
+            out.document(fmt.message_to_json(response))
+        else:
+            _print_sent(response, out)
+        return 0
+    # Print the whole response for scripts before judging the outcome, so a failed
+    # call still yields its document (with the failure) and exit code 1.
+    if out.json:
+        out.document(fmt.message_to_json(response))
+    value = output_of(response.invocation)  # InvocationFailed: main reports it, exit 1
+    if not out.json:
+        out.document(value)
+    return 0
+
+
+def _print_sent(response: ingress_pb2.InvokeResponse, out: Output) -> None:
+    inv = response.invocation
+    line = Text.assemble(("sent ", "green"), (response.invocation_id, "bold"))
+    if inv.id:
+        line.append("  ")
+        line.append_text(fmt.state_text(inv))
+        run_at = fmt.format_time(inv.run_at, _now())
+        if run_at:
+            line.append(f"  runs at {run_at}")
+    if response.deduplicated:
+        line.append("  (existing invocation: idempotency key matched)", style="yellow")
+    out.console.print(line)

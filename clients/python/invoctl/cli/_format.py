@@ -1,0 +1,281 @@
+"""Pure rendering of invoctl messages for people (rich) and for scripts (JSON).
+
+Nothing here talks to a server, so every function can be tested on a constructed
+message. `now` is a parameter wherever time is shown, so relative times are testable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
+from rich.table import Table
+from rich.text import Text
+
+from invoctl.client import (
+    journal_entry_kind_name,
+    outcome_name,
+    service_kind_name,
+    state_name,
+)
+from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
+
+__all__ = [
+    "deployments_table",
+    "dumps_json",
+    "entries_table",
+    "format_relative",
+    "format_time",
+    "invocation_details",
+    "invocations_table",
+    "message_to_json",
+    "state_text",
+    "transitions_table",
+]
+
+# Colours follow "does this need me?": green fine, yellow waiting on time, magenta
+# waiting on an operator, red ended badly.
+_STATE_STYLES = {
+    "pending": "yellow",
+    "scheduled": "blue",
+    "ready": "cyan",
+    "running": "green",
+    "backing-off": "bold yellow",
+    "suspended": "cyan",
+    "paused": "bold magenta",
+}
+_OUTCOME_STYLES = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "killed": "red",
+}
+# Values longer than this are cut in tables; `--json` always has them whole.
+_CELL_LIMIT = 80
+
+
+# -- JSON ---------------------------------------------------------------------------
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """A message as canonical proto3 JSON (what grpcurl and `buf curl` print).
+
+    Fields at their default are included, so scripts see `"key": ""` rather than
+    a missing field.
+    """
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def dumps_json(document: Any) -> str:
+    """One JSON document as the CLI prints it with `--json`."""
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+# -- times --------------------------------------------------------------------------
+
+
+def format_relative(delta: dt.timedelta) -> str:
+    """`then - now` as `3m ago` or `in 3m`, at the coarsest unit that is not zero."""
+    seconds = delta.total_seconds()
+    magnitude = abs(seconds)
+    if magnitude < 1:
+        return "now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if magnitude >= size:
+            amount = f"{int(magnitude // size)}{unit}"
+            break
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"
+
+
+def format_time(ts: timestamp_pb2.Timestamp | None, now: dt.datetime) -> str:
+    """Absolute UTC time and relative time: `2025-01-02 03:04:05Z (3m ago)`; "" if unset."""
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return ""
+    when = ts.ToDatetime(tzinfo=dt.UTC)
+    return f"{when:%Y-%m-%d %H:%M:%S}Z ({format_relative(when - now)})"
+
+
+# -- small pieces -------------------------------------------------------------------
+
+
+def state_text(invocation: invocation_pb2.Invocation) -> Text:
+    """The state, with the outcome when completed: `completed (failed)`, coloured."""
+    state = state_name(invocation.state)
+    if invocation.state != invocation_pb2.INVOCATION_STATE_COMPLETED:
+        return Text(state, style=_STATE_STYLES.get(state, ""))
+    outcome = outcome_name(invocation.outcome)
+    return Text(f"{state} ({outcome})", style=_OUTCOME_STYLES.get(outcome, ""))
+
+
+def _add_row(table: Table, *cells: str | Text) -> None:
+    # Cells hold user data such as `[TERMINAL] boom`; as Text, rich never reads it as markup.
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+
+
+def _truncate(text: str, limit: int = _CELL_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _failure(failure: invocation_pb2.Failure) -> str:
+    if not failure.code and not failure.message:
+        return ""
+    return f"[{failure.code}] {failure.message}" if failure.code else failure.message
+
+
+def _target(target: invocation_pb2.Target) -> str:
+    if target.key:
+        return f"{target.service}/{target.key}/{target.handler}"
+    return f"{target.service}/{target.handler}"
+
+
+# -- invocations --------------------------------------------------------------------
+
+
+def invocations_table(invocations: list[invocation_pb2.Invocation], now: dt.datetime) -> Table:
+    """One row per invocation, as `invoctl invocations ls` shows them."""
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"):
+        table.add_column(
+            column,
+            justify="right" if column == "ATTEMPTS" else "left",
+            # Identifiers are copied into the next command: fold them, never cut them.
+            overflow="fold" if column in ("ID", "TARGET", "DEPLOYMENT") else "ellipsis",
+        )
+    for inv in invocations:
+        _add_row(
+            table,
+            inv.id,
+            inv.target,
+            state_text(inv),
+            str(inv.attempt_count),
+            inv.deployment_id or "-",
+            format_time(inv.created_at, now),
+            format_time(inv.modified_at, now),
+        )
+    return table
+
+
+def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Table:
+    """Every field of one invocation as a two-column list; unset fields are left out."""
+    inv = invocation
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, str | Text]] = [
+        ("id", inv.id),
+        ("target", inv.target),
+        ("state", state_text(inv)),
+        ("deployment", inv.deployment_id),
+        ("attempts", str(inv.attempt_count)),
+        ("journal entries", str(inv.journal_length)),
+        ("idempotency key", inv.idempotency_key),
+        ("caller", inv.caller_id),
+        ("restarted from", inv.restarted_from),
+        ("created", format_time(inv.created_at, now)),
+        ("modified", format_time(inv.modified_at, now)),
+        ("run at", format_time(inv.run_at, now)),
+        ("next retry", format_time(inv.next_retry_at, now)),
+        ("completed", format_time(inv.completed_at, now)),
+        ("input", inv.input),
+        ("output", inv.output),
+        ("failure", _failure(inv.failure)),
+        ("last failure", _failure(inv.last_failure)),
+    ]
+    rows += [(f"header {k}", v) for k, v in sorted(inv.headers.items())]
+    for label, value in rows:
+        if value:
+            _add_row(table, label, value)
+    return table
+
+
+# -- journal ------------------------------------------------------------------------
+
+
+def _entry_detail(entry: invocation_pb2.JournalEntry, now: dt.datetime) -> str:
+    """What an entry did, in one line: addressee, argument, result, wake time."""
+    parts: list[str] = []
+    if entry.HasField("target"):
+        callee = f" -> {entry.callee_invocation_id}" if entry.callee_invocation_id else ""
+        parts.append(_target(entry.target) + callee)
+    if entry.argument:
+        parts.append(f"arg {_truncate(entry.argument)}")
+    if entry.delay_ms:
+        parts.append(f"delay {entry.delay_ms / 1000:g}s")
+    if entry.HasField("wake_at"):
+        parts.append(f"wakes {format_time(entry.wake_at, now)}")
+    failure = _failure(entry.failure)
+    if failure:
+        parts.append(f"failed {_truncate(failure)}")
+    elif entry.value:
+        parts.append(f"= {_truncate(entry.value)}")
+    return "  ".join(parts)
+
+
+def entries_table(response: control_pb2.GetJournalResponse, now: dt.datetime) -> Table:
+    """The journal, one row per entry, in order."""
+    table = Table(title="journal", title_justify="left", box=None, header_style="bold")
+    for column in ("#", "KIND", "NAME", "DONE", "DETAIL", "AT"):
+        table.add_column(column, justify="right" if column == "#" else "left")
+    for entry in response.entries:
+        _add_row(
+            table,
+            str(entry.index),
+            journal_entry_kind_name(entry.kind),
+            entry.name,
+            Text("yes", style="green") if entry.completed else Text("no", style="yellow"),
+            _entry_detail(entry, now),
+            format_time(entry.created_at, now),
+        )
+    return table
+
+
+def transitions_table(response: control_pb2.GetJournalResponse, now: dt.datetime) -> Table:
+    """The transition history, one row per state change, in order."""
+    table = Table(title="history", title_justify="left", box=None, header_style="bold")
+    for column in ("AT", "FROM", "TO", "EVENT", "ACTOR", "ATTEMPT", "DETAIL", "TRACE"):
+        table.add_column(
+            column,
+            justify="right" if column == "ATTEMPT" else "left",
+            overflow="fold" if column == "TRACE" else "ellipsis",
+        )
+    for t in response.transitions:
+        unset = t.from_state == invocation_pb2.INVOCATION_STATE_UNSPECIFIED
+        to = state_name(t.to_state)
+        _add_row(
+            table,
+            format_time(t.at, now),
+            "-" if unset else state_name(t.from_state),
+            Text(to, style=_STATE_STYLES.get(to, "")),
+            t.event,
+            t.actor,
+            str(t.attempt),
+            _truncate(t.detail),
+            t.trace_id,
+        )
+    return table
+
+
+# -- deployments --------------------------------------------------------------------
+
+
+def _services(deployment: workers_pb2.Deployment) -> str:
+    lines = []
+    for service in deployment.services:
+        handlers = ", ".join(f"{h.name} (shared)" if h.shared else h.name for h in service.handlers)
+        lines.append(f"{service.name} [{service_kind_name(service.kind)}]: {handlers}")
+    return "\n".join(lines)
+
+
+def deployments_table(deployments: list[workers_pb2.Deployment], now: dt.datetime) -> Table:
+    """One row per deployment with the services and handlers it serves."""
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "CREATED", "SERVICES"):
+        table.add_column(column, overflow="fold")
+    for deployment in deployments:
+        _add_row(
+            table, deployment.id, format_time(deployment.created_at, now), _services(deployment)
+        )
+    return table

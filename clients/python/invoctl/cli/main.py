@@ -1,0 +1,282 @@
+"""The `invoctl` command line: argument parsing, dispatch, and error presentation.
+
+Exit codes: 0 success, 1 a failed request or invocation, 2 bad usage, 130 interrupted.
+Errors are one line on stderr (`error: NOT_FOUND (INVOCATION_NOT_FOUND): ...`), never a
+stack trace: the reason is what an operator searches for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from invoctl.client import (
+    DEFAULT_ADDRESS,
+    STATE_NAMES,
+    Client,
+    InvocationFailed,
+    InvoctlError,
+    ParsedTarget,
+    parse_state,
+    parse_target,
+)
+from invoctl.v1 import invocation_pb2
+
+from . import _commands
+from ._commands import Output
+
+__all__ = ["build_parser", "main"]
+
+Command = Callable[[Client, argparse.Namespace, Output], Awaitable[int]]
+
+# Global options that take a value; `serve` detection must skip their values.
+_GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--server"})
+
+
+# -- argument types: a bad value is a usage error (exit 2) naming the argument ----------
+
+
+def _state(text: str) -> invocation_pb2.InvocationState.ValueType:
+    try:
+        return parse_state(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown state {text!r} (choose from {', '.join(STATE_NAMES)})"
+        ) from None
+
+
+def _target(text: str) -> ParsedTarget:
+    try:
+        return parse_target(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({err}); quote strings, e.g. '\"Ada\"'"
+        ) from None
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return seconds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return number
+
+
+# -- the parser -----------------------------------------------------------------------
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--server and --json, accepted before and after the command.
+
+    On subcommands the defaults are suppressed so that an option given before the
+    command is not overwritten by the subcommand's default.
+    """
+    server_default = os.environ.get("INVOCTL_SERVER", DEFAULT_ADDRESS)
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        default=argparse.SUPPRESS if suppress else server_default,
+        help=f"server address (env INVOCTL_SERVER; now {server_default})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print one JSON document (proto3 JSON mapping) instead of tables",
+    )
+
+
+def _command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    run: Command,
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    _global_options(parser, suppress=True)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _group(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `invoctl` parser (`serve` is listed, but its arguments go to the server)."""
+    parser = argparse.ArgumentParser(
+        prog="invoctl", description="Durable invocations on Postgres: operate and invoke."
+    )
+    _global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser(
+        "serve",
+        help="run the server (all further arguments go to it; see invoctl serve --help)",
+        add_help=False,
+    )
+
+    invocations = _group(commands, "invocations", "inspect invocations")
+    ls = _command(invocations, "ls", "list invocations, newest first", _commands.invocations_ls)
+    ls.add_argument("--service", help="only this service")
+    ls.add_argument("--handler", help="only this handler")
+    ls.add_argument("--key", help="only this object key")
+    ls.add_argument(
+        "--state",
+        type=_state,
+        nargs="+",
+        action="extend",
+        metavar="STATE",
+        help=f"only these states ({', '.join(STATE_NAMES)})",
+    )
+    ls.add_argument("--deployment", metavar="DP", help="only invocations pinned to this deployment")
+    ls.add_argument(
+        "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    for name, help_text, run in (
+        ("get", "show one invocation", _commands.invocations_get),
+        ("journal", "show an invocation's journal and history", _commands.invocations_journal),
+    ):
+        sub = _command(invocations, name, help_text, run)
+        sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
+
+    deployments = _group(commands, "deployments", "inspect deployments")
+    dls = _command(deployments, "ls", "list deployments, newest first", _commands.deployments_ls)
+    dls.add_argument("--service", help="only deployments serving this service")
+
+    invoke = _command(commands, "invoke", "call a handler and print its output", _commands.invoke)
+    invoke.add_argument(
+        "target", type=_target, metavar="TARGET", help="Service/handler or Object/key/handler"
+    )
+    invoke.add_argument(
+        "input", type=_json_value, nargs="?", metavar="JSON", help="the argument, as JSON"
+    )
+    invoke.add_argument("--send", action="store_true", help="do not wait; print the invocation ID")
+    invoke.add_argument(
+        "--delay", type=_seconds, metavar="SECONDS", help="start later (with --send)"
+    )
+    invoke.add_argument("--idempotency-key", metavar="K", help="deduplicate on this key")
+    invoke.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a header for the handler (repeatable)",
+    )
+    return parser
+
+
+def _serve_args(argv: Sequence[str]) -> list[str] | None:
+    """The arguments after `serve` when it is the command, else None.
+
+    `serve` is split off before argparse sees it: argparse would claim options such
+    as `--help` and reorder or drop unknown ones, and every argument belongs to the
+    server's own parser.
+    """
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "serve":
+            return list(argv[i + 1 :])
+        if not token.startswith("-"):
+            return None
+        i += 2 if token in _GLOBAL_OPTIONS_WITH_VALUE else 1
+    return None
+
+
+def _serve(argv: list[str]) -> int:
+    try:
+        # Lazy: the server pulls in asyncpg and Postgres; other commands need neither.
+        from invoctl_server.__main__ import main as server_main
+    except ImportError as err:
+        print(f"error: cannot start the server: {err}", file=sys.stderr)
+        return 1
+    result = server_main(argv)
+    return result if isinstance(result, int) else 0
+
+
+# -- running --------------------------------------------------------------------------
+
+
+def _report(message: str) -> None:
+    # Plain print, not rich: messages contain user text such as `[TERMINAL]` that
+    # rich would take for markup.
+    print(f"error: {message}", file=sys.stderr)
+
+
+async def _run(args: argparse.Namespace, out: Output) -> int:
+    async with Client(args.server) as client:
+        return await args.run(client, args, out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `invoctl` with `argv` (default `sys.argv[1:]`) and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    serve_args = _serve_args(argv)
+    if serve_args is not None:
+        return _serve(serve_args)
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "invoke" and args.delay is not None and not args.send:
+            parser.error("--delay needs --send: only one-way sends can be delayed")
+    except SystemExit as exit_:  # argparse: --help (0) or bad usage (2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+    try:
+        return asyncio.run(_run(args, Output(json=args.json)))
+    except InvoctlError as err:
+        _report(str(err))
+        if err.code == grpc.StatusCode.UNAVAILABLE:
+            print(
+                f"hint: is a server running at {args.server}? (invoctl serve, or --server)",
+                file=sys.stderr,
+            )
+        return 1
+    except InvocationFailed as err:
+        _report(str(err))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""The async client over invoctl's Ingress, InvocationControl and Workers services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+
+from invoctl.v1 import (
+    control_pb2,
+    control_pb2_grpc,
+    ingress_pb2,
+    ingress_pb2_grpc,
+    invocation_pb2,
+    workers_pb2,
+    workers_pb2_grpc,
+)
+
+from ._errors import InvocationFailed, error_from_rpc_error
+from ._names import StateLike, parse_state
+
+__all__ = ["DEFAULT_ADDRESS", "Client", "invoke_request", "output_of"]
+
+#: Where `invoctl serve` listens by default.
+DEFAULT_ADDRESS = "127.0.0.1:9090"
+
+_Resp = TypeVar("_Resp", bound=Message)
+
+
+def _duration(delay: float | dt.timedelta) -> duration_pb2.Duration:
+    """Seconds or a timedelta as a Duration; negative delays are a caller bug."""
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+    if seconds < 0:
+        raise ValueError(f"delay must not be negative, got {seconds}s")
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(round(seconds * 1e9))
+    return out
+
+
+class Client:
+    """An async invoctl client; use it as `async with Client(addr) as c: ...`.
+
+    Every RPC failure is raised as `InvoctlError`, decoded from the server's
+    `google.rpc.ErrorInfo`; a call that completes without success raises
+    `InvocationFailed`. The client never retries by itself: check
+    `InvoctlError.retryable` (UNAVAILABLE only).
+
+    Args:
+        address: `host:port` of any server replica.
+        token: bearer token sent as `authorization` metadata on every RPC.
+        credentials: TLS channel credentials; plaintext when None (the loopback default).
+        timeout: deadline in seconds for RPCs that answer at once (reads, sends).
+            Calls and `attach` wait for the invocation to complete and have none.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = 30.0,
+    ) -> None:
+        self.address = address
+        self._credentials = credentials
+        self._timeout = timeout
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self._channel: grpc.aio.Channel | None = None
+        self._ingress: ingress_pb2_grpc.IngressStub
+        self._control: control_pb2_grpc.InvocationControlStub
+        self._workers: workers_pb2_grpc.WorkersStub
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        # Created lazily so that the channel binds to the event loop that uses it.
+        if self._channel is not None:
+            return
+        if self._credentials is None:
+            self._channel = grpc.aio.insecure_channel(self.address)
+        else:
+            self._channel = grpc.aio.secure_channel(self.address, self._credentials)
+        self._ingress = ingress_pb2_grpc.IngressStub(self._channel)
+        self._control = control_pb2_grpc.InvocationControlStub(self._channel)
+        self._workers = workers_pb2_grpc.WorkersStub(self._channel)
+
+    async def close(self) -> None:
+        """Close the channel; RPCs still in flight are cancelled."""
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close()
+
+    async def __aenter__(self) -> Self:
+        self._connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _rpc(
+        self,
+        method: Callable[..., Awaitable[_Resp]],
+        request: Message,
+        *,
+        waits: bool = False,
+    ) -> _Resp:
+        """Run one unary RPC, turning its failure into an InvoctlError.
+
+        `waits` marks RPCs that block until an invocation completes: no deadline.
+        """
+        timeout = None if waits else self._timeout
+        try:
+            return await method(request, timeout=timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc_error(err) from None
+
+    # -- ingress -------------------------------------------------------------------
+
+    async def invoke_raw(self, request: ingress_pb2.InvokeRequest) -> ingress_pb2.InvokeResponse:
+        """Send an InvokeRequest as is and return the response, whatever the outcome."""
+        self._connect()
+        waits = request.mode != ingress_pb2.INVOKE_MODE_SEND
+        return await self._rpc(self._ingress.Invoke, request, waits=waits)
+
+    async def invoke(
+        self,
+        service: str,
+        handler: str,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Call a handler, wait for it to complete, and return its JSON-decoded output.
+
+        Raises:
+            InvocationFailed: the invocation completed failed, cancelled or killed.
+            InvoctlError: the RPC failed (unknown service, bad argument, ...).
+        """
+        request = invoke_request(
+            service, handler, arg, key=key, headers=headers, idempotency_key=idempotency_key
+        )
+        response = await self.invoke_raw(request)
+        return output_of(response.invocation)
+
+    async def send(
+        self,
+        service: str,
+        handler: str,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        delay: float | dt.timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a handler without waiting (one-way send) and return the invocation ID.
+
+        `delay` (seconds or a timedelta) schedules it for later. With an idempotency key
+        that matches a retained invocation, that invocation's ID is returned.
+        """
+        request = invoke_request(
+            service,
+            handler,
+            arg,
+            key=key,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            send=True,
+            delay=delay,
+        )
+        response = await self.invoke_raw(request)
+        return response.invocation_id
+
+    async def attach(self, invocation_id: str) -> invocation_pb2.Invocation:
+        """Wait for an invocation to complete and return it, with its output or failure.
+
+        Unlike `invoke`, a failed outcome is returned, not raised.
+        """
+        self._connect()
+        request = ingress_pb2.AttachRequest(invocation_id=invocation_id)
+        response = await self._rpc(self._ingress.Attach, request, waits=True)
+        return response.invocation
+
+    # -- control plane -------------------------------------------------------------
+
+    async def get_invocation(self, invocation_id: str) -> invocation_pb2.Invocation:
+        """Return one invocation. Unknown ID: NOT_FOUND; malformed: INVALID_ARGUMENT."""
+        self._connect()
+        request = control_pb2.GetInvocationRequest(invocation_id=invocation_id)
+        response = await self._rpc(self._control.GetInvocation, request)
+        return response.invocation
+
+    async def list_invocations(
+        self,
+        *,
+        service: str | None = None,
+        handler: str | None = None,
+        key: str | None = None,
+        states: Iterable[StateLike] | None = None,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[invocation_pb2.Invocation], str | None]:
+        """Return one page of matching invocations, newest first, and the next page's token.
+
+        Filters combine with AND. The token is None on the last page. States take names
+        (`"suspended"`, `"backing-off"`) or `InvocationState` values.
+
+        Raises:
+            ValueError: an unknown state name.
+        """
+        self._connect()
+        request = control_pb2.ListInvocationsRequest(
+            service=service or "",
+            handler=handler or "",
+            key=key or "",
+            states=[parse_state(s) for s in states or ()],
+            deployment_id=deployment_id or "",
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response = await self._rpc(self._control.ListInvocations, request)
+        return list(response.invocations), response.next_page_token or None
+
+    async def iter_invocations(
+        self,
+        *,
+        service: str | None = None,
+        handler: str | None = None,
+        key: str | None = None,
+        states: Iterable[StateLike] | None = None,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[invocation_pb2.Invocation]:
+        """Yield every matching invocation, newest first, fetching pages as needed."""
+        # Parse once, so a bad state name fails before the first RPC.
+        parsed = [parse_state(s) for s in states or ()]
+        token: str | None = None
+        while True:
+            page, token = await self.list_invocations(
+                service=service,
+                handler=handler,
+                key=key,
+                states=parsed,
+                deployment_id=deployment_id,
+                page_size=page_size,
+                page_token=token,
+            )
+            for invocation in page:
+                yield invocation
+            if token is None:
+                return
+
+    async def get_journal(self, invocation_id: str) -> control_pb2.GetJournalResponse:
+        """Return an invocation with its journal entries and transition history."""
+        self._connect()
+        request = control_pb2.GetJournalRequest(invocation_id=invocation_id)
+        return await self._rpc(self._control.GetJournal, request)
+
+    async def list_deployments(self, service: str | None = None) -> list[workers_pb2.Deployment]:
+        """Return registered deployments, newest first, optionally only those serving a service."""
+        self._connect()
+        request = workers_pb2.ListDeploymentsRequest(service=service or "")
+        response = await self._rpc(self._workers.ListDeployments, request)
+        return list(response.deployments)
+
+
+def invoke_request(
+    service: str,
+    handler: str,
+    arg: Any = None,
+    *,
+    key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
+    send: bool = False,
+    delay: float | dt.timedelta | None = None,
+) -> ingress_pb2.InvokeRequest:
+    """Build an InvokeRequest: `arg` is JSON-encoded, `delay` in seconds or a timedelta.
+
+    Raises:
+        TypeError: `arg` is not JSON-serializable.
+        ValueError: a negative delay.
+    """
+    request = ingress_pb2.InvokeRequest(
+        target=invocation_pb2.Target(service=service, handler=handler, key=key or ""),
+        # The contract says empty input means null, so None is sent as "", not "null".
+        input="" if arg is None else json.dumps(arg),
+        headers=dict(headers or {}),
+        idempotency_key=idempotency_key or "",
+        mode=ingress_pb2.INVOKE_MODE_SEND if send else ingress_pb2.INVOKE_MODE_CALL,
+    )
+    if delay is not None:
+        request.delay.CopyFrom(_duration(delay))
+    return request
+
+
+def output_of(invocation: invocation_pb2.Invocation) -> Any:
+    """The JSON-decoded output of a succeeded invocation (None for empty output).
+
+    Raises:
+        InvocationFailed: it is not completed with outcome succeeded.
+    """
+    if invocation.outcome != invocation_pb2.OUTCOME_SUCCEEDED:
+        raise InvocationFailed(invocation)
+    return json.loads(invocation.output) if invocation.output else None

@@ -1,0 +1,232 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from invoctl.v1 import invocation_pb2 as _invocation_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ServiceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVICE_KIND_UNSPECIFIED: _ClassVar[ServiceKind]
+    SERVICE_KIND_SERVICE: _ClassVar[ServiceKind]
+    SERVICE_KIND_VIRTUAL_OBJECT: _ClassVar[ServiceKind]
+
+class OnMaxAttempts(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ON_MAX_ATTEMPTS_UNSPECIFIED: _ClassVar[OnMaxAttempts]
+    ON_MAX_ATTEMPTS_PAUSE: _ClassVar[OnMaxAttempts]
+    ON_MAX_ATTEMPTS_KILL: _ClassVar[OnMaxAttempts]
+SERVICE_KIND_UNSPECIFIED: ServiceKind
+SERVICE_KIND_SERVICE: ServiceKind
+SERVICE_KIND_VIRTUAL_OBJECT: ServiceKind
+ON_MAX_ATTEMPTS_UNSPECIFIED: OnMaxAttempts
+ON_MAX_ATTEMPTS_PAUSE: OnMaxAttempts
+ON_MAX_ATTEMPTS_KILL: OnMaxAttempts
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("initial_interval", "factor", "max_interval", "max_attempts", "on_max_attempts")
+    INITIAL_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    MAX_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ON_MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    initial_interval: _duration_pb2.Duration
+    factor: float
+    max_interval: _duration_pb2.Duration
+    max_attempts: int
+    on_max_attempts: OnMaxAttempts
+    def __init__(self, initial_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., factor: _Optional[float] = ..., max_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., on_max_attempts: _Optional[_Union[OnMaxAttempts, str]] = ...) -> None: ...
+
+class HandlerDefinition(_message.Message):
+    __slots__ = ("name", "shared", "retry_policy")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    shared: bool
+    retry_policy: RetryPolicy
+    def __init__(self, name: _Optional[str] = ..., shared: _Optional[bool] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
+
+class ServiceDefinition(_message.Message):
+    __slots__ = ("name", "kind", "handlers", "retry_policy", "retention")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    HANDLERS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: ServiceKind
+    handlers: _containers.RepeatedCompositeFieldContainer[HandlerDefinition]
+    retry_policy: RetryPolicy
+    retention: _duration_pb2.Duration
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ServiceKind, str]] = ..., handlers: _Optional[_Iterable[_Union[HandlerDefinition, _Mapping]]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., retention: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("id", "services", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    services: _containers.RepeatedCompositeFieldContainer[ServiceDefinition]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., services: _Optional[_Iterable[_Union[ServiceDefinition, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RegisterDeploymentRequest(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceDefinition]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceDefinition, _Mapping]]] = ...) -> None: ...
+
+class RegisterDeploymentResponse(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
+class ListDeploymentsRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentsResponse(_message.Message):
+    __slots__ = ("deployments",)
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
+    def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("seq", "hello", "heartbeat", "append", "suspend", "complete", "fail")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    APPEND_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    hello: WorkerHello
+    heartbeat: WorkerHeartbeat
+    append: JournalAppend
+    suspend: AttemptSuspend
+    complete: AttemptComplete
+    fail: AttemptFail
+    def __init__(self, seq: _Optional[int] = ..., hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., append: _Optional[_Union[JournalAppend, _Mapping]] = ..., suspend: _Optional[_Union[AttemptSuspend, _Mapping]] = ..., complete: _Optional[_Union[AttemptComplete, _Mapping]] = ..., fail: _Optional[_Union[AttemptFail, _Mapping]] = ...) -> None: ...
+
+class WorkerHello(_message.Message):
+    __slots__ = ("deployment_id", "max_concurrency", "worker_name")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    max_concurrency: int
+    worker_name: str
+    def __init__(self, deployment_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., worker_name: _Optional[str] = ...) -> None: ...
+
+class WorkerHeartbeat(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class JournalAppend(_message.Message):
+    __slots__ = ("invocation_id", "attempt", "entries")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    attempt: int
+    entries: _containers.RepeatedCompositeFieldContainer[_invocation_pb2.JournalEntry]
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ...) -> None: ...
+
+class AttemptSuspend(_message.Message):
+    __slots__ = ("invocation_id", "attempt", "waiting_on")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_ON_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    attempt: int
+    waiting_on: int
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., waiting_on: _Optional[int] = ...) -> None: ...
+
+class AttemptComplete(_message.Message):
+    __slots__ = ("invocation_id", "attempt", "output", "failure")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    attempt: int
+    output: str
+    failure: _invocation_pb2.Failure
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[str] = ..., failure: _Optional[_Union[_invocation_pb2.Failure, _Mapping]] = ...) -> None: ...
+
+class AttemptFail(_message.Message):
+    __slots__ = ("invocation_id", "attempt", "failure")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    attempt: int
+    failure: _invocation_pb2.Failure
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_invocation_pb2.Failure, _Mapping]] = ...) -> None: ...
+
+class ConnectResponse(_message.Message):
+    __slots__ = ("welcome", "attempt", "ack")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    welcome: WorkerWelcome
+    attempt: AttemptStart
+    ack: WorkerAck
+    def __init__(self, welcome: _Optional[_Union[WorkerWelcome, _Mapping]] = ..., attempt: _Optional[_Union[AttemptStart, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ...) -> None: ...
+
+class WorkerWelcome(_message.Message):
+    __slots__ = ("session_id", "heartbeat_interval")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    heartbeat_interval: _duration_pb2.Duration
+    def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class AttemptStart(_message.Message):
+    __slots__ = ("invocation_id", "attempt", "target", "input", "headers", "journal", "traceparent")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    attempt: int
+    target: _invocation_pb2.Target
+    input: str
+    headers: _containers.ScalarMap[str, str]
+    journal: _containers.RepeatedCompositeFieldContainer[_invocation_pb2.JournalEntry]
+    traceparent: str
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[_Union[_invocation_pb2.Target, _Mapping]] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., journal: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+
+class WorkerAck(_message.Message):
+    __slots__ = ("seq", "error_reason", "error_message", "entries")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    error_reason: str
+    error_message: str
+    entries: _containers.RepeatedCompositeFieldContainer[_invocation_pb2.JournalEntry]
+    def __init__(self, seq: _Optional[int] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""invoctl server: durable invocations on Postgres with a gRPC control plane."""

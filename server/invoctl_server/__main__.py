@@ -1,0 +1,44 @@
+"""`invoctl serve` / `python -m invoctl_server`: run one server until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from .app import App
+from .config import parse_args
+from .telemetry import configure_from_env
+
+
+async def _serve(argv: list[str] | None) -> None:
+    config = parse_args(argv)
+    configure_from_env()
+    app = await App.start(config)
+    # Tests and scripts read this line to learn the port when --listen ends in :0.
+    print(f"invoctl serving on {app.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(_serve(argv))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"invoctl serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

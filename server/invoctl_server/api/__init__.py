@@ -1,0 +1,1 @@
+"""gRPC servicers: proto in -> store call -> proto out. The only layer that imports grpc."""

@@ -1,0 +1,26 @@
+"""What the servicers share: the pool, configuration and the runtime loops."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ..config import Config
+from ..runtime.completions import Completions
+from ..runtime.sessions import Dispatcher
+from ..runtime.timers import Timers
+
+
+@dataclasses.dataclass
+class Runtime:
+    pool: asyncpg.Pool
+    config: Config
+    dispatcher: Dispatcher
+    timers: Timers
+    completions: Completions
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)

@@ -1,0 +1,81 @@
+"""InvocationControl: the operator's read and (later) write operations."""
+
+from __future__ import annotations
+
+import base64
+
+from invoctl.v1 import control_pb2 as pb
+from invoctl.v1 import control_pb2_grpc
+
+from ..domain.errors import InvalidArgument, InvalidPageToken
+from ..store import invocations as store
+from . import convert, ids
+from .context import Runtime
+from .errors import rpc
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+def _encode_token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        last_id = base64.urlsafe_b64decode(token.encode()).decode()
+    except ValueError as exc:
+        raise InvalidPageToken("page_token is not one this server issued") from exc
+    return ids.invocation_id(last_id)
+
+
+class InvocationControl(control_pb2_grpc.InvocationControlServicer):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @rpc
+    async def GetInvocation(self, request, context):
+        invocation_id = ids.invocation_id(request.invocation_id)
+        async with self.rt.pool.acquire() as conn:
+            row = await store.invocation_get(conn, invocation_id)
+        return pb.GetInvocationResponse(invocation=convert.invocation(row))
+
+    @rpc
+    async def ListInvocations(self, request, context):
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        states = [str(convert.STATE_FROM_PROTO[s]) for s in request.states if s]
+        if len(states) != len(request.states):
+            raise InvalidArgument("states must not contain INVOCATION_STATE_UNSPECIFIED")
+        if request.deployment_id:
+            ids.deployment_id(request.deployment_id)
+        before = _decode_token(request.page_token) if request.page_token else None
+        async with self.rt.pool.acquire() as conn:
+            rows = await store.invocations_page(
+                conn,
+                service=request.service or None,
+                handler=request.handler or None,
+                key=request.key or None,
+                states=states or None,
+                deployment_id=request.deployment_id or None,
+                before_id=before,
+                limit=size + 1,
+            )
+        token = _encode_token(rows[size - 1]["id"]) if len(rows) > size else ""
+        return pb.ListInvocationsResponse(
+            invocations=[convert.invocation(r) for r in rows[:size]], next_page_token=token
+        )
+
+    @rpc
+    async def GetJournal(self, request, context):
+        invocation_id = ids.invocation_id(request.invocation_id)
+        async with self.rt.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            row = await store.invocation_get(conn, invocation_id)
+            entries = await store.journal_of(conn, invocation_id)
+            history = await store.transitions_of(conn, invocation_id)
+        return pb.GetJournalResponse(
+            invocation=convert.invocation(row),
+            entries=[convert.journal_entry(e) for e in entries],
+            transitions=[convert.transition(t) for t in history],
+        )

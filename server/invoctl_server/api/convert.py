@@ -1,0 +1,276 @@
+"""Conversions between database rows / domain objects and protos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from invoctl.v1 import invocation_pb2 as pb
+from invoctl.v1 import workers_pb2 as wpb
+
+from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge
+from ..domain.retry import OnMaxAttempts, RetryPolicy
+from ..domain.states import Outcome, State
+from ..store import deployments as dstore
+from ..store.attempts import Claimed, EntryIn
+from ..store.transition import target_of
+
+STATE_TO_PROTO = {s: getattr(pb, f"INVOCATION_STATE_{s.name}") for s in State}
+STATE_FROM_PROTO = {v: k for k, v in STATE_TO_PROTO.items()}
+OUTCOME_TO_PROTO = {o: getattr(pb, f"OUTCOME_{o.name}") for o in Outcome}
+KIND_TO_PROTO = {
+    "run": pb.JOURNAL_ENTRY_KIND_RUN,
+    "sleep": pb.JOURNAL_ENTRY_KIND_SLEEP,
+    "call": pb.JOURNAL_ENTRY_KIND_CALL,
+    "send": pb.JOURNAL_ENTRY_KIND_SEND,
+    "get_state": pb.JOURNAL_ENTRY_KIND_GET_STATE,
+    "set_state": pb.JOURNAL_ENTRY_KIND_SET_STATE,
+    "clear_state": pb.JOURNAL_ENTRY_KIND_CLEAR_STATE,
+}
+KIND_FROM_PROTO = {v: k for k, v in KIND_TO_PROTO.items()}
+SERVICE_KIND_FROM_PROTO = {
+    wpb.SERVICE_KIND_SERVICE: "service",
+    wpb.SERVICE_KIND_VIRTUAL_OBJECT: "virtual_object",
+}
+SERVICE_KIND_TO_PROTO = {v: k for k, v in SERVICE_KIND_FROM_PROTO.items()}
+
+
+def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def failure(code: str | None, message: str | None) -> pb.Failure | None:
+    if code is None and message is None:
+        return None
+    return pb.Failure(code=code or "", message=message or "")
+
+
+def invocation(row: Mapping[str, Any]) -> pb.Invocation:
+    state = State(row["state"])
+    msg = pb.Invocation(
+        id=row["id"],
+        service=row["service"],
+        handler=row["handler"],
+        key=row["object_key"] or "",
+        target=target_of(row),
+        state=STATE_TO_PROTO[state],
+        outcome=OUTCOME_TO_PROTO[Outcome(row["outcome"])] if row["outcome"] else 0,
+        deployment_id=row["deployment_id"] or "",
+        input=row["input"],
+        headers=json.loads(row["headers"]) if row["headers"] else {},
+        idempotency_key=row["idempotency_key"] or "",
+        attempt_count=row["attempt"],
+        last_failure=failure(row["last_failure_code"], row["last_failure_message"]),
+        output=row["output"] or "",
+        failure=failure(row["failure_code"], row["failure_message"]),
+        caller_id=row["caller_id"] or "",
+        restarted_from=row["restarted_from"] or "",
+        journal_length=row["journal_length"],
+        created_at=ts(row["created_at"]),
+        modified_at=ts(row["modified_at"]),
+        completed_at=ts(row["completed_at"]),
+    )
+    if state == State.BACKING_OFF:
+        msg.next_retry_at.CopyFrom(ts(row["due_at"]))
+    elif state == State.SCHEDULED:
+        msg.run_at.CopyFrom(ts(row["due_at"]))
+    return msg
+
+
+def journal_entry(row: Mapping[str, Any]) -> pb.JournalEntry:
+    msg = pb.JournalEntry(
+        index=row["idx"],
+        kind=KIND_TO_PROTO[row["kind"]],
+        name=row["name"],
+        completed=row["completed"],
+        value=row["value"] or "",
+        failure=failure(row["failure_code"], row["failure_message"]),
+        argument=row["argument"] or "",
+        callee_invocation_id=row["callee_id"] or "",
+        wake_at=ts(row["wake_at"]),
+        delay_ms=row["delay_ms"],
+        created_at=ts(row["created_at"]),
+    )
+    if row["target_service"]:
+        msg.target.CopyFrom(
+            pb.Target(
+                service=row["target_service"],
+                handler=row["target_handler"] or "",
+                key=row["target_key"] or "",
+            )
+        )
+    return msg
+
+
+def transition(row: Mapping[str, Any]) -> pb.Transition:
+    return pb.Transition(
+        from_state=STATE_TO_PROTO[State(row["from_state"])] if row["from_state"] else 0,
+        to_state=STATE_TO_PROTO[State(row["to_state"])],
+        event=row["event"],
+        actor=row["actor"],
+        at=ts(row["at"]),
+        trace_id=row["trace_id"] or "",
+        span_id=row["span_id"] or "",
+        attempt=row["attempt"],
+        detail=row["detail"] or "",
+    )
+
+
+def entry_in(msg: pb.JournalEntry) -> EntryIn:
+    kind = KIND_FROM_PROTO.get(msg.kind)
+    if kind is None:
+        raise InvalidArgument(f"journal entry {msg.index} has no kind")
+    has_failure = msg.HasField("failure")
+    return EntryIn(
+        index=msg.index,
+        kind=kind,
+        name=msg.name,
+        value=msg.value or None,
+        failure_code=msg.failure.code if has_failure else None,
+        failure_message=msg.failure.message if has_failure else None,
+        target_service=msg.target.service if msg.HasField("target") else None,
+        target_handler=msg.target.handler if msg.HasField("target") else None,
+        target_key=(msg.target.key or None) if msg.HasField("target") else None,
+        argument=msg.argument or None,
+        delay_ms=msg.delay_ms,
+    )
+
+
+def traceparent(span_context: Any) -> str:
+    if span_context is None or not span_context.is_valid:
+        return ""
+    flags = int(span_context.trace_flags)
+    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
+
+
+def attempt_start(claimed: Claimed) -> wpb.AttemptStart:
+    row = claimed.row
+    return wpb.AttemptStart(
+        invocation_id=row["id"],
+        attempt=row["attempt"],
+        target=pb.Target(
+            service=row["service"], handler=row["handler"], key=row["object_key"] or ""
+        ),
+        input=row["input"],
+        headers=json.loads(row["headers"]) if row["headers"] else {},
+        journal=[journal_entry(e) for e in claimed.journal],
+        traceparent=traceparent(claimed.span_context),
+    )
+
+
+def json_payload(text: str, *, field: str, limit: int) -> str:
+    """Validate a JSON payload: size first (cheap), then syntax. Empty means null."""
+    size = len(text.encode())
+    if size > limit:
+        raise PayloadTooLarge(
+            f"{field} is {size} bytes; the limit is {limit}", field=field, limit=str(limit)
+        )
+    if not text:
+        return "null"
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise InvalidJson(f"{field} is not valid JSON: {exc}", field=field) from exc
+    return text
+
+
+def duration(d: duration_pb2.Duration) -> timedelta:
+    return d.ToTimedelta()
+
+
+def duration_pb(ms: int) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromMilliseconds(ms)
+    return out
+
+
+def retry_policy(msg: wpb.RetryPolicy, base: RetryPolicy) -> RetryPolicy:
+    """`base` with the fields `msg` sets (unset fields keep base's)."""
+    if msg.factor < 0 or msg.max_attempts < 0:
+        raise InvalidArgument("retry policy factor and max_attempts must not be negative")
+    on_max = {
+        wpb.ON_MAX_ATTEMPTS_PAUSE: OnMaxAttempts.PAUSE,
+        wpb.ON_MAX_ATTEMPTS_KILL: OnMaxAttempts.KILL,
+    }.get(msg.on_max_attempts)
+    return base.merged(
+        initial_interval_ms=msg.initial_interval.ToMilliseconds()
+        if msg.HasField("initial_interval")
+        else None,
+        factor=msg.factor or None,
+        max_interval_ms=msg.max_interval.ToMilliseconds() if msg.HasField("max_interval") else None,
+        max_attempts=msg.max_attempts or None,
+        on_max_attempts=on_max,
+    )
+
+
+def retry_policy_pb(policy: RetryPolicy) -> wpb.RetryPolicy:
+    return wpb.RetryPolicy(
+        initial_interval=duration_pb(policy.initial_interval_ms),
+        factor=policy.factor,
+        max_interval=duration_pb(policy.max_interval_ms),
+        max_attempts=policy.max_attempts,
+        on_max_attempts=wpb.ON_MAX_ATTEMPTS_KILL
+        if policy.on_max_attempts == OnMaxAttempts.KILL
+        else wpb.ON_MAX_ATTEMPTS_PAUSE,
+    )
+
+
+def service_specs(services: list[wpb.ServiceDefinition]) -> list[dstore.ServiceSpec]:
+    if not services:
+        raise InvalidArgument("a deployment must serve at least one service")
+    out, seen = [], set()
+    for svc in services:
+        kind = SERVICE_KIND_FROM_PROTO.get(svc.kind)
+        if not svc.name or kind is None:
+            raise InvalidArgument("every service needs a name and a kind", service=svc.name)
+        if svc.name in seen:
+            raise InvalidArgument(f"service {svc.name!r} is listed twice", service=svc.name)
+        seen.add(svc.name)
+        base = retry_policy(svc.retry_policy, RetryPolicy())
+        names = [h.name for h in svc.handlers]
+        if not names or "" in names or len(set(names)) != len(names):
+            raise InvalidArgument(
+                f"service {svc.name!r} needs distinct, non-empty handler names", service=svc.name
+            )
+        handlers = tuple(
+            dstore.HandlerSpec(
+                h.name, h.shared and kind == "virtual_object", retry_policy(h.retry_policy, base)
+            )
+            for h in svc.handlers
+        )
+        retention = (
+            svc.retention.ToMilliseconds()
+            if svc.HasField("retention")
+            else dstore.DEFAULT_RETENTION_MS
+        )
+        out.append(dstore.ServiceSpec(svc.name, kind, handlers, retention))
+    return out
+
+
+def deployment(dep: dstore.Deployment) -> wpb.Deployment:
+    return wpb.Deployment(
+        id=dep.id,
+        created_at=ts(dep.created_at),
+        services=[
+            wpb.ServiceDefinition(
+                name=s.name,
+                kind=SERVICE_KIND_TO_PROTO[s.kind],
+                retention=duration_pb(s.retention_ms),
+                handlers=[
+                    wpb.HandlerDefinition(
+                        name=h.name, shared=h.shared, retry_policy=retry_policy_pb(h.retry_policy)
+                    )
+                    for h in s.handlers
+                ],
+            )
+            for s in dep.services
+        ],
+    )

@@ -1,0 +1,24 @@
+"""Validation of IDs in requests, before any query."""
+
+from __future__ import annotations
+
+from ..domain.errors import InvalidDeployment, MalformedId
+from ..domain.ids import is_deployment_id, is_invocation_id
+
+
+def invocation_id(text: str) -> str:
+    if not is_invocation_id(text):
+        raise MalformedId(
+            f"{text!r} is not an invocation ID (inv_ followed by 22 characters)",
+            invocation_id=text,
+        )
+    return text
+
+
+def deployment_id(text: str) -> str:
+    if not is_deployment_id(text):
+        raise InvalidDeployment(
+            f"{text!r} is not a deployment ID (dp_ followed by 22 characters)",
+            deployment_id=text,
+        )
+    return text

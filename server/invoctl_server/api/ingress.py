@@ -1,0 +1,92 @@
+"""Ingress: start invocations and wait for their results."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+
+from invoctl.v1 import ingress_pb2 as pb
+from invoctl.v1 import ingress_pb2_grpc
+
+from ..domain.errors import InvalidArgument
+from ..domain.states import State
+from ..store import db
+from ..store import invocations as store
+from . import convert, ids
+from .context import Runtime
+from .errors import rpc
+
+# How long a waiting client trusts notifications before it re-reads the row: a
+# notification can be lost while the listener reconnects.
+_RECHECK_SECONDS = 5.0
+ACTOR = "ingress"
+
+
+class Ingress(ingress_pb2_grpc.IngressServicer):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @rpc
+    async def Invoke(self, request, context):
+        new = self._new_invocation(request)
+        created = await db.transaction(
+            self.rt.pool,
+            lambda conn: store.invocation_create(conn, new, actor=ACTOR, now=self.rt.now()),
+        )
+        row = created.row
+        if row["state"] == State.SCHEDULED:
+            self.rt.timers.poke()
+        if request.mode != pb.INVOKE_MODE_SEND:
+            row = await self._wait_completed(row["id"])
+        return pb.InvokeResponse(
+            invocation_id=row["id"],
+            invocation=convert.invocation(row),
+            deduplicated=created.deduplicated,
+        )
+
+    @rpc
+    async def Attach(self, request, context):
+        row = await self._wait_completed(ids.invocation_id(request.invocation_id))
+        return pb.AttachResponse(invocation=convert.invocation(row))
+
+    def _new_invocation(self, request: pb.InvokeRequest) -> store.NewInvocation:
+        target = request.target
+        if not target.service or not target.handler:
+            raise InvalidArgument("target needs a service and a handler")
+        limit = self.rt.config.max_payload_bytes
+        delay = None
+        if request.HasField("delay"):
+            delay = request.delay.ToTimedelta()
+            if delay < timedelta(0):
+                raise InvalidArgument("delay must not be negative")
+        headers = dict(request.headers)
+        header_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in headers.items())
+        if header_bytes > limit:
+            raise InvalidArgument(f"headers are {header_bytes} bytes; the limit is {limit}")
+        return store.NewInvocation(
+            service=target.service,
+            handler=target.handler,
+            key=target.key or None,
+            input=convert.json_payload(request.input, field="input", limit=limit),
+            headers=headers,
+            idempotency_key=request.idempotency_key or None,
+            delay=delay,
+        )
+
+    async def _wait_completed(self, invocation_id: str) -> asyncpg.Record:
+        """Wait until the invocation is completed and return its row."""
+        while True:
+            fut = self.rt.completions.register(invocation_id)
+            try:
+                async with self.rt.pool.acquire() as conn:
+                    row = await store.invocation_get(conn, invocation_id)
+                if row["state"] == State.COMPLETED:
+                    return row
+                try:
+                    await asyncio.wait_for(fut, _RECHECK_SECONDS)
+                except TimeoutError:
+                    pass
+            finally:
+                self.rt.completions.unregister(invocation_id, fut)

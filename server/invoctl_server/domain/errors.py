@@ -1,0 +1,88 @@
+"""Domain errors, named for the condition. `api/errors.py` maps each to a gRPC status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a client may see. `metadata` goes into ErrorInfo."""
+
+    def __init__(self, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = {k: str(v) for k, v in metadata.items() if v is not None}
+
+
+class InvalidArgument(DomainError):
+    """Malformed input: a bad ID, invalid JSON, an empty target."""
+
+    reason = "INVALID_ARGUMENT"
+
+
+class MalformedId(InvalidArgument):
+    reason = "MALFORMED_ID"
+
+
+class InvalidJson(InvalidArgument):
+    reason = "INVALID_JSON"
+
+
+class PayloadTooLarge(InvalidArgument):
+    reason = "PAYLOAD_TOO_LARGE"
+
+
+class InvalidPageToken(InvalidArgument):
+    reason = "INVALID_PAGE_TOKEN"
+
+
+class InvalidTarget(InvalidArgument):
+    """A target that does not fit the service: a key for a service, none for an object."""
+
+    reason = "INVALID_TARGET"
+
+
+class InvalidDeployment(InvalidArgument):
+    reason = "INVALID_DEPLOYMENT"
+
+
+class InvocationNotFound(DomainError):
+    reason = "INVOCATION_NOT_FOUND"
+
+
+class DeploymentNotFound(DomainError):
+    reason = "DEPLOYMENT_NOT_FOUND"
+
+
+class ServiceNotFound(DomainError):
+    reason = "SERVICE_NOT_FOUND"
+
+
+class HandlerNotFound(DomainError):
+    reason = "HANDLER_NOT_FOUND"
+
+
+class InvalidTransition(DomainError):
+    """The invocation's current state does not allow the event."""
+
+    reason = "INVALID_STATE_TRANSITION"
+
+
+class StaleAttempt(DomainError):
+    """A write from an attempt that no longer holds the invocation (fenced off)."""
+
+    reason = "STALE_ATTEMPT"
+
+
+class JournalMismatch(DomainError):
+    """A journal append whose index does not continue the journal."""
+
+    reason = "JOURNAL_MISMATCH"
+
+
+class LockTimeout(DomainError):
+    """The invocation's row stayed locked longer than the lock timeout."""
+
+    reason = "LOCK_TIMEOUT"
+
+
+class DatabaseUnavailable(DomainError):
+    reason = "DATABASE_UNAVAILABLE"

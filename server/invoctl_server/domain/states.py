@@ -1,0 +1,75 @@
+"""The invocation state machine (DESIGN.md section 3) as data.
+
+`TRANSITIONS` is the only place that decides which state changes are legal; the store's
+transition function consults it for every write of `invocations.state`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.StrEnum):
+    """Lifecycle state. Values are what the database stores (see the CHECK in 0001)."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    READY = "ready"
+    RUNNING = "running"
+    BACKING_OFF = "backing-off"
+    SUSPENDED = "suspended"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+class Outcome(enum.StrEnum):
+    """How a completed invocation ended; set if and only if the state is completed."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    KILLED = "killed"
+
+
+class Event(enum.StrEnum):
+    """What causes a transition; recorded in the history and on the span."""
+
+    ACCEPTED = "accepted"  # Invoke, a call or a send created the invocation
+    KEY_ACQUIRED = "key_acquired"  # the object key's lock passed to this invocation
+    KEY_BUSY = "key_busy"  # a scheduled invocation came due but its key is held
+    DUE = "due"  # a scheduled invocation's run_at passed
+    CLAIMED = "claimed"  # a worker took an attempt
+    SUSPENDED = "suspended"  # the attempt waits on a timer or a call
+    WOKEN = "woken"  # the awaited timer fired or call completed
+    ATTEMPT_FAILED = "attempt_failed"  # retryable failure reported by the worker
+    LEASE_EXPIRED = "lease_expired"  # the worker stopped heart-beating or went away
+    RETRIES_EXHAUSTED = "retries_exhausted"  # max attempts reached
+    RETRY_DUE = "retry_due"  # the backoff timer fired
+    COMPLETED = "completed"  # the handler returned a value or a terminal error
+
+
+# The state "before" an invocation exists: the accepting transition starts here.
+NEW = None
+
+_S = State
+# (state before, event) -> states the event may lead to. Where an event has more than one
+# possible target (accepted, retries exhausted) the caller names it and the table checks it.
+TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
+    (NEW, Event.ACCEPTED): frozenset({_S.READY, _S.PENDING, _S.SCHEDULED}),
+    (_S.PENDING, Event.KEY_ACQUIRED): frozenset({_S.READY}),
+    (_S.SCHEDULED, Event.DUE): frozenset({_S.READY}),
+    (_S.SCHEDULED, Event.KEY_BUSY): frozenset({_S.PENDING}),
+    (_S.READY, Event.CLAIMED): frozenset({_S.RUNNING}),
+    (_S.RUNNING, Event.SUSPENDED): frozenset({_S.SUSPENDED}),
+    (_S.SUSPENDED, Event.WOKEN): frozenset({_S.READY}),
+    (_S.RUNNING, Event.ATTEMPT_FAILED): frozenset({_S.BACKING_OFF}),
+    (_S.RUNNING, Event.LEASE_EXPIRED): frozenset({_S.BACKING_OFF}),
+    (_S.RUNNING, Event.RETRIES_EXHAUSTED): frozenset({_S.PAUSED, _S.COMPLETED}),
+    (_S.BACKING_OFF, Event.RETRY_DUE): frozenset({_S.READY}),
+    (_S.RUNNING, Event.COMPLETED): frozenset({_S.COMPLETED}),
+}
+
+
+def allowed_targets(state: State | None, event: Event) -> frozenset[State]:
+    """The states `event` may move an invocation in `state` to; empty when illegal."""
+    return TRANSITIONS.get((state, event), frozenset())

@@ -1,0 +1,123 @@
+"""Worker sessions connected to this server, and the dispatcher that feeds them attempts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from ..store import attempts, db
+
+log = logging.getLogger("invoctl.dispatch")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass(eq=False)
+class Session:
+    """One worker's Connect stream. `outbox` carries Claimed attempts to the stream."""
+
+    id: str
+    deployment_id: str
+    name: str
+    capacity: int
+    inflight: set[str] = dataclasses.field(default_factory=set)
+    outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
+
+    @property
+    def actor(self) -> str:
+        return f"worker:{self.name}"
+
+    def free(self) -> int:
+        return self.capacity - len(self.inflight)
+
+
+class Dispatcher:
+    """Claims ready invocations (FOR UPDATE SKIP LOCKED) for the sessions with free slots.
+
+    Woken by `invoctl_ready` notifications from any server and by freed capacity, and
+    polls every `poll_interval` in case a notification was missed.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, *, lease: timedelta, poll_interval: float, batch: int = 64
+    ) -> None:
+        self._pool = pool
+        self._lease = lease
+        self._poll = poll_interval
+        self._batch = batch
+        self._sessions: dict[str, Session] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="invoctl-dispatcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self, _payload: str = "") -> None:
+        self._wake.set()
+
+    def add(self, session: Session) -> None:
+        self._sessions[session.id] = session
+        self.wake()
+
+    def remove(self, session: Session) -> None:
+        self._sessions.pop(session.id, None)
+
+    def done(self, session: Session, invocation_id: str) -> None:
+        """The attempt left the session (suspended, completed, failed, fenced)."""
+        session.inflight.discard(invocation_id)
+        self.wake()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self._dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch failed; retrying at the next wake-up")
+
+    async def _dispatch(self) -> None:
+        again = True
+        while again:
+            again = False
+            for session in list(self._sessions.values()):
+                free = session.free()
+                if free <= 0:
+                    continue
+                limit = min(free, self._batch)
+                claimed = await db.transaction(
+                    self._pool,
+                    lambda conn, s=session, n=limit: attempts.attempts_claim(
+                        conn,
+                        deployment_id=s.deployment_id,
+                        session_id=s.id,
+                        limit=n,
+                        lease=self._lease,
+                        actor=s.actor,
+                        now=utcnow(),
+                    ),
+                )
+                if self._sessions.get(session.id) is not session:
+                    # The stream closed while claiming: its leases are expired by the
+                    # stream's own clean-up, which runs after this claim committed.
+                    continue
+                for c in claimed:
+                    session.inflight.add(c.row["id"])
+                    session.outbox.put_nowait(c)
+                again = again or len(claimed) == limit

@@ -1,0 +1,26 @@
+"""Loads the named statements of queries.sql (procrastinate style).
+
+Each statement starts with `-- name: why it exists`; the file is the one place SQL lives.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+_HEADER = re.compile(r"^-- ([a-z_]+):", re.MULTILINE)
+
+
+def _load() -> dict[str, str]:
+    text = resources.files(__package__).joinpath("queries.sql").read_text()
+    parts = _HEADER.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        sql = "\n".join(line for line in body.splitlines()[1:] if not line.startswith("--"))
+        if name in queries:
+            raise RuntimeError(f"duplicate query name {name!r} in queries.sql")
+        queries[name] = sql.strip()
+    return queries
+
+
+Q = _load()

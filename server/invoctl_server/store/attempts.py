@@ -1,0 +1,483 @@
+"""Attempts: claiming ready invocations for a worker session, what the worker writes while
+it runs (journal, suspend, complete, fail), and the timers that move invocations on.
+
+Every write of an attempt is fenced: it must come from the session holding the running
+attempt with the same attempt number, or it is rejected with StaleAttempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from ..domain.errors import (
+    DomainError,
+    InvalidArgument,
+    InvocationNotFound,
+    JournalMismatch,
+    StaleAttempt,
+)
+from ..domain.retry import OnMaxAttempts, RetryPolicy
+from ..domain.states import Event, Outcome, State
+from . import notify, transition
+from ._sql import Q
+from .deployments import DEFAULT_RETENTION_MS, handler_in
+from .invocations import NewInvocation, invocation_create, object_lock_acquire, object_lock_release
+
+
+@dataclasses.dataclass(frozen=True)
+class Claimed:
+    row: asyncpg.Record
+    journal: list[asyncpg.Record]
+    span_context: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryIn:
+    """A journal entry as a worker sends it (server-filled fields are computed here)."""
+
+    index: int
+    kind: str  # run | sleep | call | send | get_state | set_state | clear_state
+    name: str = ""
+    value: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    target_service: str | None = None
+    target_handler: str | None = None
+    target_key: str | None = None
+    argument: str | None = None
+    delay_ms: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+
+
+async def notify_ready(conn: asyncpg.Connection, applied: Sequence[transition.Applied]) -> None:
+    await notify.ready_if_any(conn, (a.row["state"] for a in applied))
+
+
+# --- claiming -------------------------------------------------------------------------
+
+
+async def attempts_claim(
+    conn: asyncpg.Connection,
+    *,
+    deployment_id: str,
+    session_id: str,
+    limit: int,
+    lease: timedelta,
+    actor: str,
+    now: datetime,
+) -> list[Claimed]:
+    """Claim up to `limit` ready invocations for a session of `deployment_id`.
+
+    Unpinned invocations get pinned to the deployment here, at their first attempt.
+    """
+    rows = await conn.fetch(Q["ready_claim"], deployment_id, limit)
+    if not rows:
+        return []
+    steps = [
+        transition.Step(
+            r,
+            State.RUNNING,
+            {
+                "attempt": r["attempt"] + 1,
+                "session_id": session_id,
+                "deployment_id": deployment_id,
+                "due_at": now + lease,
+            },
+        )
+        for r in rows
+    ]
+    applied = await transition.apply(conn, steps, Event.CLAIMED, actor=actor, now=now)
+    journals: dict[str, list[asyncpg.Record]] = {a.row["id"]: [] for a in applied}
+    for entry in await conn.fetch(Q["journal_entries_many"], list(journals)):
+        journals[entry["invocation_id"]].append(entry)
+    return [Claimed(a.row, journals[a.row["id"]], a.span_context) for a in applied]
+
+
+# --- what a running attempt writes -----------------------------------------------------
+
+
+async def _lock_attempt(
+    conn: asyncpg.Connection,
+    invocation_id: str,
+    attempt: int,
+    session_id: str,
+    *,
+    with_caller: bool = False,
+) -> tuple[asyncpg.Record, asyncpg.Record | None]:
+    """Lock the invocation (and its caller, in ID order) and check the attempt's fence."""
+    ids = [invocation_id]
+    if with_caller:
+        caller_id = await conn.fetchval(Q["invocation_caller"], invocation_id)
+        if caller_id is not None:
+            ids.append(caller_id)
+    rows = {r["id"]: r for r in await transition.lock(conn, ids)}
+    row = rows.get(invocation_id)
+    if row is None:
+        raise InvocationNotFound(
+            f"invocation {invocation_id} not found", invocation_id=invocation_id
+        )
+    if (
+        row["state"] != State.RUNNING
+        or row["attempt"] != attempt
+        or row["session_id"] != session_id
+    ):
+        raise StaleAttempt(
+            f"attempt {attempt} of {invocation_id} no longer runs (state {row['state']}, "
+            f"current attempt {row['attempt']})",
+            invocation_id=invocation_id,
+            state=row["state"],
+            attempt=str(row["attempt"]),
+        )
+    caller = rows.get(row["caller_id"]) if row["caller_id"] else None
+    return row, caller
+
+
+async def journal_append(
+    conn: asyncpg.Connection,
+    *,
+    invocation_id: str,
+    attempt: int,
+    session_id: str,
+    entries: Sequence[EntryIn],
+    lease: timedelta,
+    actor: str,
+    now: datetime,
+) -> list[asyncpg.Record]:
+    """Persist entries of a running attempt and return them as stored.
+
+    Fills in what the server decides: a get's value, a sleep's wake time, the invocation a
+    call or send created. Raises StaleAttempt, JournalMismatch (index does not continue the
+    journal), InvalidArgument (state access outside an exclusive object handler).
+    """
+    row, _ = await _lock_attempt(conn, invocation_id, attempt, session_id)
+    length = row["journal_length"]
+    for offset, e in enumerate(entries):
+        if e.index != length + offset:
+            raise JournalMismatch(
+                f"entry index {e.index} does not continue the journal of {invocation_id} "
+                f"(length {length})",
+                invocation_id=invocation_id,
+                journal_length=str(length),
+            )
+    stored: list[dict[str, Any]] = []
+    for e in entries:
+        stored.append(await _entry_effect(conn, row, e, actor=actor, now=now))
+    columns = [
+        "idx", "kind", "name", "completed", "value", "failure_code", "failure_message",
+        "target_service", "target_handler", "target_key", "argument", "callee_id", "wake_at",
+        "delay_ms",
+    ]  # fmt: skip
+    arrays = [[s[c] for s in stored] for c in columns]
+    inserted = await conn.fetch(Q["journal_insert"], invocation_id, *arrays, now)
+    await conn.execute(
+        Q["invocation_journal_written"], invocation_id, length + len(entries), now + lease, now
+    )
+    return sorted(inserted, key=lambda r: r["idx"])
+
+
+async def _entry_effect(
+    conn: asyncpg.Connection, row: asyncpg.Record, e: EntryIn, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Carry out what one entry does and return the row to store for it."""
+    out: dict[str, Any] = {
+        "idx": e.index,
+        "kind": e.kind,
+        "name": e.name,
+        "completed": True,
+        "value": e.value,
+        "failure_code": e.failure_code,
+        "failure_message": e.failure_message,
+        "target_service": e.target_service,
+        "target_handler": e.target_handler,
+        "target_key": e.target_key,
+        "argument": e.argument,
+        "callee_id": None,
+        "wake_at": None,
+        "delay_ms": e.delay_ms,
+    }
+    if e.kind == "sleep":
+        out["wake_at"] = now + timedelta(milliseconds=max(e.delay_ms, 0))
+        out["completed"] = e.delay_ms <= 0
+    elif e.kind in ("call", "send"):
+        is_call = e.kind == "call"
+        new = NewInvocation(
+            service=e.target_service or "",
+            handler=e.target_handler or "",
+            key=e.target_key or None,
+            input=e.argument or "null",
+            delay=timedelta(milliseconds=e.delay_ms) if e.delay_ms > 0 and not is_call else None,
+            caller_id=row["id"] if is_call else None,
+            caller_entry=e.index if is_call else None,
+        )
+        try:
+            async with conn.transaction():  # a savepoint: a refused target writes nothing
+                created = await invocation_create(conn, new, actor=actor, now=now)
+        except DomainError as err:
+            # The handler sees this as a terminal error of the call (or of the send's entry).
+            out.update(failure_code=err.reason, failure_message=err.message, completed=True)
+        else:
+            out["callee_id"] = created.row["id"]
+            out["completed"] = not is_call
+    elif e.kind in ("get_state", "set_state", "clear_state"):
+        if row["object_key"] is None or (e.kind != "get_state" and not row["exclusive"]):
+            raise InvalidArgument(
+                f"{e.kind} needs an exclusive handler of a virtual object",
+                invocation_id=row["id"],
+            )
+        svc, key = row["service"], row["object_key"]
+        if e.kind == "get_state":
+            value = await conn.fetchval(Q["object_state_get"], svc, key, e.name)
+            out["value"] = "null" if value is None else value
+        elif e.kind == "set_state":
+            await conn.execute(Q["object_state_set"], svc, key, e.name, e.value or "null")
+        else:
+            await conn.execute(Q["object_state_clear"], svc, key, e.name)
+    return out
+
+
+async def attempt_suspend(
+    conn: asyncpg.Connection,
+    *,
+    invocation_id: str,
+    attempt: int,
+    session_id: str,
+    waiting_on: int,
+    actor: str,
+    now: datetime,
+) -> None:
+    """End the attempt; the invocation waits on a sleep or call entry without a worker.
+
+    If the entry completed already (a fast call, a due timer), it is woken at once.
+    """
+    row, _ = await _lock_attempt(conn, invocation_id, attempt, session_id)
+    entry = await conn.fetchrow(Q["journal_entry"], invocation_id, waiting_on)
+    if entry is None or entry["kind"] not in ("sleep", "call"):
+        raise JournalMismatch(
+            f"entry {waiting_on} of {invocation_id} is not a sleep or call to wait on",
+            invocation_id=invocation_id,
+        )
+    completed = entry["completed"]
+    if entry["kind"] == "sleep" and not completed and entry["wake_at"] <= now:
+        await conn.execute(Q["journal_complete_entry"], invocation_id, waiting_on, None, None, None)
+        completed = True
+    due = entry["wake_at"] if entry["kind"] == "sleep" and not completed else None
+    [suspended] = await transition.apply(
+        conn,
+        [
+            transition.Step(
+                row, State.SUSPENDED, {"session_id": None, "due_at": due, "waiting_on": waiting_on}
+            )
+        ],
+        Event.SUSPENDED,
+        actor=actor,
+        now=now,
+    )
+    if completed:
+        await _wake(conn, [suspended.row], actor=actor, now=now)
+
+
+async def _wake(
+    conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]], *, actor: str, now: datetime
+) -> list[transition.Applied]:
+    steps = [transition.Step(r, State.READY, {"due_at": None, "waiting_on": None}) for r in rows]
+    applied = await transition.apply(conn, steps, Event.WOKEN, actor=actor, now=now)
+    await notify_ready(conn, applied)
+    return applied
+
+
+async def attempt_complete(
+    conn: asyncpg.Connection,
+    *,
+    invocation_id: str,
+    attempt: int,
+    session_id: str,
+    output: str | None,
+    failure: Failure | None,
+    actor: str,
+    now: datetime,
+) -> asyncpg.Record:
+    """The handler finished: complete with outcome succeeded (output) or failed (failure)."""
+    row, caller = await _lock_attempt(conn, invocation_id, attempt, session_id, with_caller=True)
+    outcome = Outcome.SUCCEEDED if failure is None else Outcome.FAILED
+    return await finish(
+        conn, row, caller, Event.COMPLETED, outcome, output=output, failure=failure,
+        actor=actor, now=now,
+    )  # fmt: skip
+
+
+async def attempt_fail(
+    conn: asyncpg.Connection,
+    *,
+    invocation_id: str,
+    attempt: int,
+    session_id: str,
+    failure: Failure,
+    actor: str,
+    now: datetime,
+) -> asyncpg.Record:
+    """The attempt failed with a retryable error: back off, or give up per the policy."""
+    row, caller = await _lock_attempt(conn, invocation_id, attempt, session_id, with_caller=True)
+    return await _retry_or_give_up(
+        conn, row, caller, failure, Event.ATTEMPT_FAILED, actor=actor, now=now
+    )
+
+
+async def _policy_of(conn: asyncpg.Connection, row: Mapping[str, Any]):
+    resolved = await handler_in(conn, row["deployment_id"], row["service"], row["handler"])
+    if resolved is None:
+        return RetryPolicy(), DEFAULT_RETENTION_MS
+    return resolved.retry_policy, resolved.retention_ms
+
+
+async def _retry_or_give_up(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    caller: asyncpg.Record | None,
+    failure: Failure,
+    event: Event,
+    *,
+    actor: str,
+    now: datetime,
+) -> asyncpg.Record:
+    policy, _ = await _policy_of(conn, row)
+    common = {
+        "session_id": None,
+        "last_failure_code": failure.code,
+        "last_failure_message": failure.message,
+    }
+    if not policy.exhausted(row["attempt"]):
+        changes = {**common, "due_at": now + policy.delay_after(row["attempt"])}
+        [a] = await transition.apply(
+            conn, [transition.Step(row, State.BACKING_OFF, changes, failure.message)], event,
+            actor=actor, now=now,
+        )  # fmt: skip
+        return a.row
+    detail = f"{row['attempt']} attempts: {failure.message}"
+    if policy.on_max_attempts == OnMaxAttempts.PAUSE:
+        changes = {**common, "due_at": None}
+        [a] = await transition.apply(
+            conn, [transition.Step(row, State.PAUSED, changes, detail)],
+            Event.RETRIES_EXHAUSTED, actor=actor, now=now,
+        )  # fmt: skip
+        return a.row
+    return await finish(
+        conn, row, caller, Event.RETRIES_EXHAUSTED, Outcome.KILLED, output=None,
+        failure=Failure("RETRIES_EXHAUSTED", detail), actor=actor, now=now,
+        extra={"last_failure_code": failure.code, "last_failure_message": failure.message},
+    )  # fmt: skip
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    caller: asyncpg.Record | None,
+    event: Event,
+    outcome: Outcome,
+    *,
+    output: str | None,
+    failure: Failure | None,
+    actor: str,
+    now: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> asyncpg.Record:
+    """Complete a locked invocation and do what completion entails: free its object key
+    (the next pending one becomes ready), hand the result to a waiting caller (locked by
+    the caller of this function), and notify attached clients."""
+    _, retention_ms = await _policy_of(conn, row)
+    changes = {
+        "outcome": str(outcome),
+        "output": output,
+        "failure_code": failure.code if failure else None,
+        "failure_message": failure.message if failure else None,
+        "completed_at": now,
+        "expires_at": now + timedelta(milliseconds=retention_ms),
+        "due_at": None,
+        "session_id": None,
+        "waiting_on": None,
+        **(extra or {}),
+    }
+    detail = failure.message if failure else None
+    [done] = await transition.apply(
+        conn, [transition.Step(row, State.COMPLETED, changes, detail)], event,
+        actor=actor, now=now,
+    )  # fmt: skip
+    woken: list[transition.Applied] = []
+    if row["exclusive"]:
+        woken += await object_lock_release(conn, row, actor=actor, now=now)
+    if caller is not None and row["caller_entry"] is not None:
+        await conn.execute(
+            Q["journal_complete_entry"],
+            caller["id"],
+            row["caller_entry"],
+            output if failure is None else None,
+            failure.code if failure else None,
+            failure.message if failure else None,
+        )
+        if caller["state"] == State.SUSPENDED and caller["waiting_on"] == row["caller_entry"]:
+            woken += await _wake(conn, [caller], actor=actor, now=now)
+    await notify_ready(conn, woken)
+    await notify.completed(conn, row["id"])
+    return done.row
+
+
+# --- timers ------------------------------------------------------------------------------
+
+
+async def due_process(conn: asyncpg.Connection, *, limit: int, actor: str, now: datetime) -> int:
+    """Move on invocations whose timer is due; returns how many it handled.
+
+    scheduled -> ready (or pending behind its key), backing-off -> ready, suspended on a
+    sleep -> ready, running with a lapsed lease -> retry or give up.
+    """
+    rows = await conn.fetch(Q["due_claim"], now, limit)
+    by_state: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        by_state.setdefault(r["state"], []).append(r)
+    woken: list[transition.Applied] = []
+
+    due_steps, busy_steps = [], []
+    for r in by_state.get(State.SCHEDULED, []):
+        free = not r["exclusive"] or await object_lock_acquire(
+            conn, r["service"], r["object_key"], r["id"]
+        )
+        (due_steps if free else busy_steps).append(
+            transition.Step(r, State.READY if free else State.PENDING, {"due_at": None})
+        )
+    woken += await transition.apply(conn, due_steps, Event.DUE, actor=actor, now=now)
+    await transition.apply(conn, busy_steps, Event.KEY_BUSY, actor=actor, now=now)
+
+    retry = [
+        transition.Step(r, State.READY, {"due_at": None})
+        for r in by_state.get(State.BACKING_OFF, [])
+    ]
+    woken += await transition.apply(conn, retry, Event.RETRY_DUE, actor=actor, now=now)
+
+    sleepers = by_state.get(State.SUSPENDED, [])
+    for r in sleepers:
+        await conn.execute(Q["journal_complete_entry"], r["id"], r["waiting_on"], None, None, None)
+    if sleepers:
+        woken += await _wake(conn, sleepers, actor=actor, now=now)
+
+    for r in by_state.get(State.RUNNING, []):
+        caller = None
+        if r["caller_id"]:
+            # Lock order: this breaks ID order for a caller with a smaller ID; the rare
+            # deadlock with a concurrent completion is resolved by the transaction retry.
+            found = await transition.lock(conn, [r["caller_id"]])
+            caller = found[0] if found else None
+        await _retry_or_give_up(
+            conn, r, caller, Failure("LEASE_EXPIRED", "the worker's lease on the attempt lapsed"),
+            Event.LEASE_EXPIRED, actor=actor, now=now,
+        )  # fmt: skip
+    await notify_ready(conn, woken)
+    return len(rows)

@@ -1,0 +1,161 @@
+-- Named statements. Each starts with "-- name: why"; queries.py and the store modules
+-- wrap them. Every lock taken on invocations is in ID order (see transition.py).
+
+-- invocation_get: read one invocation without locking (reads, fencing pre-checks).
+SELECT * FROM invocations WHERE id = $1
+
+-- invocations_lock: lock invocations for a transition; ID order so lockers never deadlock.
+SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+
+-- invocation_by_idempotency_key: find the invocation an idempotency key already started.
+SELECT * FROM invocations
+WHERE service = $1 AND handler = $2 AND coalesce(object_key, '') = $3 AND idempotency_key = $4
+
+-- idempotency_lock: serialise invokes with one idempotency key so one of them inserts.
+SELECT pg_advisory_xact_lock(hashtextextended($1, 0))
+
+-- invocation_caller: the caller of an invocation (immutable, so read before locking).
+SELECT caller_id FROM invocations WHERE id = $1
+
+-- invocations_page: a page of invocations, newest first, keyset-paged by ID.
+SELECT * FROM invocations
+WHERE ($1::text IS NULL OR service = $1)
+  AND ($2::text IS NULL OR handler = $2)
+  AND ($3::text IS NULL OR object_key = $3)
+  AND ($4::text[] IS NULL OR state = ANY($4))
+  AND ($5::text IS NULL OR deployment_id = $5)
+  AND ($6::text IS NULL OR id < $6)
+ORDER BY id DESC
+LIMIT $7
+
+-- journal_entries: an invocation's journal in order.
+SELECT * FROM journal_entries WHERE invocation_id = $1 ORDER BY idx
+
+-- journal_entries_many: the journals of several invocations (attempt starts).
+SELECT * FROM journal_entries WHERE invocation_id = ANY($1::text[]) ORDER BY invocation_id, idx
+
+-- journal_entry: one entry (the entry a suspended invocation waits on).
+SELECT * FROM journal_entries WHERE invocation_id = $1 AND idx = $2
+
+-- journal_insert: append entries; the primary key rejects a duplicate index.
+INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, failure_code,
+    failure_message, target_service, target_handler, target_key, argument, callee_id, wake_at,
+    delay_ms, created_at)
+SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bool[], $6::text[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::timestamptz[], $15::int8[]), (SELECT $16::timestamptz)
+RETURNING *
+
+-- journal_complete_entry: a call returned or a timer fired: record the result in the entry.
+UPDATE journal_entries
+SET completed = true, value = $3, failure_code = $4, failure_message = $5
+WHERE invocation_id = $1 AND idx = $2 AND NOT completed
+
+-- invocation_journal_written: the journal grew; the attempt's activity also renews its lease.
+UPDATE invocations SET journal_length = $2, due_at = $3, modified_at = $4 WHERE id = $1
+
+-- transitions_of: an invocation's transition history in order.
+SELECT * FROM invocation_transitions WHERE invocation_id = $1 ORDER BY id
+
+-- object_lock_try: take a free object key lock; no row back means someone holds it.
+INSERT INTO object_locks (service, object_key, holder_id) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING holder_id
+
+-- object_lock_share: wait for a concurrent release to commit, and pin the current holder.
+SELECT holder_id FROM object_locks WHERE service = $1 AND object_key = $2 FOR SHARE
+
+-- object_lock_for_release: lock the key's lock row before handing it on.
+SELECT holder_id FROM object_locks WHERE service = $1 AND object_key = $2 FOR UPDATE
+
+-- object_lock_next_pending: the oldest invocation waiting for the key (FIFO).
+SELECT id FROM invocations
+WHERE state = 'pending' AND service = $1 AND object_key = $2
+ORDER BY created_at, id LIMIT 1
+
+-- object_lock_hand_over: the next pending invocation becomes the holder.
+UPDATE object_locks SET holder_id = $3 WHERE service = $1 AND object_key = $2
+
+-- object_lock_delete: nobody waits: the key is free.
+DELETE FROM object_locks WHERE service = $1 AND object_key = $2
+
+-- object_state_get: read one state value of an object key.
+SELECT value FROM object_state WHERE service = $1 AND object_key = $2 AND name = $3
+
+-- object_state_set: write one state value.
+INSERT INTO object_state (service, object_key, name, value) VALUES ($1, $2, $3, $4)
+ON CONFLICT (service, object_key, name) DO UPDATE SET value = excluded.value
+
+-- object_state_clear: remove one state value.
+DELETE FROM object_state WHERE service = $1 AND object_key = $2 AND name = $3
+
+-- deployment_insert: register a deployment.
+INSERT INTO deployments (id, created_at) VALUES ($1, $2) RETURNING *
+
+-- deployment_service_insert: a service a deployment serves.
+INSERT INTO deployment_services (deployment_id, service, kind, retention_ms)
+VALUES ($1, $2, $3, $4)
+
+-- deployment_handler_insert: a handler a deployment serves, with its resolved retry policy.
+INSERT INTO deployment_handlers (deployment_id, service, handler, shared, retry_policy)
+VALUES ($1, $2, $3, $4, $5::jsonb)
+
+-- deployment_get: one deployment.
+SELECT * FROM deployments WHERE id = $1
+
+-- deployments_all: every deployment, newest first, optionally those serving one service.
+SELECT d.* FROM deployments d
+WHERE $1::text IS NULL
+   OR EXISTS (SELECT 1 FROM deployment_services s WHERE s.deployment_id = d.id AND s.service = $1)
+ORDER BY d.seq DESC
+
+-- deployment_services_of: the services and handlers of deployments.
+SELECT s.deployment_id, s.service, s.kind, s.retention_ms, h.handler, h.shared, h.retry_policy
+FROM deployment_services s JOIN deployment_handlers h USING (deployment_id, service)
+WHERE s.deployment_id = ANY($1::text[])
+ORDER BY s.deployment_id, s.service, h.handler
+
+-- handler_latest: the newest deployment serving a service, and that handler in it if any.
+SELECT s.deployment_id, s.kind, s.retention_ms, h.handler, h.shared, h.retry_policy
+FROM deployment_services s
+JOIN deployments d ON d.id = s.deployment_id
+LEFT JOIN deployment_handlers h
+       ON h.deployment_id = s.deployment_id AND h.service = s.service AND h.handler = $2
+WHERE s.service = $1
+ORDER BY d.seq DESC LIMIT 1
+
+-- handler_in_deployment: a handler's definition in one deployment (retry policy, retention).
+SELECT s.kind, s.retention_ms, h.shared, h.retry_policy
+FROM deployment_services s
+JOIN deployment_handlers h USING (deployment_id, service)
+WHERE s.deployment_id = $1 AND s.service = $2 AND h.handler = $3
+
+-- ready_claim: lock ready invocations a deployment's workers may run: pinned to it, or
+-- not pinned yet and the deployment is the newest serving their service.
+WITH latest AS (
+    SELECT DISTINCT ON (s.service) s.service, s.deployment_id
+    FROM deployment_services s JOIN deployments d ON d.id = s.deployment_id
+    ORDER BY s.service, d.seq DESC
+)
+SELECT i.* FROM invocations i
+WHERE i.state = 'ready'
+  AND (i.deployment_id = $1
+       OR (i.deployment_id IS NULL
+           AND i.service IN (SELECT service FROM latest WHERE deployment_id = $1)))
+ORDER BY i.id
+LIMIT $2
+FOR UPDATE OF i SKIP LOCKED
+
+-- due_claim: lock invocations whose timer is due (scheduled, retry, sleep, lease).
+SELECT * FROM invocations WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+
+-- due_next: when the next timer is due, so the timer loop can sleep until then.
+SELECT min(due_at) FROM invocations WHERE due_at IS NOT NULL
+
+-- session_leases_renew: a worker heart-beat renews the leases of its running attempts.
+UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
+
+-- session_leases_expire: the worker's stream closed: its leases lapse now.
+UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
+
+-- notify: wake listeners on other connections (dispatch, attach) after commit.
+SELECT pg_notify($1, $2)

@@ -1,0 +1,37 @@
+"""Tracing set-up from the standard OTEL_* environment variables.
+
+OTEL_TRACES_EXPORTER: otlp (OTLP/gRPC to OTEL_EXPORTER_OTLP_ENDPOINT), console, or none
+(the default here, so a server started without a collector does not log export errors).
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER(_ARG) are read by the
+SDK itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+
+def configure_from_env() -> TracerProvider | None:
+    """Install a tracer provider with the exporters OTEL_TRACES_EXPORTER names."""
+    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",")]
+    names = [n for n in names if n and n != "none"]
+    if not names:
+        return None
+    os.environ.setdefault("OTEL_SERVICE_NAME", "invoctl-server")
+    provider = TracerProvider(resource=Resource.create())
+    for name in names:
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        else:
+            raise ValueError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r}")
+    trace.set_tracer_provider(provider)
+    return provider

@@ -1,0 +1,97 @@
+"""Test helpers: waiting on conditions with a deadline, and real server/worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 15.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.02)  # polling interval of the condition, not a wait for it
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+class ServerProcess:
+    """`python -m invoctl_server` in a child process on a free loopback port."""
+
+    def __init__(self, database: str, *extra: str) -> None:
+        self.database = database
+        self.extra = extra
+        self.proc: subprocess.Popen | None = None
+        self.address = ""
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OTEL_TRACES_EXPORTER="none")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",
+             "--database-url", self.database, *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            m = re.match(r"invoctl serving on (127\.0\.0\.1:\d+)", line)
+            if m:
+                self.address = m.group(1)
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.address:
+            self.kill()
+            raise AssertionError("server process did not start")
+        # Drain the rest of its output so the pipe never blocks it.
+        import threading
+
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class WorkerProcess:
+    """A worker script (a file under tests/workers/) in a child process."""
+
+    def __init__(self, script: str, server: str, *args: str) -> None:
+        self.cmd = [sys.executable, str(ROOT / "tests" / "workers" / script), server, *args]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(self.cmd, env=env, cwd=ROOT)
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)

@@ -1,0 +1,175 @@
+"""Rendering of invocations, journals and deployments for people and for scripts."""
+
+import datetime as dt
+import io
+
+import pytest
+from google.protobuf import timestamp_pb2
+from invoctl.cli import _format as fmt
+from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
+from rich.console import Console
+
+NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def _ts(seconds_from_now: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(NOW + dt.timedelta(seconds=seconds_from_now))
+    return ts
+
+
+def _render(renderable: object) -> str:
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "now"),
+        (-0.5, "now"),
+        (-5, "5s ago"),
+        (-185, "3m ago"),
+        (-7300, "2h ago"),
+        (-3 * 86400 - 5, "3d ago"),
+        (42, "in 42s"),
+    ],
+)
+def test_format_relative(seconds: float, text: str) -> None:
+    assert fmt.format_relative(dt.timedelta(seconds=seconds)) == text
+
+
+def test_format_time_is_absolute_utc_and_relative() -> None:
+    assert fmt.format_time(_ts(-180), NOW) == "2025-03-01 11:57:00Z (3m ago)"
+    assert fmt.format_time(timestamp_pb2.Timestamp(), NOW) == ""
+
+
+def test_state_text_is_lower_case_with_outcome() -> None:
+    backing_off = invocation_pb2.Invocation(state=invocation_pb2.INVOCATION_STATE_BACKING_OFF)
+    killed = invocation_pb2.Invocation(
+        state=invocation_pb2.INVOCATION_STATE_COMPLETED, outcome=invocation_pb2.OUTCOME_KILLED
+    )
+    assert fmt.state_text(backing_off).plain == "backing-off"
+    assert fmt.state_text(killed).plain == "completed (killed)"
+
+
+def _invocation() -> invocation_pb2.Invocation:
+    return invocation_pb2.Invocation(
+        id="inv_abc",
+        service="CartObject",
+        key="cart55",
+        handler="add",
+        target="CartObject/cart55/add",
+        state=invocation_pb2.INVOCATION_STATE_BACKING_OFF,
+        deployment_id="dp_1",
+        attempt_count=3,
+        input='{"sku": 1}',
+        last_failure=invocation_pb2.Failure(code="RETRYABLE", message="[db] timeout"),
+        next_retry_at=_ts(30),
+        created_at=_ts(-120),
+        modified_at=_ts(-2),
+        headers={"x-tenant": "acme"},
+    )
+
+
+def test_invocations_table() -> None:
+    text = _render(fmt.invocations_table([_invocation()], NOW))
+    for expected in (
+        "inv_abc",
+        "CartObject/cart55/add",
+        "backing-off",
+        "dp_1",
+        "2025-03-01 11:58:00Z (2m ago)",
+    ):
+        assert expected in text
+
+
+def test_invocation_details_show_set_fields_and_keep_brackets() -> None:
+    text = _render(fmt.invocation_details(_invocation(), NOW))
+    assert "[RETRYABLE] [db] timeout" in text  # user text is never read as rich markup
+    assert "in 30s" in text
+    assert "header x-tenant" in text
+    assert "restarted from" not in text  # unset fields are left out
+
+
+def _journal() -> control_pb2.GetJournalResponse:
+    return control_pb2.GetJournalResponse(
+        invocation=_invocation(),
+        entries=[
+            invocation_pb2.JournalEntry(
+                index=0,
+                kind=invocation_pb2.JOURNAL_ENTRY_KIND_CALL,
+                completed=True,
+                target=invocation_pb2.Target(service="Stock", handler="reserve"),
+                argument='{"sku": 1}',
+                callee_invocation_id="inv_callee",
+                value="true",
+            ),
+            invocation_pb2.JournalEntry(
+                index=1,
+                kind=invocation_pb2.JOURNAL_ENTRY_KIND_SLEEP,
+                wake_at=_ts(60),
+            ),
+        ],
+        transitions=[
+            invocation_pb2.Transition(
+                to_state=invocation_pb2.INVOCATION_STATE_READY,
+                event="accepted",
+                actor="server",
+                at=_ts(-120),
+            ),
+            invocation_pb2.Transition(
+                from_state=invocation_pb2.INVOCATION_STATE_RUNNING,
+                to_state=invocation_pb2.INVOCATION_STATE_BACKING_OFF,
+                event="failed",
+                actor="worker-1",
+                attempt=3,
+                detail="[db] timeout",
+                trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+                at=_ts(-2),
+            ),
+        ],
+    )
+
+
+def test_entries_table() -> None:
+    text = _render(fmt.entries_table(_journal(), NOW))
+    assert "Stock/reserve -> inv_callee" in text
+    assert "= true" in text
+    assert "sleep" in text
+    assert "wakes 2025-03-01 12:01:00Z (in 1m)" in text
+
+
+def test_transitions_table() -> None:
+    text = _render(fmt.transitions_table(_journal(), NOW))
+    assert "backing-off" in text
+    assert "[db] timeout" in text
+    assert "4bf92f3577b34da6a3ce929d0e0e4736" in text
+
+
+def test_deployments_table() -> None:
+    deployment = workers_pb2.Deployment(
+        id="dp_1",
+        created_at=_ts(-60),
+        services=[
+            workers_pb2.ServiceDefinition(
+                name="CartObject",
+                kind=workers_pb2.SERVICE_KIND_VIRTUAL_OBJECT,
+                handlers=[
+                    workers_pb2.HandlerDefinition(name="add"),
+                    workers_pb2.HandlerDefinition(name="get", shared=True),
+                ],
+            )
+        ],
+    )
+    text = _render(fmt.deployments_table([deployment], NOW))
+    assert "CartObject [virtual-object]: add, get (shared)" in text
+
+
+def test_message_to_json_is_canonical_and_complete() -> None:
+    doc = fmt.message_to_json(_invocation())
+    assert doc["state"] == "INVOCATION_STATE_BACKING_OFF"
+    assert doc["attemptCount"] == 3
+    assert doc["key"] == "cart55"
+    assert doc["callerId"] == ""  # defaults are printed, so scripts need no fallbacks
