@@ -1,6 +1,7 @@
 """Command-line parsing: globals, serve delegation, and argument validation."""
 
 import pytest
+
 from invoctl.cli.main import _serve_args, build_parser, main
 from invoctl.v1 import invocation_pb2
 

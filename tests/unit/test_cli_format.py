@@ -5,9 +5,10 @@ import io
 
 import pytest
 from google.protobuf import timestamp_pb2
+from rich.console import Console
+
 from invoctl.cli import _format as fmt
 from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
-from rich.console import Console
 
 NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 

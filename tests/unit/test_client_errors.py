@@ -5,6 +5,7 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc.aio import AioRpcError, Metadata
+
 from invoctl.client import InvocationFailed, InvoctlError, error_from_rpc_error, output_of
 from invoctl.v1 import invocation_pb2
 

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+
 from invoctl.client import invoke_request
 from invoctl.v1 import ingress_pb2
 

@@ -1,6 +1,7 @@
 """Operator-facing names of the contract's enums."""
 
 import pytest
+
 from invoctl.client import (
     STATE_NAMES,
     journal_entry_kind_name,

@@ -1,6 +1,7 @@
 """Restate-style target strings."""
 
 import pytest
+
 from invoctl.client import ParsedTarget, format_target, parse_target
 
 

@@ -1,0 +1,5 @@
+"""invoctl: durable invocations on Postgres with a gRPC control plane.
+
+Subpackages: ``invoctl.sdk`` (handler SDK and worker runtime), ``invoctl.cli`` (the
+``invoctl`` command), and ``invoctl.v1`` (generated protocol stubs).
+"""

@@ -1,0 +1,253 @@
+"""One Connect stream: hello, heartbeats, attempts in, acked messages out."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+
+import grpc
+
+from invoctl.v1 import invocation_pb2, workers_pb2, workers_pb2_grpc
+
+from ._attempt import run_attempt
+from ._errors import AttemptAborted, ConnectionLost
+from ._journal import JournalEntry
+from ._service import AnyService
+
+logger = logging.getLogger("invoctl.sdk")
+
+# Used if the server's welcome names no heartbeat interval.
+_DEFAULT_HEARTBEAT = 1.0
+# How long to wait for the server to end the stream after the worker half-closed it.
+_CLOSE_TIMEOUT = 5.0
+
+
+class _Close:
+    """Outbox sentinel: half-close the stream once everything before it is written."""
+
+
+class Session:
+    """A worker's Connect stream, from hello to end of stream.
+
+    All writes go through one writer task: grpc.aio allows one write at a time and
+    cancels the whole call when a write is cancelled, and handler tasks get cancelled.
+    """
+
+    def __init__(
+        self,
+        stub: workers_pb2_grpc.WorkersStub,
+        hello: workers_pb2.WorkerHello,
+        services: Mapping[str, AnyService],
+        concurrency: asyncio.Semaphore,
+        on_welcome: Callable[[workers_pb2.WorkerWelcome], None],
+    ) -> None:
+        self._stub = stub
+        self._hello = hello
+        self._services = services
+        self._concurrency = concurrency
+        self._on_welcome = on_welcome
+        self._outbox: asyncio.Queue[workers_pb2.ConnectRequest | _Close] = asyncio.Queue()
+        self._seq = itertools.count(1)
+        self._acks: dict[int, asyncio.Future[workers_pb2.WorkerAck]] = {}
+        self._attempts: dict[str, asyncio.Task[None]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._closing = False
+        self._ended = False
+        self.welcomed = False
+        """Whether the server answered the hello (the session was usable)."""
+
+    async def serve(self) -> None:
+        """Runs the stream until it ends; raises grpc.aio.AioRpcError if it broke.
+
+        On return every attempt of the session has been cancelled and every waiting
+        message has failed with ConnectionLost.
+        """
+        if self._closing:
+            return
+        call = self._stub.Connect()
+        self._send(workers_pb2.ConnectRequest(hello=self._hello))
+        reader = asyncio.create_task(self._read_loop(call))
+        writer = asyncio.create_task(self._write_loop(call))
+        try:
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer.done() and writer.exception() is None and not reader.done():
+                # Half-closed after a graceful close: the server ends its side next.
+                await asyncio.wait({reader}, timeout=_CLOSE_TIMEOUT)
+            for task in (reader, writer):
+                error = task.exception() if task.done() else None
+                if error is not None:
+                    raise error
+        finally:
+            await self._teardown(call, reader, writer)
+
+    async def close(self, grace: float) -> None:
+        """Stops taking attempts, lets running ones finish for ``grace`` seconds, cancels
+        the rest, and half-closes the stream. ``serve`` returns once the server ends it.
+        """
+        self._closing = True
+        running = list(self._attempts.values())
+        if running:
+            logger.info("waiting up to %.1fs for %d running attempts", grace, len(running))
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+        self._outbox.put_nowait(_Close())
+
+    async def request(self, message: workers_pb2.ConnectRequest) -> workers_pb2.WorkerAck:
+        """Sends a message with the next seq and returns the server's ack for it.
+
+        Raises ConnectionLost if the session ends first.
+        """
+        if self._ended:
+            raise ConnectionLost("the worker session ended")
+        seq = next(self._seq)
+        message.seq = seq
+        ack = asyncio.get_running_loop().create_future()
+        self._acks[seq] = ack
+        self._send(message)
+        try:
+            return await ack
+        finally:
+            self._acks.pop(seq, None)
+
+    def _send(self, message: workers_pb2.ConnectRequest) -> None:
+        self._outbox.put_nowait(message)
+
+    async def _write_loop(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            message = await self._outbox.get()
+            if isinstance(message, _Close):
+                await call.done_writing()
+                return
+            await call.write(message)
+
+    async def _read_loop(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            response = await call.read()
+            if response is grpc.aio.EOF:
+                logger.info("server ended the worker session")
+                return
+            which = response.WhichOneof("message")
+            if which == "welcome":
+                self._welcome(response.welcome)
+            elif which == "attempt":
+                self._start_attempt(response.attempt)
+            elif which == "ack":
+                self._resolve(response.ack)
+            else:
+                logger.warning("ignoring unknown server message %r", which)
+
+    def _welcome(self, welcome: workers_pb2.WorkerWelcome) -> None:
+        interval = welcome.heartbeat_interval.ToTimedelta().total_seconds()
+        interval = interval if interval > 0 else _DEFAULT_HEARTBEAT
+        logger.info("worker session %s open, heartbeat every %.2fs", welcome.session_id, interval)
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._heartbeat_loop(interval))
+        self.welcomed = True
+        self._on_welcome(welcome)
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self._send(workers_pb2.ConnectRequest(heartbeat=workers_pb2.WorkerHeartbeat()))
+
+    def _resolve(self, ack: workers_pb2.WorkerAck) -> None:
+        future = self._acks.pop(ack.seq, None)
+        if future is None:
+            logger.debug("ack for unknown seq %d (its attempt was cancelled)", ack.seq)
+        elif not future.done():
+            future.set_result(ack)
+
+    def _start_attempt(self, start: workers_pb2.AttemptStart) -> None:
+        if self._closing:
+            # Its lease lapses when the session ends; the server retries it elsewhere.
+            logger.info("stopping: not starting %s attempt %d", start.invocation_id, start.attempt)
+            return
+        previous = self._attempts.get(start.invocation_id)
+        if previous is not None:
+            # A newer attempt fences the older one on the server; stop wasting work on it.
+            previous.cancel()
+        task = asyncio.create_task(self._run_attempt(start))
+        self._attempts[start.invocation_id] = task
+        task.add_done_callback(lambda t, key=start.invocation_id: self._forget(key, t))
+
+    def _forget(self, invocation_id: str, task: asyncio.Task[None]) -> None:
+        if self._attempts.get(invocation_id) is task:
+            del self._attempts[invocation_id]
+
+    async def _run_attempt(self, start: workers_pb2.AttemptStart) -> None:
+        async with self._concurrency:
+            channel = _SessionChannel(self, start.invocation_id, start.attempt)
+            try:
+                await run_attempt(start, self._services, channel)
+            except Exception:
+                # run_attempt reports handler errors itself; this is an SDK bug.
+                logger.exception("attempt %s/%d crashed", start.invocation_id, start.attempt)
+
+    async def _teardown(
+        self,
+        call: grpc.aio.StreamStreamCall,
+        reader: asyncio.Task[None],
+        writer: asyncio.Task[None],
+    ) -> None:
+        self._closing = True
+        self._ended = True
+        tasks = [*self._attempts.values(), reader, writer]
+        if self._heartbeat is not None:
+            tasks.append(self._heartbeat)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(ConnectionLost("the worker session ended"))
+        self._acks.clear()
+        call.cancel()
+
+
+class _SessionChannel:
+    """An attempt's view of the session: messages stamped with its fencing token."""
+
+    def __init__(self, session: Session, invocation_id: str, attempt: int) -> None:
+        self._session = session
+        self._invocation_id = invocation_id
+        self._attempt = attempt
+
+    async def append(self, entries: list[JournalEntry]) -> list[JournalEntry]:
+        append = workers_pb2.JournalAppend(
+            invocation_id=self._invocation_id, attempt=self._attempt, entries=entries
+        )
+        ack = await self._request(workers_pb2.ConnectRequest(append=append))
+        return list(ack.entries)
+
+    async def suspend(self, waiting_on: int) -> None:
+        suspend = workers_pb2.AttemptSuspend(
+            invocation_id=self._invocation_id, attempt=self._attempt, waiting_on=waiting_on
+        )
+        await self._request(workers_pb2.ConnectRequest(suspend=suspend))
+
+    async def complete(
+        self, *, output: str | None = None, failure: invocation_pb2.Failure | None = None
+    ) -> None:
+        complete = workers_pb2.AttemptComplete(
+            invocation_id=self._invocation_id, attempt=self._attempt
+        )
+        if failure is not None:
+            complete.failure.CopyFrom(failure)
+        else:
+            complete.output = output if output is not None else "null"
+        await self._request(workers_pb2.ConnectRequest(complete=complete))
+
+    async def fail(self, failure: invocation_pb2.Failure) -> None:
+        fail = workers_pb2.AttemptFail(
+            invocation_id=self._invocation_id, attempt=self._attempt, failure=failure
+        )
+        await self._request(workers_pb2.ConnectRequest(fail=fail))
+
+    async def _request(self, message: workers_pb2.ConnectRequest) -> workers_pb2.WorkerAck:
+        ack = await self._session.request(message)
+        if ack.error_reason:
+            raise AttemptAborted(ack.error_reason, ack.error_message)
+        return ack

@@ -1,0 +1,237 @@
+"""The worker: registers a deployment and serves its attempts, reconnecting as needed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Sequence
+from types import TracebackType
+
+import grpc
+
+from invoctl.v1 import workers_pb2, workers_pb2_grpc
+
+from ._retry import RetryPolicy
+from ._service import AnyService
+from ._session import Session
+
+logger = logging.getLogger("invoctl.sdk")
+
+_BACKOFF_FIRST = 0.1
+_BACKOFF_MAX = 2.0
+_REGISTER_TIMEOUT = 10.0
+# Registration errors that mean "not yet": the server is starting or overloaded.
+_TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+class Worker:
+    """Serves handlers of the given services for an invoctl server.
+
+    ``await worker.run()`` registers a deployment (see ``register``) and serves
+    attempts until ``stop()``, reconnecting with backoff when the stream breaks.
+    ``async with Worker(...) as worker`` runs it in the background and returns once it
+    is ready. ``retry_policy`` applies to services without their own; at most
+    ``max_concurrency`` attempts run at once; ``name`` is the actor shown in the
+    invocations' history (default: host and process ID).
+    """
+
+    def __init__(
+        self,
+        services: Sequence[AnyService],
+        server: str = "127.0.0.1:9090",
+        *,
+        retry_policy: RetryPolicy | None = None,
+        max_concurrency: int = 64,
+        name: str | None = None,
+    ) -> None:
+        if not services:
+            raise ValueError("a worker needs at least one service")
+        names = [s.name for s in services]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate service names in {names}")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._services = {s.name: s for s in services}
+        self._server = server
+        self._retry_policy = retry_policy
+        self._max_concurrency = max_concurrency
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.deployment_id: str | None = None
+        """The registered deployment (``dp_...``); set by ``register`` or ``run``."""
+        self.ready = asyncio.Event()
+        """Set while a Connect session is open (the server welcomed the worker)."""
+        self._channel: grpc.aio.Channel | None = None
+        self._register_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
+        self._session: Session | None = None
+        self._background: asyncio.Task[None] | None = None
+        self.deployment_request()  # refuse an unregistrable worker now, not at run()
+
+    def deployment_request(self) -> workers_pb2.RegisterDeploymentRequest:
+        """The RegisterDeployment request this worker sends."""
+        return workers_pb2.RegisterDeploymentRequest(
+            services=[s.to_proto(self._retry_policy) for s in self._services.values()]
+        )
+
+    async def register(self) -> str:
+        """Registers the deployment once and returns its ID; later calls reuse it.
+
+        Raises grpc.aio.AioRpcError when the server refuses or cannot be reached.
+        """
+        async with self._register_lock:
+            if self.deployment_id is None:
+                response = await self._stub().RegisterDeployment(
+                    self.deployment_request(), timeout=_REGISTER_TIMEOUT
+                )
+                self.deployment_id = response.deployment.id
+                logger.info("registered deployment %s", self.deployment_id)
+            return self.deployment_id
+
+    async def run(self) -> None:
+        """Registers (retrying while the server is unavailable) and serves until stopped.
+
+        Raises grpc.aio.AioRpcError if the server refuses the registration.
+        """
+        if self._running:
+            raise RuntimeError("the worker is already running")
+        self._running = True
+        try:
+            if await self._register_until_stopped():
+                await self._serve_until_stopped()
+        finally:
+            self._running = False
+            self.ready.clear()
+            await self._close_channel()
+            self._stopped.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stops taking attempts, gives running ones ``grace`` seconds, and disconnects.
+
+        Attempts still running then are cancelled; their journaled progress is kept and
+        the server retries them. Returns once ``run`` has returned. A stopped worker
+        stays stopped.
+        """
+        self._stopping.set()
+        if self._session is not None:
+            await self._session.close(grace)
+        if self._running:
+            await self._stopped.wait()
+        else:
+            await self._close_channel()
+        if self._background is not None:
+            await self._background
+
+    async def __aenter__(self) -> Worker:
+        self._background = asyncio.create_task(self.run())
+        ready = asyncio.create_task(self.ready.wait())
+        await asyncio.wait({self._background, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            self._background.result()  # raises what stopped run()
+            raise RuntimeError("the worker stopped before it was ready")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _register_until_stopped(self) -> bool:
+        delay = _BACKOFF_FIRST
+        while not self._stopping.is_set():
+            try:
+                await self.register()
+                return True
+            except grpc.aio.AioRpcError as err:
+                if err.code() not in _TRANSIENT:
+                    raise
+                logger.warning("server %s unavailable, retrying in %.1fs", self._server, delay)
+            await self._backoff(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
+        return False
+
+    async def _serve_until_stopped(self) -> None:
+        assert self.deployment_id is not None
+        hello = workers_pb2.WorkerHello(
+            deployment_id=self.deployment_id,
+            max_concurrency=self._max_concurrency,
+            worker_name=self.name,
+        )
+        # Shared by all sessions: cancelled attempts of a broken session release it.
+        concurrency = asyncio.Semaphore(self._max_concurrency)
+        delay = _BACKOFF_FIRST
+        while not self._stopping.is_set():
+            session = Session(
+                self._stub(), hello, self._services, concurrency, lambda _: self.ready.set()
+            )
+            self._session = session
+            try:
+                await session.serve()
+            except grpc.aio.AioRpcError as err:
+                logger.warning("worker session broke: %s %s", err.code().name, err.details())
+            except Exception:
+                # Keep serving: a worker that gives up needs a human to restart it.
+                logger.exception("worker session failed")
+            finally:
+                self._session = None
+                self.ready.clear()
+            if self._stopping.is_set():
+                break
+            if session.welcomed:
+                delay = _BACKOFF_FIRST
+            logger.info("reconnecting in %.1fs", delay)
+            await self._backoff(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
+
+    async def _backoff(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _stub(self) -> workers_pb2_grpc.WorkersStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self._server)
+        return workers_pb2_grpc.WorkersStub(self._channel)
+
+    async def _close_channel(self) -> None:
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close()
+
+
+def run_worker(
+    services: Sequence[AnyService],
+    server: str = "127.0.0.1:9090",
+    *,
+    retry_policy: RetryPolicy | None = None,
+    max_concurrency: int = 64,
+    name: str | None = None,
+) -> None:
+    """Runs a worker in a new event loop until SIGINT or SIGTERM, then stops it gracefully.
+
+    The entry point of a worker script: ``run_worker([greeter], server="127.0.0.1:9090")``.
+    """
+    worker = Worker(
+        services,
+        server,
+        retry_policy=retry_policy,
+        max_concurrency=max_concurrency,
+        name=name,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping: set[asyncio.Task[None]] = set()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda: stopping.add(loop.create_task(worker.stop())))
+        await worker.run()
+
+    asyncio.run(main())
