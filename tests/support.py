@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -47,22 +48,24 @@ class ServerProcess:
              "--database-url", self.database, *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
         )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            m = re.match(r"invoctl serving on (127\.0\.0\.1:\d+)", line)
-            if m:
-                self.address = m.group(1)
-                break
-            if time.monotonic() > deadline:
-                break
-        if not self.address:
-            self.kill()
-            raise AssertionError("server process did not start")
-        # Drain the rest of its output so the pipe never blocks it.
-        import threading
+        # A thread reads the output (so the pipe never blocks the child) and reports the
+        # address line; the deadline holds even when the child prints nothing.
+        found = threading.Event()
+        self.output: list[str] = []
 
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        def read(stream) -> None:
+            for line in stream:
+                self.output.append(line)
+                m = re.match(r"invoctl serving on (127\.0\.0\.1:\d+)", line)
+                if m and not found.is_set():
+                    self.address = m.group(1)
+                    found.set()
+
+        threading.Thread(target=read, args=(self.proc.stdout,), daemon=True).start()
+        if not found.wait(timeout):
+            self.kill()
+            tail = "".join(self.output[-30:])
+            raise AssertionError(f"server process did not start within {timeout}s:\n{tail}")
         return self
 
     def kill(self) -> None:

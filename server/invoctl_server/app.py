@@ -95,9 +95,14 @@ class App:
 
         completions = Completions()
         dispatcher = Dispatcher(
-            self._pool, lease=self.config.lease, poll_interval=self.config.poll_interval
+            self._pool,
+            lease=self.config.lease,
+            heartbeat=self.config.heartbeat_interval,
+            poll_interval=self.config.poll_interval,
         )
-        timers = Timers(self._pool, poll_interval=self.config.poll_interval)
+        timers = Timers(
+            self._pool, poll_interval=self.config.poll_interval, actor=f"timer:{self.config.name}"
+        )
         listener = Listener(
             dsn, {notify.READY: dispatcher.wake, notify.COMPLETED: completions.completed}
         )
@@ -107,6 +112,10 @@ class App:
         self._server = grpc.aio.server(
             interceptors=[aio_server_interceptor()],
             options=[
+                # Find dead peers (a worker's host gone) without waiting for the lease.
+                ("grpc.keepalive_time_ms", 20_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
                 ("grpc.max_receive_message_length", max(limit, 4 * 1024 * 1024)),
                 ("grpc.max_send_message_length", -1),
             ],

@@ -53,3 +53,13 @@ def test_every_state_but_completed_has_a_way_out():
     # paused is left by operator actions (next issue); the rest must have a transition out.
     assert sources >= set(State) - {State.COMPLETED, State.PAUSED}
     assert all(State.COMPLETED != s for (s, _e) in TRANSITIONS)
+
+
+async def test_every_named_query_prepares_against_the_schema(db):
+    """Catches SQL typos, and a query the loader split wrongly, before any test needs it."""
+    from invoctl_server.store._sql import Q
+
+    assert len(Q) > 30
+    for name, sql in Q.items():
+        assert sql and not sql.startswith("--"), name
+        await db.prepare(sql)

@@ -8,6 +8,7 @@ from invoctl.v1 import control_pb2 as pb
 from invoctl.v1 import control_pb2_grpc
 
 from ..domain.errors import InvalidArgument, InvalidPageToken
+from ..domain.ids import is_invocation_id
 from ..store import invocations as store
 from . import convert, ids
 from .context import Runtime
@@ -24,9 +25,12 @@ def _encode_token(last_id: str) -> str:
 def _decode_token(token: str) -> str:
     try:
         last_id = base64.urlsafe_b64decode(token.encode()).decode()
-    except ValueError as exc:
-        raise InvalidPageToken("page_token is not one this server issued") from exc
-    return ids.invocation_id(last_id)
+    except ValueError:
+        last_id = ""
+    # The token is opaque to the client: whatever is wrong with it, it is not ours.
+    if not is_invocation_id(last_id):
+        raise InvalidPageToken("page_token is not one this server issued")
+    return last_id
 
 
 class InvocationControl(control_pb2_grpc.InvocationControlServicer):

@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..domain import errors as e
-from ..store.db import CONNECTION_ERRORS
+from ..store.db import is_connection_error
 
 log = logging.getLogger("invoctl.api")
 DOMAIN = "invoctl.dev"
@@ -59,7 +59,7 @@ def to_domain_error(exc: BaseException) -> e.DomainError | None:
     """The domain error an exception stands for, or None if it is a bug."""
     if isinstance(exc, e.DomainError):
         return exc
-    if isinstance(exc, CONNECTION_ERRORS):
+    if is_connection_error(exc):
         return e.DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
     return None
 

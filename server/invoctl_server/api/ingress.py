@@ -39,7 +39,7 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
         if row["state"] == State.SCHEDULED:
             self.rt.timers.poke()
         if request.mode != pb.INVOKE_MODE_SEND:
-            row = await self._wait_completed(row["id"])
+            row = await self._wait_completed(row["id"], row)
         return pb.InvokeResponse(
             invocation_id=row["id"],
             invocation=convert.invocation(row),
@@ -75,15 +75,27 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
             delay=delay,
         )
 
-    async def _wait_completed(self, invocation_id: str) -> asyncpg.Record:
-        """Wait until the invocation is completed and return its row."""
+    async def _wait_completed(
+        self, invocation_id: str, row: asyncpg.Record | None = None
+    ) -> asyncpg.Record:
+        """Wait until the invocation is completed and return its row.
+
+        `row`, if given, is the row as of a moment before this call: it saves the first read
+        when it is not completed yet. Completing it takes a dispatch, an attempt and several
+        round trips after that moment, so its notification finds the waiter registered; were
+        it ever missed, the re-read after _RECHECK_SECONDS still returns the result.
+        """
+        first = row
         while True:
             fut = self.rt.completions.register(invocation_id)
             try:
-                async with self.rt.pool.acquire() as conn:
-                    row = await store.invocation_get(conn, invocation_id)
-                if row["state"] == State.COMPLETED:
-                    return row
+                if first is not None and first["state"] != State.COMPLETED:
+                    first = None
+                else:
+                    async with self.rt.pool.acquire() as conn:
+                        row = await store.invocation_get(conn, invocation_id)
+                    if row["state"] == State.COMPLETED:
+                        return row
                 try:
                     await asyncio.wait_for(fut, _RECHECK_SECONDS)
                 except TimeoutError:

@@ -114,12 +114,16 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 task.cancel()
 
     async def _handle(self, session: Session, msg: pb.ConnectRequest) -> None:
+        session.seen()
         kind = msg.WhichOneof("message")
         if kind == "heartbeat":
             try:
                 async with self.rt.pool.acquire() as conn:
                     await conn.execute(
-                        Q["session_leases_renew"], session.id, self.rt.now() + self.rt.config.lease
+                        Q["session_leases_renew"],
+                        session.id,
+                        list(session.inflight),
+                        self.rt.now() + self.rt.config.lease,
                     )
             except Exception:
                 log.warning("lease renewal of %s failed", session.id)
@@ -142,10 +146,34 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 ack.error_reason, ack.error_message = "INTERNAL", "internal error"
             else:
                 ack.error_reason, ack.error_message = err.reason, err.message
-            # The worker gives up an attempt on any error ack of these; so does the session.
-            if ack.error_reason in _ATTEMPT_OVER or kind in ("suspend", "complete", "fail"):
-                self.rt.dispatcher.done(session, invocation_id)
+            # The worker gives up the attempt on any error ack: end it here too, or it
+            # would stay running with nobody working on it.
+            if invocation_id and ack.error_reason not in _ATTEMPT_OVER:
+                await self._abandon(session, body, ack.error_reason, ack.error_message)
+            self.rt.dispatcher.done(session, invocation_id)
         session.outbox.put_nowait(ack)
+
+    async def _abandon(self, session: Session, body, reason: str, message: str) -> None:
+        """Fail an attempt the worker gave up on after an error ack, so it is retried.
+
+        If that fails too (the database is away), the lease lapses on its own: heart-beats
+        renew only the attempts the session still has in flight."""
+        try:
+            await db.transaction(
+                self.rt.pool,
+                lambda conn: attempts.attempt_fail(
+                    conn,
+                    invocation_id=body.invocation_id,
+                    attempt=body.attempt,
+                    session_id=session.id,
+                    failure=attempts.Failure(reason, message),
+                    actor=session.actor,
+                    now=self.rt.now(),
+                ),
+            )
+        except Exception as exc:
+            log.info("could not fail attempt %s of %s: %s", body.attempt, body.invocation_id, exc)
+        self.rt.timers.poke()
 
     async def _append(self, session: Session, body: pb.JournalAppend):
         entries = [convert.entry_in(e) for e in body.entries]
@@ -155,17 +183,24 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 text = getattr(e, field)
                 if text is not None:
                     convert.json_payload(text, field=f"entry {e.index} {field}", limit=limit)
+        common = {
+            "invocation_id": body.invocation_id,
+            "attempt": body.attempt,
+            "session_id": session.id,
+            "entries": entries,
+            "lease": self.rt.config.lease,
+        }
+        if entries and all(e.kind in attempts.SIMPLE_KINDS for e in entries):
+            # The common case (ctx.run results, sleeps): one statement, no transaction.
+            async with self.rt.pool.acquire() as conn:
+                stored = await attempts.journal_append_simple(conn, now=self.rt.now(), **common)
+            if stored is not None:
+                return stored
+            # Refused: the locked path below finds out why and raises the precise error.
         stored = await db.transaction(
             self.rt.pool,
             lambda conn: attempts.journal_append(
-                conn,
-                invocation_id=body.invocation_id,
-                attempt=body.attempt,
-                session_id=session.id,
-                entries=entries,
-                lease=self.rt.config.lease,
-                actor=session.actor,
-                now=self.rt.now(),
+                conn, actor=session.actor, now=self.rt.now(), **common
             ),
         )
         if any(e.kind == "send" and e.delay_ms > 0 for e in entries):

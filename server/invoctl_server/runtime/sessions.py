@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -28,6 +29,12 @@ class Session:
     capacity: int
     inflight: set[str] = dataclasses.field(default_factory=set)
     outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
+    # When the worker last sent anything (monotonic clock): a worker that stopped talking
+    # gets no new attempts, or it would receive the retries of its own lapsed leases.
+    last_seen: float = dataclasses.field(default_factory=time.monotonic)
+
+    def seen(self) -> None:
+        self.last_seen = time.monotonic()
 
     @property
     def actor(self) -> str:
@@ -45,10 +52,18 @@ class Dispatcher:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, *, lease: timedelta, poll_interval: float, batch: int = 64
+        self,
+        pool: asyncpg.Pool,
+        *,
+        lease: timedelta,
+        heartbeat: timedelta,
+        poll_interval: float,
+        batch: int = 64,
     ) -> None:
         self._pool = pool
         self._lease = lease
+        self._silent_after = 2 * heartbeat.total_seconds()
+        self._turn = 0
         self._poll = poll_interval
         self._batch = batch
         self._sessions: dict[str, Session] = {}
@@ -96,9 +111,13 @@ class Dispatcher:
         again = True
         while again:
             again = False
-            for session in list(self._sessions.values()):
+            # Start with a different session each round, so that work spreads over them.
+            sessions = list(self._sessions.values())
+            self._turn = (self._turn + 1) % max(len(sessions), 1)
+            now = time.monotonic()
+            for session in sessions[self._turn :] + sessions[: self._turn]:
                 free = session.free()
-                if free <= 0:
+                if free <= 0 or now - session.last_seen > self._silent_after:
                     continue
                 limit = min(free, self._batch)
                 claimed = await db.transaction(

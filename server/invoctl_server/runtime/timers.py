@@ -21,13 +21,15 @@ class Timers:
     after it set a near due time.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, poll_interval: float, batch: int = 500) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, poll_interval: float, actor: str, batch: int = 500
+    ) -> None:
         self._pool = pool
         self._poll = poll_interval
         self._batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.actor = "timer"
+        self.actor = actor
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="invoctl-timers")

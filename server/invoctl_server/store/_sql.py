@@ -1,6 +1,7 @@
 """Loads the named statements of queries.sql (procrastinate style).
 
-Each statement starts with `-- name: why it exists`; the file is the one place SQL lives.
+Each statement starts a paragraph with `-- name: why it exists` (more comment lines may
+follow); the file is the one place SQL lives.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-_HEADER = re.compile(r"^-- ([a-z_]+):", re.MULTILINE)
+# A header opens a paragraph: at the start of the file or after a blank line.
+_HEADER = re.compile(r"(?:\A|\n\n)-- ([a-z_]+):")
 
 
 def _load() -> dict[str, str]:

@@ -23,7 +23,7 @@ from ..domain.errors import (
 )
 from ..domain.retry import OnMaxAttempts, RetryPolicy
 from ..domain.states import Event, Outcome, State
-from . import notify, transition
+from . import transition
 from ._sql import Q
 from .deployments import DEFAULT_RETENTION_MS, handler_in
 from .invocations import NewInvocation, invocation_create, object_lock_acquire, object_lock_release
@@ -57,10 +57,6 @@ class EntryIn:
 class Failure:
     code: str
     message: str
-
-
-async def notify_ready(conn: asyncpg.Connection, applied: Sequence[transition.Applied]) -> None:
-    await notify.ready_if_any(conn, (a.row["state"] for a in applied))
 
 
 # --- claiming -------------------------------------------------------------------------
@@ -115,12 +111,8 @@ async def _lock_attempt(
     with_caller: bool = False,
 ) -> tuple[asyncpg.Record, asyncpg.Record | None]:
     """Lock the invocation (and its caller, in ID order) and check the attempt's fence."""
-    ids = [invocation_id]
-    if with_caller:
-        caller_id = await conn.fetchval(Q["invocation_caller"], invocation_id)
-        if caller_id is not None:
-            ids.append(caller_id)
-    rows = {r["id"]: r for r in await transition.lock(conn, ids)}
+    query = Q["invocation_lock_with_caller"] if with_caller else Q["invocation_get_for_update"]
+    rows = {r["id"]: r for r in await conn.fetch(query, invocation_id)}
     row = rows.get(invocation_id)
     if row is None:
         raise InvocationNotFound(
@@ -185,6 +177,51 @@ async def journal_append(
     return sorted(inserted, key=lambda r: r["idx"])
 
 
+SIMPLE_KINDS = frozenset({"run", "sleep"})
+
+
+async def journal_append_simple(
+    conn: asyncpg.Connection,
+    *,
+    invocation_id: str,
+    attempt: int,
+    session_id: str,
+    entries: Sequence[EntryIn],
+    lease: timedelta,
+    now: datetime,
+) -> list[asyncpg.Record] | None:
+    """`journal_append` for entries without side effects (SIMPLE_KINDS), in one statement
+    that needs no transaction around it. Returns None when the attempt's fence or the
+    journal's continuity does not hold: call `journal_append` for the precise error."""
+    first = entries[0].index
+    if any(e.kind not in SIMPLE_KINDS for e in entries) or any(
+        e.index != first + offset for offset, e in enumerate(entries)
+    ):
+        raise ValueError("journal_append_simple takes contiguous run and sleep entries only")
+    wake = [
+        now + timedelta(milliseconds=max(e.delay_ms, 0)) if e.kind == "sleep" else None
+        for e in entries
+    ]
+    rows = await conn.fetch(
+        Q["journal_append_simple"],
+        invocation_id,
+        attempt,
+        session_id,
+        [e.index for e in entries],
+        now + lease,
+        now,
+        [e.kind for e in entries],
+        [e.name for e in entries],
+        [e.kind != "sleep" or e.delay_ms <= 0 for e in entries],
+        [e.value for e in entries],
+        [e.failure_code for e in entries],
+        [e.failure_message for e in entries],
+        wake,
+        [e.delay_ms for e in entries],
+    )
+    return sorted(rows, key=lambda r: r["idx"]) if rows else None
+
+
 async def _entry_effect(
     conn: asyncpg.Connection, row: asyncpg.Record, e: EntryIn, *, actor: str, now: datetime
 ) -> dict[str, Any]:
@@ -228,6 +265,8 @@ async def _entry_effect(
         else:
             out["callee_id"] = created.row["id"]
             out["completed"] = not is_call
+            if new.delay is not None:
+                out["wake_at"] = created.row["due_at"]  # when the delayed send is due
     elif e.kind in ("get_state", "set_state", "clear_state"):
         if row["object_key"] is None or (e.kind != "get_state" and not row["exclusive"]):
             raise InvalidArgument(
@@ -291,7 +330,6 @@ async def _wake(
 ) -> list[transition.Applied]:
     steps = [transition.Step(r, State.READY, {"due_at": None, "waiting_on": None}) for r in rows]
     applied = await transition.apply(conn, steps, Event.WOKEN, actor=actor, now=now)
-    await notify_ready(conn, applied)
     return applied
 
 
@@ -425,8 +463,6 @@ async def finish(
         )
         if caller["state"] == State.SUSPENDED and caller["waiting_on"] == row["caller_entry"]:
             woken += await _wake(conn, [caller], actor=actor, now=now)
-    await notify_ready(conn, woken)
-    await notify.completed(conn, row["id"])
     return done.row
 
 
@@ -479,5 +515,4 @@ async def due_process(conn: asyncpg.Connection, *, limit: int, actor: str, now: 
             conn, r, caller, Failure("LEASE_EXPIRED", "the worker's lease on the attempt lapsed"),
             Event.LEASE_EXPIRED, actor=actor, now=now,
         )  # fmt: skip
-    await notify_ready(conn, woken)
     return len(rows)

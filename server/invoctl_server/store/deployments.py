@@ -117,9 +117,22 @@ async def handler_latest(conn: asyncpg.Connection, service: str, handler: str) -
     return _resolved(row["deployment_id"], row)
 
 
+# A deployment never changes once registered and its ID is unique across databases, so
+# what it says of a handler can be cached for the life of the process.
+_HANDLERS: dict[tuple[str, str, str], ResolvedHandler | None] = {}
+_HANDLERS_MAX = 10_000
+
+
 async def handler_in(
     conn: asyncpg.Connection, deployment_id: str, service: str, handler: str
 ) -> ResolvedHandler | None:
     """The handler as `deployment_id` defines it, or None if it does not serve it."""
+    key = (deployment_id, service, handler)
+    if key in _HANDLERS:
+        return _HANDLERS[key]
     row = await conn.fetchrow(Q["handler_in_deployment"], deployment_id, service, handler)
-    return None if row is None else _resolved(deployment_id, row)
+    resolved = None if row is None else _resolved(deployment_id, row)
+    if len(_HANDLERS) >= _HANDLERS_MAX:
+        _HANDLERS.clear()
+    _HANDLERS[key] = resolved
+    return resolved

@@ -13,7 +13,7 @@ import asyncpg
 from ..domain.errors import InvalidTarget, InvocationNotFound
 from ..domain.ids import new_invocation_id
 from ..domain.states import Event, State
-from . import notify, transition
+from . import transition
 from ._sql import Q
 from .deployments import ResolvedHandler, handler_latest
 
@@ -117,7 +117,6 @@ async def invocation_create(
         "due_at": due_at,
     }
     [applied] = await transition.accept(conn, [row], actor=actor, now=now)
-    await notify.ready_if_any(conn, [applied.row["state"]])
     return Created(applied.row, deduplicated=False)
 
 

@@ -4,8 +4,17 @@
 -- invocation_get: read one invocation without locking (reads, fencing pre-checks).
 SELECT * FROM invocations WHERE id = $1
 
+-- invocation_get_for_update: lock one invocation for an attempt's write.
+SELECT * FROM invocations WHERE id = $1 FOR UPDATE
+
 -- invocations_lock: lock invocations for a transition; ID order so lockers never deadlock.
 SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+
+-- invocation_lock_with_caller: lock an invocation and its caller together, in ID order
+-- (caller_id never changes, so the subquery may read it without a lock).
+SELECT * FROM invocations
+WHERE id = $1 OR id = (SELECT caller_id FROM invocations WHERE id = $1)
+ORDER BY id FOR UPDATE
 
 -- invocation_by_idempotency_key: find the invocation an idempotency key already started.
 SELECT * FROM invocations
@@ -13,9 +22,6 @@ WHERE service = $1 AND handler = $2 AND coalesce(object_key, '') = $3 AND idempo
 
 -- idempotency_lock: serialise invokes with one idempotency key so one of them inserts.
 SELECT pg_advisory_xact_lock(hashtextextended($1, 0))
-
--- invocation_caller: the caller of an invocation (immutable, so read before locking).
-SELECT caller_id FROM invocations WHERE id = $1
 
 -- invocations_page: a page of invocations, newest first, keyset-paged by ID.
 SELECT * FROM invocations
@@ -44,6 +50,22 @@ INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, f
 SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bool[], $6::text[],
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
     $14::timestamptz[], $15::int8[]), (SELECT $16::timestamptz)
+RETURNING *
+
+-- journal_append_simple: append entries without side effects (run, sleep) in one atomic
+-- statement: the UPDATE fences the attempt and checks the journal continues at $4[1],
+-- renews the lease, and the entries are inserted only if it matched. No row: refused.
+WITH inv AS (
+    UPDATE invocations
+    SET journal_length = journal_length + cardinality($4::int[]), due_at = $5, modified_at = $6
+    WHERE id = $1 AND state = 'running' AND attempt = $2 AND session_id = $3
+      AND journal_length = ($4::int[])[1]
+    RETURNING id
+)
+INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, failure_code,
+    failure_message, wake_at, delay_ms, created_at)
+SELECT inv.id, u.*, $6 FROM inv, unnest($4::int[], $7::text[], $8::text[], $9::bool[],
+    $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::int8[]) AS u
 RETURNING *
 
 -- journal_complete_entry: a call returned or a timer fired: record the result in the entry.
@@ -151,8 +173,10 @@ SELECT * FROM invocations WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE
 -- due_next: when the next timer is due, so the timer loop can sleep until then.
 SELECT min(due_at) FROM invocations WHERE due_at IS NOT NULL
 
--- session_leases_renew: a worker heart-beat renews the leases of its running attempts.
-UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
+-- session_leases_renew: a worker heart-beat renews the leases of the attempts the session
+-- still has in flight (not those the worker gave up on).
+UPDATE invocations SET due_at = $3
+WHERE session_id = $1 AND state = 'running' AND id = ANY($2::text[])
 
 -- session_leases_expire: the worker's stream closed: its leases lapse now.
 UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'

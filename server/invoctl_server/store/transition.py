@@ -3,7 +3,9 @@
 `apply` takes rows the caller locked in this transaction (`lock` or a claim with SKIP
 LOCKED), checks every step against the table in `domain/states.py`, writes the new state
 and the step's column changes, appends one history row per step and emits one span per
-step, all with one statement. `accept` does the same for invocations that do not exist yet.
+step, all with one statement, which also notifies the listeners of every server when a
+row becomes ready (dispatchers) or completed (attached clients); the notifications are
+delivered at commit. `accept` does the same for invocations that do not exist yet.
 
 Lock order: invocations are always locked in ID order, then object_locks rows, so two
 transactions that touch overlapping sets wait for each other instead of deadlocking.
@@ -182,8 +184,14 @@ async def apply(
                 SELECT id, from_state, state, ${n + 2}, ${n + 3}, ${n + 1}, attempt,
                        t_trace_id, t_span_id, t_detail
                 FROM u
+            ), n AS (
+                -- Wake attached clients (completed) and dispatchers (ready) at commit.
+                SELECT pg_notify(
+                    CASE WHEN state = 'completed' THEN 'invoctl_completed' ELSE 'invoctl_ready' END,
+                    CASE WHEN state = 'completed' THEN id ELSE '' END)
+                FROM u WHERE state IN ('ready', 'completed')
             )
-            SELECT * FROM u
+            SELECT u.* FROM u, (SELECT count(*) FROM n) AS notified
         """
         rows = await conn.fetch(sql, *arrays, now, str(event), actor)
     except BaseException as exc:
@@ -249,8 +257,14 @@ async def accept(
                 SELECT u.id, NULL, u.state, ${n + 2}, ${n + 3}, ${n + 1}, 0,
                        u.trace_id, u.span_id
                 FROM u
+            ), n AS (
+                -- Wake attached clients (completed) and dispatchers (ready) at commit.
+                SELECT pg_notify(
+                    CASE WHEN state = 'completed' THEN 'invoctl_completed' ELSE 'invoctl_ready' END,
+                    CASE WHEN state = 'completed' THEN id ELSE '' END)
+                FROM i WHERE state IN ('ready', 'completed')
             )
-            SELECT * FROM i
+            SELECT i.* FROM i, (SELECT count(*) FROM n) AS notified
         """
         rows = await conn.fetch(sql, *arrays, now, str(Event.ACCEPTED), actor)
     except BaseException as exc:
