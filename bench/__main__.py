@@ -1,0 +1,139 @@
+"""Run the benchmarks, print a table, and write it to bench/results.md.
+
+Sized for the 2-core machine CI and developers have: one Postgres, one server process,
+one worker process, and this process as the client, all on one host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from . import _procs
+
+RESULTS = Path(__file__).with_name("results.md")
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def postgres_baseline(dsn: str, seconds: float) -> list[tuple[str, str, str]]:
+    """Single-row lock-and-update transactions: the ceiling of one-transaction-per-step."""
+    setup = await asyncpg.connect(dsn)
+    await setup.execute("CREATE TABLE bench_rows (id int PRIMARY KEY, v int NOT NULL)")
+    await setup.execute("INSERT INTO bench_rows SELECT g, 0 FROM generate_series(1, 10000) g")
+    await setup.close()
+
+    async def run(concurrency: int) -> float:
+        pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def loop(offset: int) -> None:
+            nonlocal done
+            i = offset
+            async with pool.acquire() as conn:
+                while time.perf_counter() < deadline:
+                    async with conn.transaction():
+                        await conn.fetchrow(
+                            "SELECT * FROM bench_rows WHERE id = $1 FOR UPDATE", i % 10000 + 1
+                        )
+                        await conn.execute(
+                            "UPDATE bench_rows SET v = v + 1 WHERE id = $1", i % 10000 + 1
+                        )
+                    done += 1
+                    i += concurrency
+
+        start = time.perf_counter()
+        await asyncio.gather(*(loop(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        await pool.close()
+        return done / elapsed
+
+    seq = await run(1)
+    par = await run(32)
+    return [
+        ("Postgres lock+update tx, 1 connection", f"{seq:,.0f} tx/s", "limit"),
+        ("Postgres lock+update tx, 32 connections", f"{par:,.0f} tx/s", "limit"),
+    ]
+
+
+async def end_to_end(address: str, total: int, concurrency: int) -> dict[str, float]:
+    """Invoke the 3-step handler `total` times, `concurrency` at once, awaiting each."""
+    from invoctl.client import Client
+
+    latencies: list[float] = []
+    async with Client(address) as client:
+        # Warm up: worker registered and connected, plans cached.
+        for attempt in range(200):
+            try:
+                await client.invoke("Bench", "three_steps", 1)
+                break
+            except Exception:
+                if attempt == 199:
+                    raise
+                await asyncio.sleep(0.1)  # the worker is still registering
+        await asyncio.gather(*(client.invoke("Bench", "three_steps", i) for i in range(200)))
+
+        queue = iter(range(total))
+
+        async def one_client() -> None:
+            for i in queue:
+                t0 = time.perf_counter()
+                assert await client.invoke("Bench", "three_steps", i) == (i + 1) * 2 - 1
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "rate": total / elapsed,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": _pct(latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--invocations", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--baseline-seconds", type=float, default=3.0)
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str, str]] = []
+    with _procs.embedded_postgres() as dsn:
+        rows += asyncio.run(postgres_baseline(dsn, args.baseline_seconds))
+        with _procs.server(dsn) as address, _procs.worker(address, args.concurrency):
+            e2e = asyncio.run(end_to_end(address, args.invocations, args.concurrency))
+    label = f"3-step handler, call and await, concurrency {args.concurrency}"
+    rows += [
+        (f"{label}: throughput", f"{e2e['rate']:,.0f} inv/s", ">= 500 inv/s"),
+        (f"{label}: p50 latency", f"{e2e['p50']:.1f} ms", "< 20 ms"),
+        (f"{label}: p99 latency", f"{e2e['p99']:.1f} ms", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [
+        f"# invoctl bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        "One embedded Postgres (default durable settings), one server process, one worker",
+        f"process, client in the bench process; {args.invocations} measured invocations.",
+        "",
+        f"| {'measure':<{width}} | result | target |",
+        f"|{'-' * (width + 2)}|--------|--------|",
+        *(f"| {name:<{width}} | {value} | {target} |" for name, value, target in rows),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

