@@ -151,7 +151,12 @@ class App:
             await loop.stop()
         self._loops.clear()
         if self._pool is not None:
-            await self._pool.close()
+            try:
+                # Connections still held past the grace period (a stream's clean-up against
+                # a database that went away) must not keep the process from stopping.
+                await asyncio.wait_for(self._pool.close(), timeout=max(grace, 1.0))
+            except TimeoutError:
+                self._pool.terminate()
             self._pool = None
 
     async def wait(self) -> None:

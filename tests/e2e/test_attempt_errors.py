@@ -5,7 +5,6 @@ from __future__ import annotations
 from invoctl.client import Client
 from invoctl.sdk import Context, RetryPolicy, Service, Worker
 from invoctl.v1 import invocation_pb2 as pb
-
 from invoctl_server.app import App
 from tests.conftest import server_config
 from tests.support import wait_for

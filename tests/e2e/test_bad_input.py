@@ -1,0 +1,130 @@
+"""Bad input gets a clear error (gRPC code + ErrorInfo reason) and changes nothing
+(DESIGN.md sections 4 and 8)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from invoctl.client import InvoctlError, invoke_request
+from invoctl.sdk import Context, ObjectContext, Service, VirtualObject, Worker
+from invoctl.v1 import ingress_pb2
+from invoctl.v1 import invocation_pb2 as pb
+from tests.e2e._helpers import row_counts
+
+MiB = 1024 * 1024  # the server fixture's max_payload_bytes
+UNKNOWN_ID = "inv_" + "A" * 22
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+@pytest.fixture
+async def deployed(server):
+    """A deployment serving a plain service and a virtual object; no worker runs them."""
+    greeter = Service("Greeter")
+
+    @greeter.handler()
+    async def greet(ctx: Context, name: str) -> str:
+        return name
+
+    cart = VirtualObject("CartObject")
+
+    @cart.handler()
+    async def add(ctx: ObjectContext, item: str) -> None:
+        return None
+
+    worker = Worker([greeter, cart], server=server.address)
+    await worker.register()
+    await worker.stop()
+    return worker.deployment_id
+
+
+def _json_string_of_size(size: int) -> str:
+    return '"' + "x" * (size - 2) + '"'
+
+
+def _invoke(service: str, handler: str, *, key: str = "", text: str = '"bob"', **kw):
+    request = invoke_request(service, handler, key=key or None, **kw)
+    request.input = text
+    return request
+
+
+INVOKE_CASES = {
+    "unknown service": (_invoke("Nobody", "greet"), NOT_FOUND, "SERVICE_NOT_FOUND"),
+    "unknown handler": (_invoke("Greeter", "shout"), NOT_FOUND, "HANDLER_NOT_FOUND"),
+    "oversize input": (
+        _invoke("Greeter", "greet", text=_json_string_of_size(MiB + 1)),
+        INVALID,
+        "PAYLOAD_TOO_LARGE",
+    ),
+    "invalid JSON": (_invoke("Greeter", "greet", text="{bob"), INVALID, "INVALID_JSON"),
+    "key for a plain service": (_invoke("Greeter", "greet", key="k"), INVALID, "INVALID_TARGET"),
+    "no key for an object": (_invoke("CartObject", "add"), INVALID, "INVALID_TARGET"),
+    "empty target": (_invoke("", ""), INVALID, "INVALID_ARGUMENT"),
+    "no handler": (_invoke("Greeter", ""), INVALID, "INVALID_ARGUMENT"),
+    "negative delay": (
+        ingress_pb2.InvokeRequest(
+            target=pb.Target(service="Greeter", handler="greet"),
+            mode=ingress_pb2.INVOKE_MODE_SEND,
+            delay={"seconds": -1},
+        ),
+        INVALID,
+        "INVALID_ARGUMENT",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", INVOKE_CASES)
+async def test_bad_invoke_is_refused_and_writes_nothing(deployed, client, db, case):
+    request, code, reason = INVOKE_CASES[case]
+    for mode in (ingress_pb2.INVOKE_MODE_CALL, ingress_pb2.INVOKE_MODE_SEND):
+        request.mode = mode
+        before = await row_counts(db)
+        with pytest.raises(InvoctlError) as refused:
+            await client.invoke_raw(request)
+        assert (refused.value.code, refused.value.reason) == (code, reason)
+        assert refused.value.message
+        assert await row_counts(db) == before
+    assert before["invocations"] == 0
+
+
+async def test_payload_at_the_limit_is_accepted(deployed, client, db):
+    request = _invoke("Greeter", "greet", text=_json_string_of_size(MiB), send=True)
+    response = await client.invoke_raw(request)
+    assert response.invocation.state == pb.INVOCATION_STATE_READY
+    assert (await row_counts(db))["invocations"] == 1
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["not-an-id", "inv_123", "", "inv_" + "!" * 22, "dp_" + "A" * 22]
+)
+async def test_malformed_ids_are_invalid_arguments(deployed, client, db, bad_id):
+    before = await row_counts(db)
+    for call in (client.get_invocation, client.get_journal, client.attach):
+        with pytest.raises(InvoctlError) as refused:
+            await call(bad_id)
+        assert (refused.value.code, refused.value.reason) == (INVALID, "MALFORMED_ID")
+        assert refused.value.metadata.get("invocation_id") == bad_id
+    assert await row_counts(db) == before
+
+
+async def test_unknown_ids_are_not_found(deployed, client, db):
+    before = await row_counts(db)
+    for call in (client.get_invocation, client.get_journal, client.attach):
+        with pytest.raises(InvoctlError) as refused:
+            await call(UNKNOWN_ID)
+        assert (refused.value.code, refused.value.reason) == (NOT_FOUND, "INVOCATION_NOT_FOUND")
+        assert refused.value.metadata.get("invocation_id") == UNKNOWN_ID
+    assert await row_counts(db) == before
+
+
+async def test_bad_list_filters_are_invalid_arguments(deployed, client):
+    cases = [
+        ({"deployment_id": "dp_nope"}, "INVALID_DEPLOYMENT"),
+        ({"page_token": "bm90LWFuLWlk"}, "INVALID_PAGE_TOKEN"),  # base64 of "not-an-id"
+        ({"page_token": "%%%"}, "INVALID_PAGE_TOKEN"),
+    ]
+    for kwargs, reason in cases:
+        with pytest.raises(InvoctlError) as refused:
+            await client.list_invocations(**kwargs)
+        assert (refused.value.code, refused.value.reason) == (INVALID, reason), kwargs
