@@ -26,6 +26,7 @@ from .api.control import InvocationControl
 from .api.ingress import Ingress
 from .api.workers import Workers
 from .config import Config
+from .runtime.batches import Batches
 from .runtime.completions import Completions
 from .runtime.listener import Listener
 from .runtime.sessions import Dispatcher
@@ -106,7 +107,8 @@ class App:
         listener = Listener(
             dsn, {notify.READY: dispatcher.wake, notify.COMPLETED: completions.completed}
         )
-        rt = Runtime(self._pool, self.config, dispatcher, timers, completions)
+        batches = Batches(self._pool)
+        rt = Runtime(self._pool, self.config, dispatcher, timers, completions, batches)
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
@@ -133,7 +135,7 @@ class App:
         if not self.port:
             raise OSError(f"cannot listen on {self.config.listen}")
 
-        for loop in (listener, dispatcher, timers):
+        for loop in (listener, dispatcher, timers, batches):
             loop.start()
             self._loops.append(loop)
         await asyncio.wait_for(listener.connected.wait(), 30)

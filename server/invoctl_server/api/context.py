@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..config import Config
+from ..runtime.batches import Batches
 from ..runtime.completions import Completions
 from ..runtime.sessions import Dispatcher
 from ..runtime.timers import Timers
@@ -20,6 +21,7 @@ class Runtime:
     dispatcher: Dispatcher
     timers: Timers
     completions: Completions
+    batches: Batches
 
     @staticmethod
     def now() -> datetime:

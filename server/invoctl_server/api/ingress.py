@@ -10,9 +10,8 @@ import asyncpg
 from invoctl.v1 import ingress_pb2 as pb
 from invoctl.v1 import ingress_pb2_grpc
 
-from ..domain.errors import InvalidArgument
+from ..domain.errors import InvalidArgument, InvocationNotFound
 from ..domain.states import State
-from ..store import db
 from ..store import invocations as store
 from . import convert, ids
 from .context import Runtime
@@ -31,10 +30,7 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
     @rpc
     async def Invoke(self, request, context):
         new = self._new_invocation(request)
-        created = await db.transaction(
-            self.rt.pool,
-            lambda conn: store.invocation_create(conn, new, actor=ACTOR, now=self.rt.now()),
-        )
+        created = await self.rt.batches.invokes.submit(new)
         row = created.row
         if row["state"] == State.SCHEDULED:
             self.rt.timers.poke()
@@ -92,13 +88,18 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
                 if first is not None and first["state"] != State.COMPLETED:
                     first = None
                 else:
-                    async with self.rt.pool.acquire() as conn:
-                        row = await store.invocation_get(conn, invocation_id)
+                    row = await self.rt.batches.reads.submit(invocation_id)
+                    if row is None:
+                        raise InvocationNotFound(
+                            f"invocation {invocation_id} not found", invocation_id=invocation_id
+                        )
                     if row["state"] == State.COMPLETED:
                         return row
                 try:
-                    await asyncio.wait_for(fut, _RECHECK_SECONDS)
+                    completed = await asyncio.wait_for(fut, _RECHECK_SECONDS)
                 except TimeoutError:
-                    pass
+                    continue
+                if completed is not None:  # completed on this server: no need to read it
+                    return completed
             finally:
                 self.rt.completions.unregister(invocation_id, fut)

@@ -183,25 +183,23 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 text = getattr(e, field)
                 if text is not None:
                     convert.json_payload(text, field=f"entry {e.index} {field}", limit=limit)
-        common = {
-            "invocation_id": body.invocation_id,
-            "attempt": body.attempt,
-            "session_id": session.id,
-            "entries": entries,
-            "lease": self.rt.config.lease,
-        }
-        if entries and all(e.kind in attempts.SIMPLE_KINDS for e in entries):
-            # The common case (ctx.run results, sleeps): one statement, no transaction.
-            async with self.rt.pool.acquire() as conn:
-                stored = await attempts.journal_append_simple(conn, now=self.rt.now(), **common)
+        append = attempts.Append(body.invocation_id, body.attempt, session.id, entries)
+        if attempts.is_simple(append):
+            # The common case (ctx.run results, sleeps): batched, one statement per batch.
+            stored = await self.rt.batches.appends.submit(append)
             if stored is not None:
                 return stored
             # Refused: the locked path below finds out why and raises the precise error.
-        stored = await db.transaction(
-            self.rt.pool,
+        stored = await self.rt.batches.each.submit(
             lambda conn: attempts.journal_append(
-                conn, actor=session.actor, now=self.rt.now(), **common
-            ),
+                conn,
+                invocation_id=append.invocation_id,
+                attempt=append.attempt,
+                session_id=append.session_id,
+                entries=append.entries,
+                actor=session.actor,
+                now=self.rt.now(),
+            )
         )
         if any(e.kind == "send" and e.delay_ms > 0 for e in entries):
             self.rt.timers.poke()
@@ -214,11 +212,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             "session_id": session.id,
             "actor": session.actor,
         }
-        if kind == "suspend":
-            op = lambda conn: attempts.attempt_suspend(  # noqa: E731
-                conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
-            )
-        elif kind == "complete":
+        if kind == "complete":
             if body.WhichOneof("result") == "output":
                 output = convert.json_payload(
                     body.output, field="output", limit=self.rt.config.max_payload_bytes
@@ -227,15 +221,24 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             else:
                 output = None
                 failure = attempts.Failure(body.failure.code or "TERMINAL", body.failure.message)
-            op = lambda conn: attempts.attempt_complete(  # noqa: E731
-                conn, output=output, failure=failure, now=self.rt.now(), **common
+            row = await self.rt.batches.completes.submit(
+                attempts.Completion(output=output, failure=failure, **common)
+            )
+            # Waiters on this server get the row itself; others hear the notification.
+            self.rt.completions.completed(row["id"], row)
+        elif kind == "suspend":
+            await self.rt.batches.each.submit(
+                lambda conn: attempts.attempt_suspend(
+                    conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
+                )
             )
         else:
             failure = attempts.Failure(body.failure.code or "RETRYABLE", body.failure.message)
-            op = lambda conn: attempts.attempt_fail(  # noqa: E731
-                conn, failure=failure, now=self.rt.now(), **common
+            await self.rt.batches.each.submit(
+                lambda conn: attempts.attempt_fail(
+                    conn, failure=failure, now=self.rt.now(), **common
+                )
             )
-        await db.transaction(self.rt.pool, op)
         self.rt.dispatcher.done(session, body.invocation_id)
         if kind in ("suspend", "fail"):
             self.rt.timers.poke()

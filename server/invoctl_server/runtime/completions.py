@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
 
 class Completions:
@@ -15,21 +16,23 @@ class Completions:
     """
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._waiters: dict[str, set[asyncio.Future]] = defaultdict(set)
 
-    def register(self, invocation_id: str) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def register(self, invocation_id: str) -> asyncio.Future:
+        """A future resolved with the completed row (when this server completed it) or
+        None (a notification: read the row)."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiters[invocation_id].add(fut)
         return fut
 
-    def unregister(self, invocation_id: str, fut: asyncio.Future[None]) -> None:
+    def unregister(self, invocation_id: str, fut: asyncio.Future) -> None:
         waiters = self._waiters.get(invocation_id)
         if waiters is not None:
             waiters.discard(fut)
             if not waiters:
                 del self._waiters[invocation_id]
 
-    def completed(self, invocation_id: str) -> None:
+    def completed(self, invocation_id: str, row: Any = None) -> None:
         for fut in self._waiters.pop(invocation_id, ()):
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(row)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 
 from ..domain.errors import (
     DomainError,
@@ -94,8 +95,10 @@ async def attempts_claim(
     ]
     applied = await transition.apply(conn, steps, Event.CLAIMED, actor=actor, now=now)
     journals: dict[str, list[asyncpg.Record]] = {a.row["id"]: [] for a in applied}
-    for entry in await conn.fetch(Q["journal_entries_many"], list(journals)):
-        journals[entry["invocation_id"]].append(entry)
+    replaying = [a.row["id"] for a in applied if a.row["journal_length"] > 0]
+    if replaying:  # a first attempt has nothing to replay
+        for entry in await conn.fetch(Q["journal_entries_many"], replaying):
+            journals[entry["invocation_id"]].append(entry)
     return [Claimed(a.row, journals[a.row["id"]], a.span_context) for a in applied]
 
 
@@ -114,6 +117,27 @@ async def _lock_attempt(
     query = Q["invocation_lock_with_caller"] if with_caller else Q["invocation_get_for_update"]
     rows = {r["id"]: r for r in await conn.fetch(query, invocation_id)}
     row = rows.get(invocation_id)
+    _check_fence(row, invocation_id, attempt, session_id)
+    caller = rows.get(row["caller_id"]) if row["caller_id"] else None
+    return row, caller
+
+
+def _stale(invocation_id: str, attempt: int, row: Mapping[str, Any] | None) -> StaleAttempt:
+    state = row["state"] if row else ""
+    current = row["attempt"] if row else 0
+    return StaleAttempt(
+        f"attempt {attempt} of {invocation_id} no longer runs (state {state}, "
+        f"current attempt {current})",
+        invocation_id=invocation_id,
+        state=state,
+        attempt=str(current),
+    )
+
+
+def _check_fence(
+    row: Mapping[str, Any] | None, invocation_id: str, attempt: int, session_id: str
+) -> None:
+    """Raise unless `row` is running `attempt` in `session_id`."""
     if row is None:
         raise InvocationNotFound(
             f"invocation {invocation_id} not found", invocation_id=invocation_id
@@ -123,15 +147,7 @@ async def _lock_attempt(
         or row["attempt"] != attempt
         or row["session_id"] != session_id
     ):
-        raise StaleAttempt(
-            f"attempt {attempt} of {invocation_id} no longer runs (state {row['state']}, "
-            f"current attempt {row['attempt']})",
-            invocation_id=invocation_id,
-            state=row["state"],
-            attempt=str(row["attempt"]),
-        )
-    caller = rows.get(row["caller_id"]) if row["caller_id"] else None
-    return row, caller
+        raise _stale(invocation_id, attempt, row)
 
 
 async def journal_append(
@@ -141,7 +157,6 @@ async def journal_append(
     attempt: int,
     session_id: str,
     entries: Sequence[EntryIn],
-    lease: timedelta,
     actor: str,
     now: datetime,
 ) -> list[asyncpg.Record]:
@@ -152,6 +167,7 @@ async def journal_append(
     journal), InvalidArgument (state access outside an exclusive object handler).
     """
     row, _ = await _lock_attempt(conn, invocation_id, attempt, session_id)
+    # Every check comes before the first write: a refused append changes nothing.
     length = row["journal_length"]
     for offset, e in enumerate(entries):
         if e.index != length + offset:
@@ -160,6 +176,13 @@ async def journal_append(
                 f"(length {length})",
                 invocation_id=invocation_id,
                 journal_length=str(length),
+            )
+        if e.kind in _STATE_KINDS and (
+            row["object_key"] is None or (e.kind != "get_state" and not row["exclusive"])
+        ):
+            raise InvalidArgument(
+                f"{e.kind} needs an exclusive handler of a virtual object",
+                invocation_id=row["id"],
             )
     stored: list[dict[str, Any]] = []
     for e in entries:
@@ -171,55 +194,71 @@ async def journal_append(
     ]  # fmt: skip
     arrays = [[s[c] for s in stored] for c in columns]
     inserted = await conn.fetch(Q["journal_insert"], invocation_id, *arrays, now)
-    await conn.execute(
-        Q["invocation_journal_written"], invocation_id, length + len(entries), now + lease, now
-    )
+    await conn.execute(Q["invocation_journal_written"], invocation_id, length + len(entries), now)
     return sorted(inserted, key=lambda r: r["idx"])
 
 
 SIMPLE_KINDS = frozenset({"run", "sleep"})
+_STATE_KINDS = frozenset({"get_state", "set_state", "clear_state"})
 
 
-async def journal_append_simple(
-    conn: asyncpg.Connection,
-    *,
-    invocation_id: str,
-    attempt: int,
-    session_id: str,
-    entries: Sequence[EntryIn],
-    lease: timedelta,
-    now: datetime,
-) -> list[asyncpg.Record] | None:
-    """`journal_append` for entries without side effects (SIMPLE_KINDS), in one statement
-    that needs no transaction around it. Returns None when the attempt's fence or the
-    journal's continuity does not hold: call `journal_append` for the precise error."""
-    first = entries[0].index
-    if any(e.kind not in SIMPLE_KINDS for e in entries) or any(
-        e.index != first + offset for offset, e in enumerate(entries)
-    ):
-        raise ValueError("journal_append_simple takes contiguous run and sleep entries only")
-    wake = [
-        now + timedelta(milliseconds=max(e.delay_ms, 0)) if e.kind == "sleep" else None
-        for e in entries
-    ]
-    rows = await conn.fetch(
-        Q["journal_append_simple"],
-        invocation_id,
-        attempt,
-        session_id,
-        [e.index for e in entries],
-        now + lease,
-        now,
-        [e.kind for e in entries],
-        [e.name for e in entries],
-        [e.kind != "sleep" or e.delay_ms <= 0 for e in entries],
-        [e.value for e in entries],
-        [e.failure_code for e in entries],
-        [e.failure_message for e in entries],
-        wake,
-        [e.delay_ms for e in entries],
+@dataclasses.dataclass(frozen=True)
+class Append:
+    """Journal entries from one attempt."""
+
+    invocation_id: str
+    attempt: int
+    session_id: str
+    entries: Sequence[EntryIn]
+
+
+def is_simple(append: Append) -> bool:
+    """Entries without side effects, contiguous: journal_append_many can write them."""
+    first = append.entries[0].index if append.entries else 0
+    return bool(append.entries) and all(
+        e.kind in SIMPLE_KINDS and e.index == first + i for i, e in enumerate(append.entries)
     )
-    return sorted(rows, key=lambda r: r["idx"]) if rows else None
+
+
+async def journal_append_many(
+    conn: asyncpg.Connection, appends: Sequence[Append], *, now: datetime
+) -> list[list[asyncpg.Record] | None]:
+    """`journal_append` for many attempts at once, in one statement, for entries without
+    side effects (see is_simple). Per append: the stored entries, or None when its fence or
+    the journal's continuity did not hold (call `journal_append` for the precise error).
+    An invocation appears at most once per call."""
+    if len({a.invocation_id for a in appends}) != len(appends):
+        raise ValueError("journal_append_many takes one append per invocation")
+    entries = [(a.invocation_id, e) for a in appends for e in a.entries]
+    rows = await conn.fetch(
+        Q["journal_append_many"],
+        [a.invocation_id for a in appends],
+        [a.attempt for a in appends],
+        [a.session_id for a in appends],
+        [a.entries[0].index for a in appends],
+        [len(a.entries) for a in appends],
+        now,
+        [i for i, _ in entries],
+        [e.index for _, e in entries],
+        [e.kind for _, e in entries],
+        [e.name for _, e in entries],
+        [e.kind != "sleep" or e.delay_ms <= 0 for _, e in entries],
+        [e.value for _, e in entries],
+        [e.failure_code for _, e in entries],
+        [e.failure_message for _, e in entries],
+        [now + timedelta(milliseconds=max(e.delay_ms, 0)) if e.kind == "sleep" else None
+         for _, e in entries],
+        [e.delay_ms for _, e in entries],
+    )  # fmt: skip
+    stored: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        stored.setdefault(r["invocation_id"], []).append(r)
+    return [
+        sorted(stored[a.invocation_id], key=lambda r: r["idx"])
+        if a.invocation_id in stored
+        else None
+        for a in appends
+    ]
 
 
 async def _entry_effect(
@@ -267,12 +306,7 @@ async def _entry_effect(
             out["completed"] = not is_call
             if new.delay is not None:
                 out["wake_at"] = created.row["due_at"]  # when the delayed send is due
-    elif e.kind in ("get_state", "set_state", "clear_state"):
-        if row["object_key"] is None or (e.kind != "get_state" and not row["exclusive"]):
-            raise InvalidArgument(
-                f"{e.kind} needs an exclusive handler of a virtual object",
-                invocation_id=row["id"],
-            )
+    elif e.kind in _STATE_KINDS:
         svc, key = row["service"], row["object_key"]
         if e.kind == "get_state":
             value = await conn.fetchval(Q["object_state_get"], svc, key, e.name)
@@ -348,9 +382,51 @@ async def attempt_complete(
     row, caller = await _lock_attempt(conn, invocation_id, attempt, session_id, with_caller=True)
     outcome = Outcome.SUCCEEDED if failure is None else Outcome.FAILED
     return await finish(
-        conn, row, caller, Event.COMPLETED, outcome, output=output, failure=failure,
+        conn, Finishing(row, caller, outcome, output, failure), Event.COMPLETED,
         actor=actor, now=now,
     )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """A worker's report that an attempt finished the handler."""
+
+    invocation_id: str
+    attempt: int
+    session_id: str
+    output: str | None
+    failure: Failure | None
+    actor: str
+    parent: otel_context.Context | None = None
+
+
+async def attempts_complete_many(
+    conn: asyncpg.Connection, completions: Sequence[Completion], *, now: datetime
+) -> list[asyncpg.Record | DomainError]:
+    """`attempt_complete` for many attempts: one lock statement (invocations and their
+    callers, in ID order), the fence checked for each, one transition statement for all.
+    Per completion: the completed row, or the refusal (StaleAttempt, InvocationNotFound)."""
+    ids = [c.invocation_id for c in completions]
+    rows = {r["id"]: r for r in await conn.fetch(Q["invocations_lock_with_callers"], ids)}
+    results: list[asyncpg.Record | DomainError | None] = []
+    finishing: list[Finishing] = []
+    taken: set[str] = set()
+    for c in completions:
+        row = rows.get(c.invocation_id)
+        try:
+            if c.invocation_id in taken:  # the same attempt reported twice in one batch
+                raise _stale(c.invocation_id, c.attempt, row)
+            _check_fence(row, c.invocation_id, c.attempt, c.session_id)
+        except DomainError as refused:
+            results.append(refused)
+            continue
+        taken.add(c.invocation_id)
+        caller = rows.get(row["caller_id"]) if row["caller_id"] else None
+        outcome = Outcome.SUCCEEDED if c.failure is None else Outcome.FAILED
+        finishing.append(Finishing(row, caller, outcome, c.output, c.failure, c.actor, c.parent))
+        results.append(None)
+    done = iter(await finish_many(conn, finishing, Event.COMPLETED, actor="worker", now=now))
+    return [next(done) if r is None else r for r in results]
 
 
 async def attempt_fail(
@@ -409,61 +485,84 @@ async def _retry_or_give_up(
         )  # fmt: skip
         return a.row
     return await finish(
-        conn, row, caller, Event.RETRIES_EXHAUSTED, Outcome.KILLED, output=None,
-        failure=Failure("RETRIES_EXHAUSTED", detail), actor=actor, now=now,
-        extra={"last_failure_code": failure.code, "last_failure_message": failure.message},
+        conn,
+        Finishing(row, caller, Outcome.KILLED, None, Failure("RETRIES_EXHAUSTED", detail),
+                  last_failure=failure),
+        Event.RETRIES_EXHAUSTED, actor=actor, now=now,
     )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Finishing:
+    """A locked invocation about to complete, and its locked caller if any."""
+
+    row: asyncpg.Record
+    caller: asyncpg.Record | None
+    outcome: Outcome
+    output: str | None
+    failure: Failure | None
+    actor: str | None = None
+    parent: otel_context.Context | None = None
+    last_failure: Failure | None = None  # None keeps the row's
+
+
+async def finish_many(
+    conn: asyncpg.Connection, items: Sequence[Finishing], event: Event, *, actor: str,
+    now: datetime,
+) -> list[asyncpg.Record]:  # fmt: skip
+    """Complete locked invocations (one statement) and do what completion entails for
+    each: free its object key (the next pending invocation becomes ready) and hand the
+    result to its caller, waking it if it waits on it (callers locked by the caller of
+    this function). Attached clients are notified by the transition itself."""
+    steps = []
+    for it in items:
+        _, retention_ms = await _policy_of(conn, it.row)
+        last = it.last_failure
+        changes = {
+            "outcome": str(it.outcome),
+            "output": it.output,
+            "failure_code": it.failure.code if it.failure else None,
+            "failure_message": it.failure.message if it.failure else None,
+            "completed_at": now,
+            "expires_at": now + timedelta(milliseconds=retention_ms),
+            "due_at": None,
+            "session_id": None,
+            "waiting_on": None,
+            "last_failure_code": last.code if last else it.row["last_failure_code"],
+            "last_failure_message": last.message if last else it.row["last_failure_message"],
+        }
+        detail = it.failure.message if it.failure else None
+        steps.append(transition.Step(it.row, State.COMPLETED, changes, detail, it.actor, it.parent))
+    done = await transition.apply(conn, steps, event, actor=actor, now=now)
+    for it in items:
+        who = it.actor or actor
+        if it.row["exclusive"]:
+            await object_lock_release(conn, it.row, actor=who, now=now)
+        caller = it.caller
+        if caller is not None and it.row["caller_entry"] is not None:
+            ok = it.failure is None
+            await conn.execute(
+                Q["journal_complete_entry"],
+                caller["id"],
+                it.row["caller_entry"],
+                it.output if ok else None,
+                None if ok else it.failure.code,
+                None if ok else it.failure.message,
+            )
+            if (
+                caller["state"] == State.SUSPENDED
+                and caller["waiting_on"] == it.row["caller_entry"]
+            ):
+                await _wake(conn, [caller], actor=who, now=now)
+    return [d.row for d in done]
 
 
 async def finish(
-    conn: asyncpg.Connection,
-    row: asyncpg.Record,
-    caller: asyncpg.Record | None,
-    event: Event,
-    outcome: Outcome,
-    *,
-    output: str | None,
-    failure: Failure | None,
-    actor: str,
-    now: datetime,
-    extra: Mapping[str, Any] | None = None,
+    conn: asyncpg.Connection, item: Finishing, event: Event, *, actor: str, now: datetime
 ) -> asyncpg.Record:
-    """Complete a locked invocation and do what completion entails: free its object key
-    (the next pending one becomes ready), hand the result to a waiting caller (locked by
-    the caller of this function), and notify attached clients."""
-    _, retention_ms = await _policy_of(conn, row)
-    changes = {
-        "outcome": str(outcome),
-        "output": output,
-        "failure_code": failure.code if failure else None,
-        "failure_message": failure.message if failure else None,
-        "completed_at": now,
-        "expires_at": now + timedelta(milliseconds=retention_ms),
-        "due_at": None,
-        "session_id": None,
-        "waiting_on": None,
-        **(extra or {}),
-    }
-    detail = failure.message if failure else None
-    [done] = await transition.apply(
-        conn, [transition.Step(row, State.COMPLETED, changes, detail)], event,
-        actor=actor, now=now,
-    )  # fmt: skip
-    woken: list[transition.Applied] = []
-    if row["exclusive"]:
-        woken += await object_lock_release(conn, row, actor=actor, now=now)
-    if caller is not None and row["caller_entry"] is not None:
-        await conn.execute(
-            Q["journal_complete_entry"],
-            caller["id"],
-            row["caller_entry"],
-            output if failure is None else None,
-            failure.code if failure else None,
-            failure.message if failure else None,
-        )
-        if caller["state"] == State.SUSPENDED and caller["waiting_on"] == row["caller_entry"]:
-            woken += await _wake(conn, [caller], actor=actor, now=now)
-    return done.row
+    """finish_many for one invocation."""
+    [row] = await finish_many(conn, [item], event, actor=actor, now=now)
+    return row
 
 
 # --- timers ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TypeVar
 import asyncpg
 
 from ..domain.errors import DatabaseUnavailable, LockTimeout
+from . import transition
 
 log = logging.getLogger("invoctl.store")
 T = TypeVar("T")
@@ -116,18 +117,46 @@ async def transaction(
 ) -> T:
     """Run `work(conn)` in a transaction, retrying it on deadlock or serialization failure.
 
+    The spans of its transitions end after the commit (none for a rolled-back attempt).
     Maps lost connections to DatabaseUnavailable and lock timeouts to LockTimeout.
     """
     for attempt in range(1, attempts + 1):
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                return await work(conn)
+            with transition.spans_after_commit() as spans:
+                async with pool.acquire() as conn, conn.transaction():
+                    result = await work(conn)
+            for span in spans:
+                span.end()
+            return result
         except _RETRYABLE:
             if attempt == attempts:
                 raise
             await asyncio.sleep(0.005 * attempt)  # back off before retrying the transaction
         except asyncpg.LockNotAvailableError as exc:
             raise LockTimeout("the invocation is locked by another operation; try again") from exc
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+            raise
+    raise AssertionError("unreachable")
+
+
+async def statement(
+    pool: asyncpg.Pool,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    attempts: int = 5,
+) -> T:
+    """`transaction` for work that is one statement, atomic by itself: no BEGIN/COMMIT.
+    It must not make transitions (their spans end at a transaction's commit)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with pool.acquire() as conn:
+                return await work(conn)
+        except _RETRYABLE:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.005 * attempt)  # back off before retrying the statement
         except Exception as exc:
             if is_connection_error(exc):
                 raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 
-from ..domain.errors import InvalidTarget, InvocationNotFound
+from ..domain.errors import DomainError, InvalidTarget, InvocationNotFound
 from ..domain.ids import new_invocation_id
 from ..domain.states import Event, State
 from . import transition
@@ -48,6 +49,11 @@ async def invocation_get(conn: asyncpg.Connection, invocation_id: str) -> asyncp
             f"invocation {invocation_id} not found", invocation_id=invocation_id
         )
     return row
+
+
+async def invocations_get(conn: asyncpg.Connection, ids: Sequence[str]) -> list[asyncpg.Record]:
+    """Read invocations by ID without locking (missing IDs are absent)."""
+    return await conn.fetch(Q["invocations_get"], list(ids))
 
 
 async def invocations_page(
@@ -91,22 +97,25 @@ async def invocation_create(
         if existing is not None:
             return Created(existing, deduplicated=True)
 
-    invocation_id = new_invocation_id()
-    due_at = None
-    if new.delay and new.delay > timedelta(0):
-        state, due_at = State.SCHEDULED, now + new.delay
-    elif resolved.exclusive:
-        acquired = await object_lock_acquire(conn, new.service, new.key or "", invocation_id)
-        state = State.READY if acquired else State.PENDING
-    else:
-        state = State.READY
-    row: dict[str, Any] = {
-        "id": invocation_id,
+    row = _new_row(new, resolved, now)
+    if row["state"] == State.READY and resolved.exclusive:
+        acquired = await object_lock_acquire(conn, new.service, new.key or "", row["id"])
+        row["state"] = str(State.READY if acquired else State.PENDING)
+    [applied] = await transition.accept(conn, [row], actor=actor, now=now)
+    return Created(applied.row, deduplicated=False)
+
+
+def _new_row(new: NewInvocation, resolved: ResolvedHandler, now: datetime) -> dict[str, Any]:
+    """The row of a new invocation: scheduled when delayed, else ready (the caller turns an
+    exclusive one pending when its key is held)."""
+    delayed = new.delay is not None and new.delay > timedelta(0)
+    return {
+        "id": new_invocation_id(),
         "service": new.service,
         "handler": new.handler,
         "object_key": new.key if resolved.kind == "virtual_object" else None,
         "exclusive": resolved.exclusive,
-        "state": str(state),
+        "state": str(State.SCHEDULED if delayed else State.READY),
         "deployment_id": None,
         "input": new.input,
         "headers": dict(new.headers),
@@ -114,10 +123,53 @@ async def invocation_create(
         "caller_id": new.caller_id,
         "caller_entry": new.caller_entry,
         "restarted_from": new.restarted_from,
-        "due_at": due_at,
+        "due_at": now + new.delay if delayed else None,
     }
-    [applied] = await transition.accept(conn, [row], actor=actor, now=now)
-    return Created(applied.row, deduplicated=False)
+
+
+async def invocations_create_many(
+    conn: asyncpg.Connection,
+    requests: Sequence[tuple[NewInvocation, otel_context.Context | None]],
+    *,
+    actor: str,
+    now: datetime,
+) -> list[Created | DomainError]:
+    """`invocation_create` for many requests (each with its trace context): one handler
+    lookup per distinct target and one insert for all. Requests that take a lock (an
+    idempotency key, an exclusive handler) go through invocation_create one by one.
+    Per request: the invocation, or its refusal."""
+    resolved: dict[tuple[str, str], ResolvedHandler | DomainError] = {}
+    results: list[Created | DomainError | None] = []
+    rows: list[dict[str, Any]] = []
+    parents: list[otel_context.Context | None] = []
+    for new, parent in requests:
+        target = (new.service, new.handler)
+        if target not in resolved:
+            try:
+                resolved[target] = await handler_latest(conn, *target)
+            except DomainError as refused:
+                resolved[target] = refused
+        handler = resolved[target]
+        try:
+            if isinstance(handler, DomainError):
+                raise handler
+            _check_key(new, handler)
+            if new.idempotency_key or (handler.exclusive and not new.delay):
+                token = otel_context.attach(parent) if parent is not None else None
+                try:
+                    results.append(await invocation_create(conn, new, actor=actor, now=now))
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
+                continue
+        except DomainError as refused:
+            results.append(refused)
+            continue
+        rows.append(_new_row(new, handler, now))
+        parents.append(parent)
+        results.append(None)
+    applied = iter(await transition.accept(conn, rows, actor=actor, now=now, parents=parents))
+    return [Created(next(applied).row, deduplicated=False) if r is None else r for r in results]
 
 
 def _check_key(new: NewInvocation, resolved: ResolvedHandler) -> None:

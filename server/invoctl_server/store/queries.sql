@@ -4,6 +4,9 @@
 -- invocation_get: read one invocation without locking (reads, fencing pre-checks).
 SELECT * FROM invocations WHERE id = $1
 
+-- invocations_get: read invocations by ID without locking (batched reads).
+SELECT * FROM invocations WHERE id = ANY($1::text[])
+
 -- invocation_get_for_update: lock one invocation for an attempt's write.
 SELECT * FROM invocations WHERE id = $1 FOR UPDATE
 
@@ -14,6 +17,12 @@ SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 -- (caller_id never changes, so the subquery may read it without a lock).
 SELECT * FROM invocations
 WHERE id = $1 OR id = (SELECT caller_id FROM invocations WHERE id = $1)
+ORDER BY id FOR UPDATE
+
+-- invocations_lock_with_callers: lock invocations and their callers together, in ID order.
+SELECT * FROM invocations
+WHERE id = ANY($1::text[])
+   OR id IN (SELECT caller_id FROM invocations WHERE id = ANY($1::text[]))
 ORDER BY id FOR UPDATE
 
 -- invocation_by_idempotency_key: find the invocation an idempotency key already started.
@@ -52,20 +61,33 @@ SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bool[], $6::text
     $14::timestamptz[], $15::int8[]), (SELECT $16::timestamptz)
 RETURNING *
 
--- journal_append_simple: append entries without side effects (run, sleep) in one atomic
--- statement: the UPDATE fences the attempt and checks the journal continues at $4[1],
--- renews the lease, and the entries are inserted only if it matched. No row: refused.
-WITH inv AS (
-    UPDATE invocations
-    SET journal_length = journal_length + cardinality($4::int[]), due_at = $5, modified_at = $6
-    WHERE id = $1 AND state = 'running' AND attempt = $2 AND session_id = $3
-      AND journal_length = ($4::int[])[1]
-    RETURNING id
+-- journal_append_many: append entries without side effects (run, sleep) of many attempts
+-- in one statement. The UPDATE fences each attempt and checks its journal continues at
+-- its first index; only the entries of the attempts it matched are inserted. Rows are
+-- locked in ID order first, as everywhere. The lease is left to heart-beats: this UPDATE
+-- touches no indexed column, so Postgres can make it a HOT update.
+WITH req AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[])
+        AS r(id, attempt, session_id, first_idx, n)
+), locked AS (
+    SELECT i.id FROM invocations i WHERE i.id = ANY($1::text[]) ORDER BY i.id FOR UPDATE
+), inv AS (
+    UPDATE invocations i
+    SET journal_length = i.journal_length + req.n, modified_at = $6
+    FROM req, (SELECT count(*) FROM locked) AS l
+    WHERE i.id = req.id AND i.state = 'running' AND i.attempt = req.attempt
+      AND i.session_id = req.session_id AND i.journal_length = req.first_idx
+    RETURNING i.id
 )
 INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, failure_code,
     failure_message, wake_at, delay_ms, created_at)
-SELECT inv.id, u.*, $6 FROM inv, unnest($4::int[], $7::text[], $8::text[], $9::bool[],
-    $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::int8[]) AS u
+SELECT e.invocation_id, e.idx, e.kind, e.name, e.completed, e.value, e.failure_code,
+       e.failure_message, e.wake_at, e.delay_ms, $6
+FROM unnest($7::text[], $8::int[], $9::text[], $10::text[], $11::bool[], $12::text[],
+            $13::text[], $14::text[], $15::timestamptz[], $16::int8[])
+    AS e(invocation_id, idx, kind, name, completed, value, failure_code, failure_message,
+         wake_at, delay_ms)
+WHERE e.invocation_id IN (SELECT id FROM inv)
 RETURNING *
 
 -- journal_complete_entry: a call returned or a timer fired: record the result in the entry.
@@ -73,8 +95,8 @@ UPDATE journal_entries
 SET completed = true, value = $3, failure_code = $4, failure_message = $5
 WHERE invocation_id = $1 AND idx = $2 AND NOT completed
 
--- invocation_journal_written: the journal grew; the attempt's activity also renews its lease.
-UPDATE invocations SET journal_length = $2, due_at = $3, modified_at = $4 WHERE id = $1
+-- invocation_journal_written: the journal grew (the lease is left to heart-beats).
+UPDATE invocations SET journal_length = $2, modified_at = $3 WHERE id = $1
 
 -- transitions_of: an invocation's transition history in order.
 SELECT * FROM invocation_transitions WHERE invocation_id = $1 ORDER BY id

@@ -13,13 +13,16 @@ transactions that touch overlapping sets wait for each other instead of deadlock
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ..domain.errors import InvalidTransition
@@ -27,6 +30,43 @@ from ..domain.states import NEW, Event, State, allowed_targets
 from ._sql import Q
 
 _tracer = trace.get_tracer("invoctl.server")
+
+# Spans of transitions made inside db.transaction() end when it commits: a transition
+# that is rolled back (a deadlock retry, a failed batch) leaves no span behind.
+_after_commit: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "invoctl_spans_after_commit", default=None
+)
+
+
+@contextlib.contextmanager
+def spans_after_commit() -> Iterator[list]:
+    """Collect the spans of transitions made in this block; the caller ends them once the
+    transaction committed and drops them (never ends them) if it did not."""
+    spans: list = []
+    token = _after_commit.set(spans)
+    try:
+        yield spans
+    finally:
+        _after_commit.reset(token)
+
+
+def _done(spans: list) -> None:
+    pending = _after_commit.get()
+    if pending is None:
+        for sp in spans:
+            sp.end()
+    else:
+        pending.extend(spans)
+
+
+def _failed(spans: list, exc: BaseException) -> None:
+    if _after_commit.get() is not None:
+        return  # the transaction rolls back: these transitions never happened
+    for sp in spans:
+        sp.record_exception(exc)
+        sp.set_status(trace.StatusCode.ERROR)
+        sp.end()
+
 
 # Columns a transition may change, with the array type used to pass them in bulk.
 _COLUMN_TYPES: dict[str, str] = {
@@ -66,12 +106,19 @@ _INSERT_TYPES: dict[str, str] = {
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One invocation's transition: from its locked row to `to`, writing `changes`."""
+    """One invocation's transition: from its locked row to `to`, writing `changes`.
+
+    `actor` overrides the actor of the apply() call (a batch mixes workers), and `parent`
+    is the trace context its span belongs to (the RPC or attempt that caused it); None
+    means the current context.
+    """
 
     row: Mapping[str, Any]
     to: State
     changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     detail: str | None = None
+    actor: str | None = None
+    parent: otel_context.Context | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,18 +160,45 @@ def _ids(span) -> tuple[str | None, str | None]:
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
-def _start_span(invocation_id: str, target: str, before: str, to: State, event: Event, actor: str):
+def _start_span(
+    row: Mapping[str, Any],
+    before: str,
+    to: State,
+    event: Event,
+    actor: str,
+    parent: otel_context.Context | None,
+):
     return _tracer.start_span(
         f"invocation {event}",
+        context=parent,
         attributes={
-            "restate.invocation.id": invocation_id,
-            "restate.invocation.target": target,
+            "restate.invocation.id": row["id"],
+            "restate.invocation.target": target_of(row),
             "invoctl.state.from": before,
             "invoctl.state.to": str(to),
             "invoctl.event": str(event),
             "invoctl.actor": actor,
         },
     )
+
+
+# Wakes attached clients (completed) and dispatchers (ready) of every server at commit.
+_NOTIFY = """
+    n AS (
+        SELECT pg_notify(
+            CASE WHEN state = 'completed' THEN 'invoctl_completed' ELSE 'invoctl_ready' END,
+            CASE WHEN state = 'completed' THEN id ELSE '' END)
+        FROM {src} WHERE state IN ('ready', 'completed')
+    )
+    SELECT {src}.* FROM {src}, (SELECT count(*) FROM n) AS notified
+"""
+
+
+def _bind(arrays: list[tuple[str, str, list[Any]]]) -> tuple[str, str, list[list[Any]]]:
+    """`unnest($1::t1[], ...)` and its column names for (name, type, values) arrays."""
+    unnest = ", ".join(f"${i + 1}::{t}[]" for i, (_n, t, _v) in enumerate(arrays))
+    names = ", ".join(n for n, _t, _v in arrays)
+    return unnest, names, [v for _n, _t, v in arrays]
 
 
 async def apply(
@@ -135,7 +209,8 @@ async def apply(
     actor: str,
     now: datetime,
 ) -> list[Applied]:
-    """Apply `event` to locked rows. All steps must change the same set of columns.
+    """Apply `event` to locked rows in one statement. All steps must change the same
+    columns.
 
     Raises InvalidTransition (and writes nothing) if any step is not in the table.
     """
@@ -150,62 +225,54 @@ async def apply(
     if unknown:
         raise ValueError(f"not a transition column: {sorted(unknown)}")
 
+    actors = [s.actor or actor for s in steps]
     spans = [
-        _start_span(s.row["id"], target_of(s.row), s.row["state"], s.to, event, actor)
-        for s in steps
+        _start_span(s.row, s.row["state"], s.to, event, a, s.parent)
+        for s, a in zip(steps, actors, strict=True)
     ]
     try:
-        arrays: list[list[Any]] = [
-            [s.row["id"] for s in steps],
-            [str(s.to) for s in steps],
-            [s.row["state"] for s in steps],
-            [s.detail for s in steps],
-            [_ids(sp)[0] for sp in spans],
-            [_ids(sp)[1] for sp in spans],
-        ]
-        arrays += [[s.changes[c] for s in steps] for c in columns]
-        names = ["id", "to_state", "from_state", "detail", "trace_id", "span_id", *columns]
-        types = ["text"] * 6 + [_COLUMN_TYPES[c] for c in columns]
-        unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        ids = [_ids(sp) for sp in spans]
+        unnest, names, values = _bind(
+            [
+                ("id", "text", [s.row["id"] for s in steps]),
+                ("to_state", "text", [str(s.to) for s in steps]),
+                ("from_state", "text", [s.row["state"] for s in steps]),
+                ("detail", "text", [s.detail for s in steps]),
+                ("actor", "text", actors),
+                ("trace_id", "text", [t for t, _ in ids]),
+                ("span_id", "text", [sp for _, sp in ids]),
+                *((c, _COLUMN_TYPES[c], [s.changes[c] for s in steps]) for c in columns),
+            ]
+        )
         assignments = "".join(f", {c} = u.{c}" for c in columns)
-        n = len(arrays)
+        n = len(values)
         sql = f"""
             WITH u AS (
                 UPDATE invocations AS i
                 SET state = u.to_state, modified_at = ${n + 1}{assignments}
-                FROM unnest({unnest}) AS u({", ".join(names)})
+                FROM unnest({unnest}) AS u({names})
                 WHERE i.id = u.id
-                RETURNING i.*, u.from_state, u.detail AS t_detail,
+                RETURNING i.*, u.from_state, u.detail AS t_detail, u.actor AS t_actor,
                           u.trace_id AS t_trace_id, u.span_id AS t_span_id
             ), h AS (
                 INSERT INTO invocation_transitions
                     (invocation_id, from_state, to_state, event, actor, at, attempt,
                      trace_id, span_id, detail)
-                SELECT id, from_state, state, ${n + 2}, ${n + 3}, ${n + 1}, attempt,
+                SELECT id, from_state, state, ${n + 2}, t_actor, ${n + 1}, attempt,
                        t_trace_id, t_span_id, t_detail
                 FROM u
-            ), n AS (
-                -- Wake attached clients (completed) and dispatchers (ready) at commit.
-                SELECT pg_notify(
-                    CASE WHEN state = 'completed' THEN 'invoctl_completed' ELSE 'invoctl_ready' END,
-                    CASE WHEN state = 'completed' THEN id ELSE '' END)
-                FROM u WHERE state IN ('ready', 'completed')
-            )
-            SELECT u.* FROM u, (SELECT count(*) FROM n) AS notified
-        """
-        rows = await conn.fetch(sql, *arrays, now, str(event), actor)
+            ), {_NOTIFY.format(src="u")}
+        """  # identifiers come from _COLUMN_TYPES, values are bound
+        rows = await conn.fetch(sql, *values, now, str(event))
     except BaseException as exc:
-        for sp in spans:
-            sp.record_exception(exc)
-            sp.set_status(trace.StatusCode.ERROR)
-            sp.end()
+        _failed(spans, exc)
         raise
+    _done(spans)
     by_id = {r["id"]: r for r in rows}
-    out = []
-    for step, sp in zip(steps, spans, strict=True):
-        sp.end()
-        out.append(Applied(by_id[step.row["id"]], sp.get_span_context()))
-    return out
+    return [
+        Applied(by_id[step.row["id"]], sp.get_span_context())
+        for step, sp in zip(steps, spans, strict=True)
+    ]
 
 
 async def accept(
@@ -214,38 +281,44 @@ async def accept(
     *,
     actor: str,
     now: datetime,
+    parents: Sequence[otel_context.Context | None] | None = None,
 ) -> list[Applied]:
-    """Insert new invocations (the ACCEPTED transition from nothing), with history and spans.
+    """Insert new invocations (the ACCEPTED transition from nothing) in one statement,
+    with history and spans.
 
     Each mapping holds the columns of `_INSERT_TYPES`; `state` is the state it starts in.
+    `parents`, if given, holds each row's trace context (as Step.parent).
     """
     if not new_rows:
         return []
     for row in new_rows:
         check(NEW, Event.ACCEPTED, State(row["state"]), row["id"])
+    parents = parents or [None] * len(new_rows)
     spans = [
-        _start_span(r["id"], target_of(r), "", State(r["state"]), Event.ACCEPTED, actor)
-        for r in new_rows
+        _start_span(r, "", State(r["state"]), Event.ACCEPTED, actor, p)
+        for r, p in zip(new_rows, parents, strict=True)
     ]
     try:
-        cols = list(_INSERT_TYPES)
-        arrays: list[list[Any]] = []
-        for c in cols:
-            values = [r.get(c) for r in new_rows]
-            if c == "headers":
-                values = [json.dumps(v or {}) for v in values]
-            arrays.append(values)
-        arrays.append([_ids(sp)[0] for sp in spans])
-        arrays.append([_ids(sp)[1] for sp in spans])
-        types = [("text" if t == "jsonb" else t) for t in _INSERT_TYPES.values()]
-        types += ["text", "text"]
-        unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
-        n = len(arrays)
-        col_list = ", ".join(cols)
-        select_list = ", ".join("u.headers::jsonb" if c == "headers" else f"u.{c}" for c in cols)
+        ids = [_ids(sp) for sp in spans]
+        columns = [
+            (c, "text" if t == "jsonb" else t, [_insert_value(r, c) for r in new_rows])
+            for c, t in _INSERT_TYPES.items()
+        ]
+        unnest, names, values = _bind(
+            [
+                *columns,
+                ("trace_id", "text", [t for t, _ in ids]),
+                ("span_id", "text", [sp for _, sp in ids]),
+            ]
+        )
+        n = len(values)
+        col_list = ", ".join(_INSERT_TYPES)
+        select_list = ", ".join(
+            "u.headers::jsonb" if c == "headers" else f"u.{c}" for c in _INSERT_TYPES
+        )
         sql = f"""
             WITH u AS (
-                SELECT * FROM unnest({unnest}) AS u({col_list}, trace_id, span_id)
+                SELECT * FROM unnest({unnest}) AS u({names})
             ), i AS (
                 INSERT INTO invocations ({col_list}, created_at, modified_at)
                 SELECT {select_list}, ${n + 1}, ${n + 1} FROM u
@@ -257,25 +330,20 @@ async def accept(
                 SELECT u.id, NULL, u.state, ${n + 2}, ${n + 3}, ${n + 1}, 0,
                        u.trace_id, u.span_id
                 FROM u
-            ), n AS (
-                -- Wake attached clients (completed) and dispatchers (ready) at commit.
-                SELECT pg_notify(
-                    CASE WHEN state = 'completed' THEN 'invoctl_completed' ELSE 'invoctl_ready' END,
-                    CASE WHEN state = 'completed' THEN id ELSE '' END)
-                FROM i WHERE state IN ('ready', 'completed')
-            )
-            SELECT i.* FROM i, (SELECT count(*) FROM n) AS notified
-        """
-        rows = await conn.fetch(sql, *arrays, now, str(Event.ACCEPTED), actor)
+            ), {_NOTIFY.format(src="i")}
+        """  # identifiers come from _INSERT_TYPES, values are bound
+        rows = await conn.fetch(sql, *values, now, str(Event.ACCEPTED), actor)
     except BaseException as exc:
-        for sp in spans:
-            sp.record_exception(exc)
-            sp.set_status(trace.StatusCode.ERROR)
-            sp.end()
+        _failed(spans, exc)
         raise
+    _done(spans)
     by_id = {r["id"]: r for r in rows}
-    out = []
-    for row, sp in zip(new_rows, spans, strict=True):
-        sp.end()
-        out.append(Applied(by_id[row["id"]], sp.get_span_context()))
-    return out
+    return [
+        Applied(by_id[row["id"]], sp.get_span_context())
+        for row, sp in zip(new_rows, spans, strict=True)
+    ]
+
+
+def _insert_value(row: Mapping[str, Any], column: str) -> Any:
+    value = row.get(column)
+    return json.dumps(value or {}) if column == "headers" else value

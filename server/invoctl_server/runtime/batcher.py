@@ -1,0 +1,154 @@
+"""Group commit: concurrent operations of one kind share a transaction and, where the
+store has a set-based form, its statements.
+
+A statement costs about the same whether it touches one row or a hundred (the client's
+round trip and system calls dominate), so operations that arrive while a batch is being
+written wait for the next one and are written together. Each operation is still locked,
+checked against the state table, recorded and traced on its own: the store functions do
+that per row.
+
+Contract for write functions: they return one result per request, in order, where a
+DomainError stands for that request's refusal, and they raise it only before writing
+anything for that request (the store checks, then writes), so the rest of the batch can
+commit. Any other error aborts the shared transaction; then each request of that batch is
+written alone, so only the one at fault fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from opentelemetry import context as otel_context
+
+from ..domain.errors import DomainError
+from ..store import db
+
+log = logging.getLogger("invoctl.batcher")
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What a caller asked for, and its trace context: the spans of the transitions it
+    causes are children of the caller's span, though a batcher task writes them."""
+
+    payload: Any
+    parent: otel_context.Context
+    future: asyncio.Future = dataclasses.field(compare=False)
+
+
+# (connection, requests) -> one result per request; a DomainError result is a refusal.
+Write = Callable[[asyncpg.Connection, list[Request]], Awaitable[list[Any]]]
+
+
+class Batcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        write: Write,
+        *,
+        name: str,
+        max_batch: int = 256,
+        parallel: int = 1,
+        single_statement: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._write_many = write
+        # A write of one statement is atomic by itself: no BEGIN and COMMIT round trips.
+        self._single = single_statement
+        self._name = name
+        self._max = max_batch
+        self._parallel = parallel
+        self._queue: asyncio.Queue[Request] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        # While a batch is written the next one collects requests; more batches in flight
+        # would only make each smaller.
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"invoctl-{self._name}-{i}")
+            for i in range(self._parallel)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.cancel()
+
+    async def submit(self, payload: Any) -> Any:
+        """Write `payload` in the next batch; returns its result or raises its refusal."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Request(payload, otel_context.get_current(), fut))
+        return await fut
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [r for r in batch if not r.future.done()]
+            if not batch:
+                continue
+            try:
+                await self._write(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a batcher task must never die
+                log.exception("%s: a batch of %d failed unexpectedly", self._name, len(batch))
+                for r in batch:
+                    _settle(r, exc)
+
+    async def _write(self, batch: list[Request]) -> None:
+        try:
+            results = await self._transaction(lambda c: self._write_many(c, batch))
+        except Exception as exc:  # isolated below
+            if len(batch) == 1:
+                _settle(batch[0], exc)
+                return
+            log.info(
+                "%s: a batch of %d failed (%s); writing each alone", self._name, len(batch), exc
+            )
+            for r in batch:
+                try:
+                    [result] = await self._transaction(lambda c, r=r: self._write_many(c, [r]))
+                except Exception as one_exc:  # handed to the caller
+                    result = one_exc
+                _settle(r, result)
+            return
+        for r, result in zip(batch, results, strict=True):
+            _settle(r, result)
+
+    async def _transaction(self, work):
+        if self._single:
+            return await db.statement(self._pool, work)
+        return await db.transaction(self._pool, work)
+
+
+def _settle(request: Request, result: Any) -> None:
+    if request.future.done():
+        return
+    if isinstance(result, BaseException):
+        request.future.set_exception(result)
+    else:
+        request.future.set_result(result)
+
+
+async def write_each(conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
+    """Write function for operations without a set-based form: each payload is a
+    `work(conn)` coroutine function, run one after another in the shared transaction."""
+    results: list[Any] = []
+    for r in batch:
+        token = otel_context.attach(r.parent)
+        try:
+            results.append(await r.payload(conn))
+        except DomainError as exc:
+            results.append(exc)
+        finally:
+            otel_context.detach(token)
+    return results
