@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from . import _procs
 
@@ -66,7 +67,40 @@ async def postgres_baseline(dsn: str, seconds: float) -> list[tuple[str, str, st
     ]
 
 
-async def end_to_end(address: str, total: int, concurrency: int) -> dict[str, float]:
+class CpuMeter:
+    """CPU seconds spent by groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = groups
+
+    def _sample(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for name, pids in self._groups.items():
+            total = 0.0
+            for pid in pids:
+                procs = [psutil.Process(pid)]
+                if name == "postgres":  # the postmaster and every backend it forked
+                    procs += procs[0].children(recursive=True)
+                for p in procs:
+                    try:
+                        t = p.cpu_times()
+                        total += t.user + t.system
+                    except psutil.NoSuchProcess:
+                        pass
+            totals[name] = total
+        return totals
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {k: after[k] - self._before.get(k, 0.0) for k in after}
+
+
+async def end_to_end(
+    address: str, total: int, concurrency: int, meter: CpuMeter | None = None
+) -> dict[str, float]:
     """Invoke the 3-step handler `total` times, `concurrency` at once, awaiting each."""
     from invoctl.client import Client
 
@@ -91,13 +125,17 @@ async def end_to_end(address: str, total: int, concurrency: int) -> dict[str, fl
                 assert await client.invoke("Bench", "three_steps", i) == (i + 1) * 2 - 1
                 latencies.append(time.perf_counter() - t0)
 
+        if meter:
+            meter.start()
         start = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
+        cpu = meter.stop() if meter else {}
     return {
         "rate": total / elapsed,
         "p50": statistics.median(latencies) * 1000,
         "p99": _pct(latencies, 0.99) * 1000,
+        **{f"cpu_{k}": v / total * 1000 for k, v in cpu.items()},
     }
 
 
@@ -109,15 +147,36 @@ def main() -> None:
     args = parser.parse_args()
 
     rows: list[tuple[str, str, str]] = []
-    with _procs.embedded_postgres() as dsn:
+    with _procs.embedded_postgres() as (dsn, pg_pid):
         rows += asyncio.run(postgres_baseline(dsn, args.baseline_seconds))
-        with _procs.server(dsn) as address, _procs.worker(address, args.concurrency):
-            e2e = asyncio.run(end_to_end(address, args.invocations, args.concurrency))
+        with (
+            _procs.server(dsn) as (address, server_pid),
+            _procs.worker(address, args.concurrency) as worker_pid,
+        ):
+            meter = CpuMeter(
+                {
+                    "server": [server_pid],
+                    "worker": [worker_pid],
+                    "postgres": [pg_pid],
+                    "client": [psutil.Process().pid],
+                }
+            )
+            e2e = asyncio.run(end_to_end(address, args.invocations, args.concurrency, meter))
+            one = asyncio.run(end_to_end(address, min(args.invocations, 500), 1))
     label = f"3-step handler, call and await, concurrency {args.concurrency}"
     rows += [
         (f"{label}: throughput", f"{e2e['rate']:,.0f} inv/s", ">= 500 inv/s"),
         (f"{label}: p50 latency", f"{e2e['p50']:.1f} ms", "< 20 ms"),
         (f"{label}: p99 latency", f"{e2e['p99']:.1f} ms", ""),
+        (
+            f"{label}: CPU ms per invocation",
+            " / ".join(
+                f"{k} {e2e[f'cpu_{k}']:.2f}" for k in ("server", "worker", "postgres", "client")
+            ),
+            "2 cores",
+        ),
+        ("3-step handler, one at a time: p50 latency", f"{one['p50']:.1f} ms", "< 20 ms"),
+        ("3-step handler, one at a time: p99 latency", f"{one['p99']:.1f} ms", ""),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [

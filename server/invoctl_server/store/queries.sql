@@ -64,8 +64,9 @@ RETURNING *
 -- journal_append_many: append entries without side effects (run, sleep) of many attempts
 -- in one statement. The UPDATE fences each attempt and checks its journal continues at
 -- its first index; only the entries of the attempts it matched are inserted. Rows are
--- locked in ID order first, as everywhere. The lease is left to heart-beats: this UPDATE
--- touches no indexed column, so Postgres can make it a HOT update.
+-- locked in ID order first, as everywhere. The attempt's activity renews its lease, but
+-- only once less than half of it is left ($17, the renewed expiry; $18, the threshold):
+-- most appends then change no indexed column, and Postgres makes them HOT updates.
 WITH req AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[])
         AS r(id, attempt, session_id, first_idx, n)
@@ -73,7 +74,8 @@ WITH req AS (
     SELECT i.id FROM invocations i WHERE i.id = ANY($1::text[]) ORDER BY i.id FOR UPDATE
 ), inv AS (
     UPDATE invocations i
-    SET journal_length = i.journal_length + req.n, modified_at = $6
+    SET journal_length = i.journal_length + req.n, modified_at = $6,
+        due_at = CASE WHEN i.due_at < $18 THEN $17 ELSE i.due_at END
     FROM req, (SELECT count(*) FROM locked) AS l
     WHERE i.id = req.id AND i.state = 'running' AND i.attempt = req.attempt
       AND i.session_id = req.session_id AND i.journal_length = req.first_idx
@@ -95,8 +97,11 @@ UPDATE journal_entries
 SET completed = true, value = $3, failure_code = $4, failure_message = $5
 WHERE invocation_id = $1 AND idx = $2 AND NOT completed
 
--- invocation_journal_written: the journal grew (the lease is left to heart-beats).
-UPDATE invocations SET journal_length = $2, modified_at = $3 WHERE id = $1
+-- invocation_journal_written: the journal grew; renew the lease once less than half is left.
+UPDATE invocations
+SET journal_length = $2, modified_at = $3,
+    due_at = CASE WHEN due_at < $5 THEN $4 ELSE due_at END
+WHERE id = $1
 
 -- transitions_of: an invocation's transition history in order.
 SELECT * FROM invocation_transitions WHERE invocation_id = $1 ORDER BY id

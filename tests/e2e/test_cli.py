@@ -1,0 +1,67 @@
+"""The `invoctl` command line against a real server, as the README shows it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from invoctl.sdk import Context, Service, Worker
+
+
+async def invoctl(server, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "invoctl.cli", "--server", server.address, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
+def greeter() -> Service:
+    svc = Service("Greeter")
+
+    @svc.handler()
+    async def greet(ctx: Context, name: str) -> str:
+        return await ctx.run("compose", lambda: f"Hello, {name}!")
+
+    return svc
+
+
+async def test_invoke_get_journal_ls_and_deployments(server):
+    async with Worker([greeter()], server=server.address):
+        code, out, err = await invoctl(server, "invoke", "Greeter/greet", '"Ada"')
+        assert (code, err) == (0, "")
+        assert "Hello, Ada!" in out
+
+        code, out, _ = await invoctl(server, "--json", "invoke", "Greeter/greet", '"Bo"', "--send")
+        assert code == 0
+        inv_id = json.loads(out)["invocationId"]
+
+        code, out, _ = await invoctl(server, "--json", "invocations", "get", inv_id)
+        assert code == 0
+        assert json.loads(out)["id"] == inv_id
+
+        code, out, _ = await invoctl(server, "invocations", "journal", inv_id)
+        assert code == 0
+        assert "compose" in out and "accepted" in out
+
+        code, out, _ = await invoctl(server, "--json", "invocations", "ls", "--service", "Greeter")
+        assert code == 0
+        assert len(json.loads(out)["invocations"]) == 2
+
+        code, out, _ = await invoctl(server, "deployments", "ls")
+        assert code == 0
+        assert "Greeter" in out
+
+
+async def test_errors_are_one_readable_line_and_exit_1(server):
+    code, out, err = await invoctl(server, "invocations", "get", "inv_123")
+    assert code == 1
+    assert out == ""
+    assert err.strip().startswith("error: INVALID_ARGUMENT (MALFORMED_ID)")
+    assert "Traceback" not in err
+
+    code, _, err = await invoctl(server, "invoke", "Nope/greet", "1")
+    assert code == 1
+    assert "NOT_FOUND (SERVICE_NOT_FOUND)" in err
