@@ -15,7 +15,6 @@ from ..domain.ids import new_session_id
 from ..runtime.sessions import Session
 from ..store import attempts, db
 from ..store import deployments as dstore
-from ..store._sql import Q
 from . import convert, ids
 from .context import Runtime
 from .errors import rpc, to_domain_error
@@ -81,7 +80,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         hello = first.hello
         deployment_id = ids.deployment_id(hello.deployment_id)
         async with self.rt.pool.acquire() as conn:
-            if await conn.fetchrow(Q["deployment_get"], deployment_id) is None:
+            if not await dstore.deployment_exists(conn, deployment_id):
                 raise DeploymentNotFound(
                     f"deployment {deployment_id} not found", deployment_id=deployment_id
                 )
@@ -97,7 +96,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         """The stream is gone: its attempts' leases lapse now, so they are retried."""
         try:
             async with self.rt.pool.acquire() as conn:
-                await conn.execute(Q["session_leases_expire"], session.id, self.rt.now())
+                await attempts.leases_expire(conn, session.id, self.rt.now())
             self.rt.timers.poke()
         except Exception:
             log.warning("could not expire the leases of %s; they lapse on time", session.id)
@@ -119,11 +118,8 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         if kind == "heartbeat":
             try:
                 async with self.rt.pool.acquire() as conn:
-                    await conn.execute(
-                        Q["session_leases_renew"],
-                        session.id,
-                        list(session.inflight),
-                        self.rt.now() + self.rt.config.lease,
+                    await attempts.leases_renew(
+                        conn, session.id, session.inflight, self.rt.now() + self.rt.config.lease
                     )
             except Exception:
                 log.warning("lease renewal of %s failed", session.id)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..store import attempts, db
-from ..store._sql import Q
 
 log = logging.getLogger("invoctl.timers")
 
@@ -50,7 +49,7 @@ class Timers:
                 while await self._tick() == self._batch:
                     pass
                 async with self._pool.acquire() as conn:
-                    next_due = await conn.fetchval(Q["due_next"])
+                    next_due = await attempts.due_next(conn)
                 if next_due is not None:
                     ahead = (next_due - datetime.now(UTC)).total_seconds()
                     # Rows due but locked by another server: look again shortly, do not spin.

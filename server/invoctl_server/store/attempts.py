@@ -575,7 +575,25 @@ async def finish(
     return row
 
 
+async def leases_renew(
+    conn: asyncpg.Connection, session_id: str, invocation_ids: Sequence[str], until: datetime
+) -> None:
+    """A heart-beat: the session's attempts still in flight keep their lease until `until`."""
+    await conn.execute(Q["session_leases_renew"], session_id, list(invocation_ids), until)
+
+
+async def leases_expire(conn: asyncpg.Connection, session_id: str, now: datetime) -> None:
+    """The session's stream closed: the leases of its running attempts lapse now, and the
+    timers retry them."""
+    await conn.execute(Q["session_leases_expire"], session_id, now)
+
+
 # --- timers ------------------------------------------------------------------------------
+
+
+async def due_next(conn: asyncpg.Connection) -> datetime | None:
+    """When the next timer is due (None: no timer is set)."""
+    return await conn.fetchval(Q["due_next"])
 
 
 async def due_process(conn: asyncpg.Connection, *, limit: int, actor: str, now: datetime) -> int:

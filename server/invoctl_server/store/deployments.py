@@ -72,6 +72,10 @@ async def deployment_register(
     return Deployment(dep["id"], dep["created_at"], tuple(services))
 
 
+async def deployment_exists(conn: asyncpg.Connection, deployment_id: str) -> bool:
+    return await conn.fetchrow(Q["deployment_get"], deployment_id) is not None
+
+
 async def deployments_list(conn: asyncpg.Connection, service: str | None) -> list[Deployment]:
     """Deployments, newest first, optionally only those serving `service`."""
     deps = await conn.fetch(Q["deployments_all"], service)
