@@ -16,6 +16,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if it has not exited within 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextlib.contextmanager
 def embedded_postgres() -> Iterator[tuple[str, int]]:
     """A fresh embedded Postgres with its default (durable) settings; yields its DSN and
@@ -53,11 +62,7 @@ def server(dsn: str, *args: str) -> Iterator[tuple[str, int]]:
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield address, proc.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _terminate(proc)
 
 
 @contextlib.contextmanager
@@ -69,8 +74,4 @@ def worker(address: str, concurrency: int) -> Iterator[int]:
     try:
         yield proc.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _terminate(proc)

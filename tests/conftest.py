@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support import ServerProcess, wait_for  # noqa: F401 - re-exported for tests
+from tests.support import dsn_for
 
 _SPANS = InMemorySpanExporter()
 _provider = TracerProvider()
@@ -44,12 +44,6 @@ def postgres():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _dsn(base_uri: str, database: str) -> str:
-    # The embedded URI is postgresql://postgres:@/postgres?host=/socket/dir
-    prefix, _, query = base_uri.partition("?")
-    return f"{prefix.rsplit('/', 1)[0]}/{database}?{query}"
-
-
 @pytest.fixture(scope="session")
 async def template_dsn(postgres) -> str:
     """A database migrated once; each test copies it (CREATE DATABASE ... TEMPLATE)."""
@@ -67,12 +61,12 @@ async def template_dsn(postgres) -> str:
         await admin.execute(f"CREATE DATABASE {_TEMPLATE}")
     finally:
         await admin.close()
-    conn = await asyncpg.connect(_dsn(postgres.get_uri(), _TEMPLATE))
+    conn = await asyncpg.connect(dsn_for(postgres.get_uri(), _TEMPLATE))
     try:
         await db.migrate(conn)
     finally:
         await conn.close()
-    return _dsn(postgres.get_uri(), _TEMPLATE)
+    return dsn_for(postgres.get_uri(), _TEMPLATE)
 
 
 @pytest.fixture
@@ -84,7 +78,7 @@ async def database(postgres, template_dsn) -> str:
         await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
     finally:
         await admin.close()
-    yield _dsn(postgres.get_uri(), name)
+    yield dsn_for(postgres.get_uri(), name)
     admin = await asyncpg.connect(postgres.get_uri())
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

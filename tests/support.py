@@ -18,6 +18,13 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def dsn_for(base_uri: str, database: str) -> str:
+    """The DSN of another database on the embedded server whose URI is `base_uri`
+    (postgresql://postgres:@/postgres?host=/socket/dir)."""
+    prefix, _, query = base_uri.partition("?")
+    return f"{prefix.rsplit('/', 1)[0]}/{database}?{query}"
+
+
 async def wait_for(
     probe: Callable[[], Awaitable[T]], *, timeout: float = 15.0, what: str = "condition"
 ) -> T:

@@ -18,7 +18,7 @@ from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.api.ingress import _RECHECK_SECONDS
 from invoctl_server.store import db as store_db
 from tests.multiprocess._procs import events_of, register_steps
-from tests.support import wait_for
+from tests.support import dsn_for, wait_for
 
 COUNT = 200
 SLEEP = 0.3
@@ -132,8 +132,7 @@ async def test_servers_starting_at_once_migrate_an_empty_database_once(postgres,
         await admin.execute(f"CREATE DATABASE {name}")
     finally:
         await admin.close()
-    prefix, _, query = postgres.get_uri().partition("?")
-    dsn = f"{prefix.rsplit('/', 1)[0]}/{name}?{query}"
+    dsn = dsn_for(postgres.get_uri(), name)
     try:
         servers = await procs.servers(dsn, 2)
         for server in servers:
