@@ -27,6 +27,7 @@ from .api.ingress import Ingress
 from .api.workers import Workers
 from .config import Config
 from .runtime.batches import Batches
+from .runtime.cleaner import Cleaner
 from .runtime.completions import Completions
 from .runtime.listener import Listener
 from .runtime.sessions import Dispatcher
@@ -105,9 +106,17 @@ class App:
             self._pool, poll_interval=self.config.poll_interval, actor=f"timer:{self.config.name}"
         )
         listener = Listener(
-            dsn, {notify.READY: dispatcher.wake, notify.COMPLETED: completions.completed}
+            dsn,
+            {
+                notify.READY: dispatcher.wake,
+                notify.COMPLETED: completions.completed,
+                notify.SIGNAL: dispatcher.signal,
+            },
         )
         batches = Batches(self._pool, lease=self.config.lease)
+        cleaner = Cleaner(
+            self._pool, poll_interval=self.config.poll_interval, actor=f"cleaner:{self.config.name}"
+        )
         rt = Runtime(self._pool, self.config, dispatcher, timers, completions, batches)
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
@@ -135,7 +144,7 @@ class App:
         if not self.port:
             raise OSError(f"cannot listen on {self.config.listen}")
 
-        for loop in (listener, dispatcher, timers, batches):
+        for loop in (listener, dispatcher, timers, batches, cleaner):
             loop.start()
             self._loops.append(loop)
         await asyncio.wait_for(listener.connected.wait(), 30)

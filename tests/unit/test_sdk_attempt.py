@@ -74,6 +74,9 @@ class FakeChannel:
     async def fail(self, failure: pb.Failure) -> None:
         self._record("fail", failure)
 
+    def check_running(self) -> None:
+        pass
+
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.sent]
 

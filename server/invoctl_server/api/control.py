@@ -1,4 +1,4 @@
-"""InvocationControl: the operator's read and (later) write operations."""
+"""InvocationControl: the operator's reads and actions on invocations."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from invoctl.v1 import control_pb2_grpc
 from ..domain.errors import InvalidArgument, InvalidPageToken
 from ..domain.ids import is_invocation_id
 from ..store import invocations as store
+from ..store import operations as ops
 from . import convert, ids
 from .context import Runtime
 from .errors import rpc
+from .operator import ACTOR, operate
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -83,3 +85,96 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
             entries=[convert.journal_entry(e) for e in entries],
             transitions=[convert.transition(t) for t in history],
         )
+
+    # --- actions: each goes through operator.operate (audit log, request_id) ----------
+
+    def _invocation_response(self, response_type):
+        return lambda row: response_type(invocation=convert.invocation(row))
+
+    async def _act(self, operation: str, request, response_type, work):
+        return await operate(
+            self.rt,
+            operation=operation,
+            request=request,
+            work=work,
+            respond=self._invocation_response(response_type),
+            response_type=response_type,
+        )
+
+    @rpc
+    async def KillInvocation(self, request, context):
+        return await self._act(
+            "KillInvocation", request, pb.KillInvocationResponse,
+            lambda conn, i: ops.invocation_kill(conn, i, actor=ACTOR, now=self.rt.now()),
+        )  # fmt: skip
+
+    @rpc
+    async def PauseInvocation(self, request, context):
+        return await self._act(
+            "PauseInvocation", request, pb.PauseInvocationResponse,
+            lambda conn, i: ops.invocation_pause(conn, i, actor=ACTOR, now=self.rt.now()),
+        )  # fmt: skip
+
+    @rpc
+    async def ResumeInvocation(self, request, context):
+        return await self._act(
+            "ResumeInvocation", request, pb.ResumeInvocationResponse,
+            lambda conn, i: ops.invocation_resume(
+                conn, i, deployment=_deployment_arg(request.deployment), actor=ACTOR,
+                now=self.rt.now(),
+            ),
+        )  # fmt: skip
+
+    @rpc
+    async def PurgeInvocation(self, request, context):
+        return await self._act(
+            "PurgeInvocation", request, pb.PurgeInvocationResponse,
+            lambda conn, i: ops.invocation_purge(conn, i, actor=ACTOR, now=self.rt.now()),
+        )  # fmt: skip
+
+    @rpc
+    async def PurgeJournal(self, request, context):
+        return await self._act(
+            "PurgeJournal", request, pb.PurgeJournalResponse,
+            lambda conn, i: ops.journal_purge(conn, i, actor=ACTOR, now=self.rt.now()),
+        )  # fmt: skip
+
+    @rpc
+    async def RestartInvocationAsNew(self, request, context):
+        return await self._act(
+            "RestartInvocationAsNew", request, pb.RestartInvocationAsNewResponse,
+            lambda conn, i: ops.invocation_restart(
+                conn, i, from_entry=request.from_entry,
+                deployment=_deployment_arg(request.deployment), actor=ACTOR, now=self.rt.now(),
+            ),
+        )  # fmt: skip
+
+    @rpc
+    async def ListAuditEntries(self, request, context):
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        invocation_id = ids.invocation_id(request.invocation_id) if request.invocation_id else None
+        before = _decode_audit_token(request.page_token) if request.page_token else None
+        async with self.rt.pool.acquire() as conn:
+            rows = await ops.audit_page(
+                conn, invocation_id=invocation_id, before_id=before, limit=size + 1
+            )
+        token = str(rows[size - 1]["id"]) if len(rows) > size else ""
+        return pb.ListAuditEntriesResponse(
+            entries=[convert.audit_entry(r) for r in rows[:size]], next_page_token=token
+        )
+
+
+def _deployment_arg(text: str) -> str:
+    """keep, latest or a well-formed dp_ ID (INVALID_ARGUMENT otherwise). Checked inside
+    the operation, so that the refusal is audited like any other."""
+    if text in ("", ops.KEEP, ops.LATEST):
+        return text
+    return ids.deployment_id(text)
+
+
+def _decode_audit_token(token: str) -> int:
+    if not token.isdigit():
+        raise InvalidPageToken("page_token is not one this server issued")
+    return int(token)

@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from invoctl.v1 import control_pb2 as cpb
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
 
@@ -17,6 +18,7 @@ from ..domain.retry import OnMaxAttempts, RetryPolicy
 from ..domain.states import Outcome, State
 from ..store import deployments as dstore
 from ..store.attempts import Claimed, EntryIn
+from ..store.operations import Signal
 from ..store.transition import target_of
 
 STATE_TO_PROTO = {s: getattr(pb, f"INVOCATION_STATE_{s.name}") for s in State}
@@ -124,6 +126,21 @@ def transition(row: Mapping[str, Any]) -> pb.Transition:
     )
 
 
+def audit_entry(row: Mapping[str, Any]) -> cpb.AuditEntry:
+    return cpb.AuditEntry(
+        id=row["id"],
+        at=ts(row["at"]),
+        identity=row["identity"],
+        operation=row["operation"],
+        invocation_id=row["invocation_id"],
+        reason=row["reason"],
+        request_id=row["request_id"] or "",
+        result=row["result"],
+        state_after=STATE_TO_PROTO[State(row["state_after"])] if row["state_after"] else 0,
+        new_invocation_id=row["new_invocation_id"] or "",
+    )
+
+
 def entry_in(msg: pb.JournalEntry) -> EntryIn:
     kind = KIND_FROM_PROTO.get(msg.kind)
     if kind is None:
@@ -164,6 +181,11 @@ def attempt_start(claimed: Claimed) -> wpb.AttemptStart:
         journal=[journal_entry(e) for e in claimed.journal],
         traceparent=traceparent(claimed.span_context),
     )
+
+
+def attempt_signal(signal: Signal) -> wpb.AttemptSignal:
+    kind = {"pause": wpb.SIGNAL_KIND_PAUSE, "kill": wpb.SIGNAL_KIND_KILL}[signal.kind]
+    return wpb.AttemptSignal(invocation_id=signal.invocation_id, attempt=signal.attempt, kind=kind)
 
 
 def json_payload(text: str, *, field: str, limit: int) -> str:

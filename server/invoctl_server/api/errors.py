@@ -31,6 +31,8 @@ CODES: dict[type[e.DomainError], grpc.StatusCode] = {
     e.HandlerNotFound: grpc.StatusCode.NOT_FOUND,
     e.InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
     e.StaleAttempt: grpc.StatusCode.FAILED_PRECONDITION,
+    e.DeploymentDoesNotServe: grpc.StatusCode.FAILED_PRECONDITION,
+    e.JournalPurged: grpc.StatusCode.FAILED_PRECONDITION,
     e.JournalMismatch: grpc.StatusCode.FAILED_PRECONDITION,
     e.LockTimeout: grpc.StatusCode.ABORTED,
     e.DatabaseUnavailable: grpc.StatusCode.UNAVAILABLE,

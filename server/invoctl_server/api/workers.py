@@ -13,7 +13,7 @@ from invoctl.v1 import workers_pb2_grpc
 from ..domain.errors import DeploymentNotFound, InvalidArgument
 from ..domain.ids import new_session_id
 from ..runtime.sessions import Session
-from ..store import attempts, db
+from ..store import attempts, db, operations
 from ..store import deployments as dstore
 from . import convert, ids
 from .context import Runtime
@@ -64,6 +64,8 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             while (item := await session.outbox.get()) is not None:
                 if isinstance(item, pb.WorkerAck):
                     yield pb.ConnectResponse(ack=item)
+                elif isinstance(item, operations.Signal):
+                    yield pb.ConnectResponse(signal=convert.attempt_signal(item))
                 else:
                     yield pb.ConnectResponse(attempt=convert.attempt_start(item))
         finally:

@@ -40,6 +40,18 @@ class InvalidTarget(InvalidArgument):
     reason = "INVALID_TARGET"
 
 
+class InvalidFromEntry(InvalidArgument):
+    """A restart's from_entry outside the journal, or not after a completed entry."""
+
+    reason = "INVALID_FROM_ENTRY"
+
+
+class RequestIdReused(InvalidArgument):
+    """A request_id already used for another operation or invocation."""
+
+    reason = "REQUEST_ID_REUSED"
+
+
 class InvalidDeployment(InvalidArgument):
     reason = "INVALID_DEPLOYMENT"
 
@@ -64,6 +76,18 @@ class InvalidTransition(DomainError):
     """The invocation's current state does not allow the event."""
 
     reason = "INVALID_STATE_TRANSITION"
+
+
+class DeploymentDoesNotServe(DomainError):
+    """The deployment asked for does not serve the invocation's handler."""
+
+    reason = "DEPLOYMENT_DOES_NOT_SERVE"
+
+
+class JournalPurged(DomainError):
+    """The operation needs the journal, and it was purged."""
+
+    reason = "JOURNAL_PURGED"
 
 
 class StaleAttempt(DomainError):

@@ -46,6 +46,9 @@ class Event(enum.StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"  # max attempts reached
     RETRY_DUE = "retry_due"  # the backoff timer fired
     COMPLETED = "completed"  # the handler returned a value or a terminal error
+    KILLED = "killed"  # an operator killed it, or an invocation up its call tree
+    PAUSED = "paused"  # an operator paused it
+    RESUMED = "resumed"  # an operator resumed it
 
 
 # The state "before" an invocation exists: the accepting transition starts here.
@@ -67,6 +70,13 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
     (_S.RUNNING, Event.RETRIES_EXHAUSTED): frozenset({_S.PAUSED, _S.COMPLETED}),
     (_S.BACKING_OFF, Event.RETRY_DUE): frozenset({_S.READY}),
     (_S.RUNNING, Event.COMPLETED): frozenset({_S.COMPLETED}),
+    # Operator actions (DESIGN.md section 4).
+    **{(s, Event.KILLED): frozenset({_S.COMPLETED}) for s in State if s != _S.COMPLETED},
+    (_S.RUNNING, Event.PAUSED): frozenset({_S.PAUSED}),
+    (_S.BACKING_OFF, Event.PAUSED): frozenset({_S.PAUSED}),
+    (_S.PAUSED, Event.RESUMED): frozenset({_S.READY}),
+    (_S.SUSPENDED, Event.RESUMED): frozenset({_S.READY}),
+    (_S.BACKING_OFF, Event.RESUMED): frozenset({_S.READY}),
 }
 
 

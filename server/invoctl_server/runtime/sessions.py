@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from ..store import attempts, db
+from ..store import attempts, db, operations
 
 log = logging.getLogger("invoctl.dispatch")
 
@@ -87,6 +87,16 @@ class Dispatcher:
 
     def remove(self, session: Session) -> None:
         self._sessions.pop(session.id, None)
+
+    def signal(self, payload: str) -> None:
+        """An operator ended an attempt (notification from any server): if its session is
+        here, tell the worker to stop it. The attempt is fenced already."""
+        signal = operations.signal_of(payload)
+        session = self._sessions.get(signal.session_id)
+        if session is None or signal.invocation_id not in session.inflight:
+            return
+        session.outbox.put_nowait(signal)
+        self.done(session, signal.invocation_id)
 
     def done(self, session: Session, invocation_id: str) -> None:
         """The attempt left the session (suspended, completed, failed, fenced)."""

@@ -33,6 +33,8 @@ class NewInvocation:
     caller_id: str | None = None
     caller_entry: int | None = None
     restarted_from: str | None = None
+    # Pinned from the start (a restart on a given deployment); None: the newest at claim.
+    deployment_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +118,7 @@ def _new_row(new: NewInvocation, resolved: ResolvedHandler, now: datetime) -> di
         "object_key": new.key if resolved.kind == "virtual_object" else None,
         "exclusive": resolved.exclusive,
         "state": str(State.SCHEDULED if delayed else State.READY),
-        "deployment_id": None,
+        "deployment_id": new.deployment_id,
         "input": new.input,
         "headers": dict(new.headers),
         "idempotency_key": new.idempotency_key or None,

@@ -2,3 +2,4 @@
 
 COMPLETED = "invoctl_completed"  # payload: the invocation ID; wakes attached clients
 READY = "invoctl_ready"  # wakes dispatchers
+SIGNAL = "invoctl_signal"  # payload: session_id invocation_id attempt kind

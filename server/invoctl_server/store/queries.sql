@@ -210,3 +210,60 @@ UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
 
 -- notify: wake listeners on other connections (dispatch, attach) after commit.
 SELECT pg_notify($1, $2)
+
+-- invocation_call_tree: the not-completed invocations an invocation called, recursively.
+WITH RECURSIVE tree AS (
+    SELECT id FROM invocations WHERE caller_id = $1 AND state <> 'completed'
+    UNION
+    SELECT i.id FROM invocations i JOIN tree t ON i.caller_id = t.id
+    WHERE i.state <> 'completed'
+)
+SELECT id FROM tree
+
+-- invocation_delete: purge: the invocation with its journal and history (cascade).
+DELETE FROM invocations WHERE id = $1
+
+-- journal_delete: purge-journal: the entries go, the result stays.
+DELETE FROM journal_entries WHERE invocation_id = $1
+
+-- invocation_journal_purged: mark the journal gone, so a restart is refused clearly.
+UPDATE invocations SET journal_length = 0, journal_purged = true, modified_at = $2
+WHERE id = $1 RETURNING *
+
+-- journal_copy_prefix: restart from a prefix: the new invocation replays entries [0, $3).
+INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, failure_code,
+    failure_message, target_service, target_handler, target_key, argument, callee_id, wake_at,
+    delay_ms, created_at)
+SELECT $2, idx, kind, name, completed, value, failure_code, failure_message, target_service,
+       target_handler, target_key, argument, callee_id, wake_at, delay_ms, $4
+FROM journal_entries WHERE invocation_id = $1 AND idx < $3
+
+-- invocation_journal_length: the journal length of a restarted invocation's copied prefix.
+UPDATE invocations SET journal_length = $2 WHERE id = $1 RETURNING *
+
+-- audit_insert: record an operator request (refused ones too).
+INSERT INTO audit_log (at, identity, operation, invocation_id, reason, request_id, result,
+    state_after, new_invocation_id, response)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+
+-- audit_by_request_id: the successful request a request_id already named, if any.
+SELECT * FROM audit_log WHERE request_id = $1 AND result = 'OK'
+
+-- audit_page: a page of the audit log, newest first, optionally about one invocation.
+SELECT * FROM audit_log
+WHERE ($1::text IS NULL OR invocation_id = $1) AND ($2::int8 IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3
+
+-- signal_notify: tell the server holding a worker session to signal an attempt.
+SELECT pg_notify('invoctl_signal', $1)
+
+-- invocations_expired_delete: the retention cleaner: delete completed invocations past
+-- their retention, a batch at a time; SKIP LOCKED so that N servers share the work.
+DELETE FROM invocations
+WHERE id IN (
+    SELECT id FROM invocations
+    WHERE expires_at <= $1 AND state = 'completed'
+    ORDER BY expires_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, service, handler, object_key

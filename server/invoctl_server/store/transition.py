@@ -275,6 +275,22 @@ async def apply(
     ]
 
 
+def trace_purge(row: Mapping[str, Any], *, actor: str) -> None:
+    """A completed invocation was deleted (retention): not a state change, but traced like
+    one so that its trace ends with it."""
+    span = _tracer.start_span(
+        "invocation purged",
+        attributes={
+            "restate.invocation.id": row["id"],
+            "restate.invocation.target": target_of(row),
+            "invoctl.state.from": str(State.COMPLETED),
+            "invoctl.event": "purged",
+            "invoctl.actor": actor,
+        },
+    )
+    _done([span])
+
+
 async def accept(
     conn: asyncpg.Connection,
     new_rows: Sequence[Mapping[str, Any]],

@@ -24,6 +24,7 @@ from invoctl.client import (
 from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
 
 __all__ = [
+    "audit_table",
     "deployments_table",
     "dumps_json",
     "entries_table",
@@ -32,6 +33,7 @@ __all__ = [
     "invocation_details",
     "invocations_table",
     "message_to_json",
+    "operation_headline",
     "state_text",
     "transitions_table",
 ]
@@ -277,5 +279,56 @@ def deployments_table(deployments: list[workers_pb2.Deployment], now: dt.datetim
     for deployment in deployments:
         _add_row(
             table, deployment.id, format_time(deployment.created_at, now), _services(deployment)
+        )
+    return table
+
+
+# -- operator actions ---------------------------------------------------------------
+
+
+def operation_headline(verb: str, requested_id: str, invocation: invocation_pb2.Invocation) -> Text:
+    """One line reporting an operator action: `killed inv_1  completed (killed)`.
+
+    When the result is another invocation (a restart), its ID is the one to copy, so
+    it comes last and bold: `restarted inv_1 as inv_2  pending`.
+    """
+    line = Text.assemble((verb, "green"), " ")
+    if invocation.id and invocation.id != requested_id:
+        line.append(f"{requested_id} as ")
+        line.append(invocation.id, style="bold")
+    else:
+        line.append(requested_id, style="bold")
+    line.append("  ")
+    line.append_text(state_text(invocation))
+    return line
+
+
+def _audit_result(entry: control_pb2.AuditEntry) -> Text:
+    if entry.result != "OK":
+        return Text(entry.result or "-", style="red")
+    after = entry.state_after
+    if after == invocation_pb2.INVOCATION_STATE_UNSPECIFIED:
+        return Text("OK", style="green")
+    return Text.assemble(("OK", "green"), f" ({state_name(after)})")
+
+
+def audit_table(entries: list[control_pb2.AuditEntry], now: dt.datetime) -> Table:
+    """One row per operator request, as `invoctl audit ls` shows them."""
+    table = Table(box=None, header_style="bold")
+    for column in ("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"):
+        # IDs are copied into the next command: fold them, never cut them.
+        table.add_column(column, overflow="fold" if column == "INVOCATION" else "ellipsis")
+    for entry in entries:
+        invocation = entry.invocation_id or "-"
+        if entry.new_invocation_id:
+            invocation += f" -> {entry.new_invocation_id}"
+        _add_row(
+            table,
+            format_time(entry.at, now),
+            entry.identity,
+            entry.operation,
+            invocation,
+            _truncate(entry.reason),
+            _audit_result(entry),
         )
     return table

@@ -29,7 +29,7 @@ from invoctl.client import (
 )
 from invoctl.v1 import invocation_pb2
 
-from . import _commands
+from . import _commands, _operations
 from ._commands import Output
 
 __all__ = ["build_parser", "main"]
@@ -83,6 +83,25 @@ def _seconds(text: str) -> float:
     if not seconds >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
     return seconds
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return number
+
+
+def _deployment(text: str) -> str:
+    # Checked here so a typo is a usage error, not a NOT_FOUND from the server.
+    if text in ("keep", "latest") or (text.startswith("dp_") and len(text) > 3):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected keep, latest or a deployment ID (dp_...), got {text!r}"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -152,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    invocations = _group(commands, "invocations", "inspect invocations")
+    invocations = _group(commands, "invocations", "inspect and operate on invocations")
     ls = _command(invocations, "ls", "list invocations, newest first", _commands.invocations_ls)
     ls.add_argument("--service", help="only this service")
     ls.add_argument("--handler", help="only this handler")
@@ -175,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = _command(invocations, name, help_text, run)
         sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
+    for operation in _operations.OPERATIONS:
+        _operation_command(invocations, operation)
+
+    audit = _group(commands, "audit", "inspect the audit log of operator requests")
+    als = _command(audit, "ls", "list operator requests, newest first", _operations.audit_ls)
+    als.add_argument("--invocation", metavar="ID", help="only requests about this invocation")
+    als.add_argument(
+        "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
+    )
 
     deployments = _group(commands, "deployments", "inspect deployments")
     dls = _command(deployments, "ls", "list deployments, newest first", _commands.deployments_ls)
@@ -201,6 +229,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="a header for the handler (repeatable)",
     )
     return parser
+
+
+def _operation_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    operation: _operations.Operation,
+) -> None:
+    """`invoctl invocations <operation> ID` with the options that operation takes."""
+    sub = _command(
+        subparsers, operation.command, operation.summary, _operations.invocations_operate
+    )
+    sub.set_defaults(operation=operation)
+    sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
+    sub.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
+    sub.add_argument(
+        "--request-id",
+        metavar="ID",
+        help="makes a repeat of this request a no-op that returns the first result",
+    )
+    if operation.from_entry:
+        sub.add_argument(
+            "--from",
+            dest="from_entry",
+            type=_non_negative_int,
+            default=0,
+            metavar="N",
+            help="replay the old journal's entries before N first (default 0: none)",
+        )
+    if operation.deployment:
+        default = "latest" if operation.from_entry else "keep"
+        sub.add_argument(
+            "--deployment",
+            type=_deployment,
+            metavar="keep|latest|dp_...",
+            help=f"the deployment to run on (default {default})",
+        )
 
 
 def _serve_args(argv: Sequence[str]) -> list[str] | None:

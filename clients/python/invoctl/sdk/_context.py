@@ -50,6 +50,14 @@ class AttemptChannel(Protocol):
         """Ends the attempt with a retryable failure."""
         ...
 
+    def check_running(self) -> None:
+        """Raises AttemptAborted if an operator stopped the attempt (paused or killed it).
+
+        Cheap and synchronous: the context calls it before every action, replayed ones
+        included, so a stopped handler unwinds even while it only replays.
+        """
+        ...
+
 
 def _target(service: str, handler: str, key: str | None) -> invocation_pb2.Target:
     return invocation_pb2.Target(service=service, handler=handler, key=key or "")
@@ -222,6 +230,11 @@ class Context:
         """Marks the context busy for the length of one action."""
         if self._ended:
             raise AttemptEnded("the attempt is over")
+        try:
+            self._channel.check_running()
+        except AttemptEnded:
+            self._ended = True
+            raise
         if self._busy:
             raise RuntimeError("context actions must run one at a time, and not inside ctx.run")
         self._busy = True

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import grpc
 
@@ -26,6 +27,15 @@ _CLOSE_TIMEOUT = 5.0
 
 class _Close:
     """Outbox sentinel: half-close the stream once everything before it is written."""
+
+
+@dataclass(frozen=True)
+class _Running:
+    """An attempt this session runs: what a signal needs to find and stop it."""
+
+    attempt: int
+    channel: _SessionChannel
+    task: asyncio.Task[None]
 
 
 class Session:
@@ -51,7 +61,7 @@ class Session:
         self._outbox: asyncio.Queue[workers_pb2.ConnectRequest | _Close] = asyncio.Queue()
         self._seq = itertools.count(1)
         self._acks: dict[int, asyncio.Future[workers_pb2.WorkerAck]] = {}
-        self._attempts: dict[str, asyncio.Task[None]] = {}
+        self._attempts: dict[str, _Running] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
         self._ended = False
@@ -87,7 +97,7 @@ class Session:
         the rest, and half-closes the stream. ``serve`` returns once the server ends it.
         """
         self._closing = True
-        running = list(self._attempts.values())
+        running = [r.task for r in self._attempts.values()]
         if running:
             logger.info("waiting up to %.1fs for %d running attempts", grace, len(running))
             _, late = await asyncio.wait(running, timeout=grace)
@@ -136,6 +146,8 @@ class Session:
                 self._start_attempt(response.attempt)
             elif which == "ack":
                 self._resolve(response.ack)
+            elif which == "signal":
+                self._signal(response.signal)
             else:
                 logger.warning("ignoring unknown server message %r", which)
 
@@ -168,18 +180,52 @@ class Session:
         previous = self._attempts.get(start.invocation_id)
         if previous is not None:
             # A newer attempt fences the older one on the server; stop wasting work on it.
-            previous.cancel()
-        task = asyncio.create_task(self._run_attempt(start))
-        self._attempts[start.invocation_id] = task
+            previous.task.cancel()
+        # The channel exists before the task so that a signal can stop an attempt that
+        # still waits for a concurrency slot.
+        channel = _SessionChannel(self, start.invocation_id, start.attempt)
+        task = asyncio.create_task(self._run_attempt(start, channel))
+        self._attempts[start.invocation_id] = _Running(start.attempt, channel, task)
         task.add_done_callback(lambda t, key=start.invocation_id: self._forget(key, t))
 
     def _forget(self, invocation_id: str, task: asyncio.Task[None]) -> None:
-        if self._attempts.get(invocation_id) is task:
+        running = self._attempts.get(invocation_id)
+        if running is not None and running.task is task:
             del self._attempts[invocation_id]
 
-    async def _run_attempt(self, start: workers_pb2.AttemptStart) -> None:
+    def _signal(self, signal: workers_pb2.AttemptSignal) -> None:
+        """Stops the attempt an operator paused or killed.
+
+        The server fenced the attempt before signalling, so this only saves useless
+        work; a signal for an attempt not running here (an older one, or one that
+        already ended) has nothing left to stop.
+        """
+        label = f"{signal.invocation_id} attempt {signal.attempt}"
+        running = self._attempts.get(signal.invocation_id)
+        if running is None or running.attempt != signal.attempt:
+            logger.info("ignoring a signal for %s: not running on this worker", label)
+            return
+        if signal.kind == workers_pb2.SIGNAL_KIND_PAUSE:
+            # Graceful: the handler unwinds at its next await on the context, and a
+            # ctx.run function already running may finish (its result is dropped).
+            logger.info("%s paused by an operator: stopping at its next await", label)
+            running.channel.stop("PAUSED", "paused by an operator")
+        elif signal.kind == workers_pb2.SIGNAL_KIND_KILL:
+            logger.info("%s killed by an operator: cancelling its handler", label)
+            # Stopped as well as cancelled: a handler that swallows the cancellation
+            # still cannot send anything more.
+            running.channel.stop("KILLED", "killed by an operator")
+            running.task.cancel()
+        else:
+            logger.warning("ignoring a signal of unknown kind %d for %s", signal.kind, label)
+
+    async def _run_attempt(self, start: workers_pb2.AttemptStart, channel: _SessionChannel) -> None:
         async with self._concurrency:
-            channel = _SessionChannel(self, start.invocation_id, start.attempt)
+            if channel.stopped:
+                logger.info(
+                    "%s attempt %d stopped before it started", start.invocation_id, start.attempt
+                )
+                return
             try:
                 await run_attempt(start, self._services, channel)
             except Exception:
@@ -194,7 +240,7 @@ class Session:
     ) -> None:
         self._closing = True
         self._ended = True
-        tasks = [*self._attempts.values(), reader, writer]
+        tasks = [*(r.task for r in self._attempts.values()), reader, writer]
         if self._heartbeat is not None:
             tasks.append(self._heartbeat)
         for task in tasks:
@@ -214,6 +260,21 @@ class _SessionChannel:
         self._session = session
         self._invocation_id = invocation_id
         self._attempt = attempt
+        # (reason, message) once an operator stopped the attempt; it never restarts.
+        self._stop: tuple[str, str] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether an operator stopped the attempt (see ``stop``)."""
+        return self._stop is not None
+
+    def stop(self, reason: str, message: str) -> None:
+        """Refuses every later message of the attempt with AttemptAborted(reason, message)."""
+        self._stop = (reason, message)
+
+    def check_running(self) -> None:
+        if self._stop is not None:
+            raise AttemptAborted(*self._stop)
 
     async def append(self, entries: list[JournalEntry]) -> list[JournalEntry]:
         append = workers_pb2.JournalAppend(
@@ -247,7 +308,12 @@ class _SessionChannel:
         await self._request(workers_pb2.ConnectRequest(fail=fail))
 
     async def _request(self, message: workers_pb2.ConnectRequest) -> workers_pb2.WorkerAck:
+        # A stopped attempt is fenced on the server: sending would only earn a refusal.
+        self.check_running()
         ack = await self._session.request(message)
+        # Stopped while waiting: the server acks whatever was in flight, so the handler
+        # unwinds here, whether or not this message made it in before the fence.
+        self.check_running()
         if ack.error_reason:
             raise AttemptAborted(ack.error_reason, ack.error_message)
         return ack

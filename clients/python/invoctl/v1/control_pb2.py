@@ -22,28 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from invoctl.v1 import invocation_pb2 as invoctl_dot_v1_dot_invocation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18invoctl/v1/control.proto\x12\ninvoctl.v1\x1a\x1binvoctl/v1/invocation.proto\"-\n\x14GetInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"C\n\x15GetInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\xb2\x01\n\x16ListInvocationsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12+\n\x06states\x18\x04 \x03(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x15\n\rdeployment_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"_\n\x17ListInvocationsResponse\x12+\n\x0binvocations\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.Invocation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x11GetJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"\x98\x01\n\x12GetJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\x12+\n\x0btransitions\x18\x03 \x03(\x0b\x32\x16.invoctl.v1.Transition2\x92\x02\n\x11InvocationControl\x12T\n\rGetInvocation\x12 .invoctl.v1.GetInvocationRequest\x1a!.invoctl.v1.GetInvocationResponse\x12Z\n\x0fListInvocations\x12\".invoctl.v1.ListInvocationsRequest\x1a#.invoctl.v1.ListInvocationsResponse\x12K\n\nGetJournal\x12\x1d.invoctl.v1.GetJournalRequest\x1a\x1e.invoctl.v1.GetJournalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18invoctl/v1/control.proto\x12\ninvoctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binvoctl/v1/invocation.proto\"R\n\x15KillInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\x16KillInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"S\n\x16PauseInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"E\n\x17PauseInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"h\n\x17ResumeInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\ndeployment\x18\x04 \x01(\t\"F\n\x18ResumeInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"S\n\x16PurgeInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"E\n\x17PurgeInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"P\n\x13PurgeJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"B\n\x14PurgeJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\x82\x01\n\x1dRestartInvocationAsNewRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\nfrom_entry\x18\x04 \x01(\x05\x12\x12\n\ndeployment\x18\x05 \x01(\t\"L\n\x1eRestartInvocationAsNewResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"W\n\x17ListAuditEntriesRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x18ListAuditEntriesResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfd\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x15\n\rinvocation_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0e\n\x06result\x18\x08 \x01(\t\x12\x30\n\x0bstate_after\x18\t \x01(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x19\n\x11new_invocation_id\x18\n \x01(\t\"-\n\x14GetInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"C\n\x15GetInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\xb2\x01\n\x16ListInvocationsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12+\n\x06states\x18\x04 \x03(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x15\n\rdeployment_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"_\n\x17ListInvocationsResponse\x12+\n\x0binvocations\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.Invocation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x11GetJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"\x98\x01\n\x12GetJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\x12+\n\x0btransitions\x18\x03 \x03(\x0b\x32\x16.invoctl.v1.Transition2\xa5\x07\n\x11InvocationControl\x12T\n\rGetInvocation\x12 .invoctl.v1.GetInvocationRequest\x1a!.invoctl.v1.GetInvocationResponse\x12Z\n\x0fListInvocations\x12\".invoctl.v1.ListInvocationsRequest\x1a#.invoctl.v1.ListInvocationsResponse\x12K\n\nGetJournal\x12\x1d.invoctl.v1.GetJournalRequest\x1a\x1e.invoctl.v1.GetJournalResponse\x12W\n\x0eKillInvocation\x12!.invoctl.v1.KillInvocationRequest\x1a\".invoctl.v1.KillInvocationResponse\x12Z\n\x0fPauseInvocation\x12\".invoctl.v1.PauseInvocationRequest\x1a#.invoctl.v1.PauseInvocationResponse\x12]\n\x10ResumeInvocation\x12#.invoctl.v1.ResumeInvocationRequest\x1a$.invoctl.v1.ResumeInvocationResponse\x12Z\n\x0fPurgeInvocation\x12\".invoctl.v1.PurgeInvocationRequest\x1a#.invoctl.v1.PurgeInvocationResponse\x12Q\n\x0cPurgeJournal\x12\x1f.invoctl.v1.PurgeJournalRequest\x1a .invoctl.v1.PurgeJournalResponse\x12o\n\x16RestartInvocationAsNew\x12).invoctl.v1.RestartInvocationAsNewRequest\x1a*.invoctl.v1.RestartInvocationAsNewResponse\x12]\n\x10ListAuditEntries\x12#.invoctl.v1.ListAuditEntriesRequest\x1a$.invoctl.v1.ListAuditEntriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'invoctl.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETINVOCATIONREQUEST']._serialized_start=69
-  _globals['_GETINVOCATIONREQUEST']._serialized_end=114
-  _globals['_GETINVOCATIONRESPONSE']._serialized_start=116
-  _globals['_GETINVOCATIONRESPONSE']._serialized_end=183
-  _globals['_LISTINVOCATIONSREQUEST']._serialized_start=186
-  _globals['_LISTINVOCATIONSREQUEST']._serialized_end=364
-  _globals['_LISTINVOCATIONSRESPONSE']._serialized_start=366
-  _globals['_LISTINVOCATIONSRESPONSE']._serialized_end=461
-  _globals['_GETJOURNALREQUEST']._serialized_start=463
-  _globals['_GETJOURNALREQUEST']._serialized_end=505
-  _globals['_GETJOURNALRESPONSE']._serialized_start=508
-  _globals['_GETJOURNALRESPONSE']._serialized_end=660
-  _globals['_INVOCATIONCONTROL']._serialized_start=663
-  _globals['_INVOCATIONCONTROL']._serialized_end=937
+  _globals['_KILLINVOCATIONREQUEST']._serialized_start=102
+  _globals['_KILLINVOCATIONREQUEST']._serialized_end=184
+  _globals['_KILLINVOCATIONRESPONSE']._serialized_start=186
+  _globals['_KILLINVOCATIONRESPONSE']._serialized_end=254
+  _globals['_PAUSEINVOCATIONREQUEST']._serialized_start=256
+  _globals['_PAUSEINVOCATIONREQUEST']._serialized_end=339
+  _globals['_PAUSEINVOCATIONRESPONSE']._serialized_start=341
+  _globals['_PAUSEINVOCATIONRESPONSE']._serialized_end=410
+  _globals['_RESUMEINVOCATIONREQUEST']._serialized_start=412
+  _globals['_RESUMEINVOCATIONREQUEST']._serialized_end=516
+  _globals['_RESUMEINVOCATIONRESPONSE']._serialized_start=518
+  _globals['_RESUMEINVOCATIONRESPONSE']._serialized_end=588
+  _globals['_PURGEINVOCATIONREQUEST']._serialized_start=590
+  _globals['_PURGEINVOCATIONREQUEST']._serialized_end=673
+  _globals['_PURGEINVOCATIONRESPONSE']._serialized_start=675
+  _globals['_PURGEINVOCATIONRESPONSE']._serialized_end=744
+  _globals['_PURGEJOURNALREQUEST']._serialized_start=746
+  _globals['_PURGEJOURNALREQUEST']._serialized_end=826
+  _globals['_PURGEJOURNALRESPONSE']._serialized_start=828
+  _globals['_PURGEJOURNALRESPONSE']._serialized_end=894
+  _globals['_RESTARTINVOCATIONASNEWREQUEST']._serialized_start=897
+  _globals['_RESTARTINVOCATIONASNEWREQUEST']._serialized_end=1027
+  _globals['_RESTARTINVOCATIONASNEWRESPONSE']._serialized_start=1029
+  _globals['_RESTARTINVOCATIONASNEWRESPONSE']._serialized_end=1105
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1107
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1194
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1196
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1288
+  _globals['_AUDITENTRY']._serialized_start=1291
+  _globals['_AUDITENTRY']._serialized_end=1544
+  _globals['_GETINVOCATIONREQUEST']._serialized_start=1546
+  _globals['_GETINVOCATIONREQUEST']._serialized_end=1591
+  _globals['_GETINVOCATIONRESPONSE']._serialized_start=1593
+  _globals['_GETINVOCATIONRESPONSE']._serialized_end=1660
+  _globals['_LISTINVOCATIONSREQUEST']._serialized_start=1663
+  _globals['_LISTINVOCATIONSREQUEST']._serialized_end=1841
+  _globals['_LISTINVOCATIONSRESPONSE']._serialized_start=1843
+  _globals['_LISTINVOCATIONSRESPONSE']._serialized_end=1938
+  _globals['_GETJOURNALREQUEST']._serialized_start=1940
+  _globals['_GETJOURNALREQUEST']._serialized_end=1982
+  _globals['_GETJOURNALRESPONSE']._serialized_start=1985
+  _globals['_GETJOURNALRESPONSE']._serialized_end=2137
+  _globals['_INVOCATIONCONTROL']._serialized_start=2140
+  _globals['_INVOCATIONCONTROL']._serialized_end=3073
 # @@protoc_insertion_point(module_scope)

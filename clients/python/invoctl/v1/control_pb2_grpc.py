@@ -50,6 +50,41 @@ class InvocationControlStub:
                 request_serializer=invoctl_dot_v1_dot_control__pb2.GetJournalRequest.SerializeToString,
                 response_deserializer=invoctl_dot_v1_dot_control__pb2.GetJournalResponse.FromString,
                 _registered_method=True)
+        self.KillInvocation = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/KillInvocation',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.KillInvocationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.KillInvocationResponse.FromString,
+                _registered_method=True)
+        self.PauseInvocation = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/PauseInvocation',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.PauseInvocationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.PauseInvocationResponse.FromString,
+                _registered_method=True)
+        self.ResumeInvocation = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/ResumeInvocation',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.ResumeInvocationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.ResumeInvocationResponse.FromString,
+                _registered_method=True)
+        self.PurgeInvocation = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/PurgeInvocation',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.PurgeInvocationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.PurgeInvocationResponse.FromString,
+                _registered_method=True)
+        self.PurgeJournal = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/PurgeJournal',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.PurgeJournalRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.PurgeJournalResponse.FromString,
+                _registered_method=True)
+        self.RestartInvocationAsNew = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/RestartInvocationAsNew',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.RestartInvocationAsNewRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.RestartInvocationAsNewResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/ListAuditEntries',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class InvocationControlServicer:
@@ -77,6 +112,56 @@ class InvocationControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def KillInvocation(self, request, context):
+        """Kills an invocation and its not-completed call tree at once, without compensation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseInvocation(self, request, context):
+        """Pauses a running or backing-off invocation until it is resumed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeInvocation(self, request, context):
+        """Resumes a paused, suspended or backing-off invocation, optionally on another deployment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeInvocation(self, request, context):
+        """Deletes a completed invocation, its journal and its history; frees its idempotency key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeJournal(self, request, context):
+        """Deletes the journal of a completed invocation and keeps its result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartInvocationAsNew(self, request, context):
+        """Starts a new invocation with the target, input and headers of a completed one,
+        optionally replaying a prefix of its journal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """Lists the audit log of operator requests, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvocationControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +179,41 @@ def add_InvocationControlServicer_to_server(servicer, server):
                     servicer.GetJournal,
                     request_deserializer=invoctl_dot_v1_dot_control__pb2.GetJournalRequest.FromString,
                     response_serializer=invoctl_dot_v1_dot_control__pb2.GetJournalResponse.SerializeToString,
+            ),
+            'KillInvocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.KillInvocation,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.KillInvocationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.KillInvocationResponse.SerializeToString,
+            ),
+            'PauseInvocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseInvocation,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.PauseInvocationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.PauseInvocationResponse.SerializeToString,
+            ),
+            'ResumeInvocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeInvocation,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.ResumeInvocationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.ResumeInvocationResponse.SerializeToString,
+            ),
+            'PurgeInvocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeInvocation,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.PurgeInvocationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.PurgeInvocationResponse.SerializeToString,
+            ),
+            'PurgeJournal': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeJournal,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.PurgeJournalRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.PurgeJournalResponse.SerializeToString,
+            ),
+            'RestartInvocationAsNew': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartInvocationAsNew,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.RestartInvocationAsNewRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.RestartInvocationAsNewResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +298,195 @@ class InvocationControl:
             '/invoctl.v1.InvocationControl/GetJournal',
             invoctl_dot_v1_dot_control__pb2.GetJournalRequest.SerializeToString,
             invoctl_dot_v1_dot_control__pb2.GetJournalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KillInvocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/KillInvocation',
+            invoctl_dot_v1_dot_control__pb2.KillInvocationRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.KillInvocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseInvocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/PauseInvocation',
+            invoctl_dot_v1_dot_control__pb2.PauseInvocationRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.PauseInvocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeInvocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/ResumeInvocation',
+            invoctl_dot_v1_dot_control__pb2.ResumeInvocationRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.ResumeInvocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeInvocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/PurgeInvocation',
+            invoctl_dot_v1_dot_control__pb2.PurgeInvocationRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.PurgeInvocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/PurgeJournal',
+            invoctl_dot_v1_dot_control__pb2.PurgeJournalRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.PurgeJournalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartInvocationAsNew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/RestartInvocationAsNew',
+            invoctl_dot_v1_dot_control__pb2.RestartInvocationAsNewRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.RestartInvocationAsNewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/ListAuditEntries',
+            invoctl_dot_v1_dot_control__pb2.ListAuditEntriesRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,12 +23,21 @@ class OnMaxAttempts(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ON_MAX_ATTEMPTS_UNSPECIFIED: _ClassVar[OnMaxAttempts]
     ON_MAX_ATTEMPTS_PAUSE: _ClassVar[OnMaxAttempts]
     ON_MAX_ATTEMPTS_KILL: _ClassVar[OnMaxAttempts]
+
+class SignalKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNAL_KIND_UNSPECIFIED: _ClassVar[SignalKind]
+    SIGNAL_KIND_PAUSE: _ClassVar[SignalKind]
+    SIGNAL_KIND_KILL: _ClassVar[SignalKind]
 SERVICE_KIND_UNSPECIFIED: ServiceKind
 SERVICE_KIND_SERVICE: ServiceKind
 SERVICE_KIND_VIRTUAL_OBJECT: ServiceKind
 ON_MAX_ATTEMPTS_UNSPECIFIED: OnMaxAttempts
 ON_MAX_ATTEMPTS_PAUSE: OnMaxAttempts
 ON_MAX_ATTEMPTS_KILL: OnMaxAttempts
+SIGNAL_KIND_UNSPECIFIED: SignalKind
+SIGNAL_KIND_PAUSE: SignalKind
+SIGNAL_KIND_KILL: SignalKind
 
 class RetryPolicy(_message.Message):
     __slots__ = ("initial_interval", "factor", "max_interval", "max_attempts", "on_max_attempts")
@@ -177,14 +186,26 @@ class AttemptFail(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_invocation_pb2.Failure, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "attempt", "ack")
+    __slots__ = ("welcome", "attempt", "ack", "signal")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
     welcome: WorkerWelcome
     attempt: AttemptStart
     ack: WorkerAck
-    def __init__(self, welcome: _Optional[_Union[WorkerWelcome, _Mapping]] = ..., attempt: _Optional[_Union[AttemptStart, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ...) -> None: ...
+    signal: AttemptSignal
+    def __init__(self, welcome: _Optional[_Union[WorkerWelcome, _Mapping]] = ..., attempt: _Optional[_Union[AttemptStart, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ..., signal: _Optional[_Union[AttemptSignal, _Mapping]] = ...) -> None: ...
+
+class AttemptSignal(_message.Message):
+    __slots__ = ("invocation_id", "attempt", "kind")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    attempt: int
+    kind: SignalKind
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., kind: _Optional[_Union[SignalKind, str]] = ...) -> None: ...
 
 class WorkerWelcome(_message.Message):
     __slots__ = ("session_id", "heartbeat_interval")
