@@ -17,6 +17,7 @@ import asyncpg
 import psutil
 
 from . import _procs
+from .operations import operator_actions
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--invocations", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--baseline-seconds", type=float, default=3.0)
+    parser.add_argument("--operations", type=int, default=300, help="per operator action")
     args = parser.parse_args()
 
     rows: list[tuple[str, str, str]] = []
@@ -163,6 +165,7 @@ def main() -> None:
             )
             e2e = asyncio.run(end_to_end(address, args.invocations, args.concurrency, meter))
             one = asyncio.run(end_to_end(address, min(args.invocations, 500), 1))
+            actions = asyncio.run(operator_actions(address, args.operations, args.operations))
     label = f"3-step handler, call and await, concurrency {args.concurrency}"
     rows += [
         (f"{label}: throughput", f"{e2e['rate']:,.0f} inv/s", ">= 500 inv/s"),
@@ -178,6 +181,12 @@ def main() -> None:
         ("3-step handler, one at a time: p50 latency", f"{one['p50']:.1f} ms", "< 20 ms"),
         ("3-step handler, one at a time: p99 latency", f"{one['p99']:.1f} ms", ""),
     ]
+    for name, concurrency, p50, p99, rate in (r[:5] for r in actions):
+        at = "one at a time" if concurrency == 1 else f"concurrency {concurrency}"
+        target = "p50 < 1 ms" if concurrency == 1 else ">= 5,000 ops/s (cancel)"
+        rows.append(
+            (f"{name}, {at}", f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rate:,.0f} ops/s", target)
+        )
     width = max(len(r[0]) for r in rows)
     lines = [
         f"# invoctl bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from invoctl.sdk import Context, Service, run_worker
+from invoctl.sdk import Context, RetryPolicy, Service, run_worker
 
 bench = Service("Bench")
 
@@ -16,5 +16,22 @@ async def three_steps(ctx: Context, n: int) -> int:
     return await ctx.run("three", lambda: b - 1)
 
 
+# For the operator-action bench: invocations that wait (suspended on a long sleep) and
+# invocations that keep failing (backing-off between long retry intervals).
+ops = Service(
+    "Ops", retry_policy=RetryPolicy(initial_interval=600, max_interval=600, max_attempts=1000)
+)
+
+
+@ops.handler()
+async def wait(ctx: Context) -> None:
+    await ctx.sleep(3600)
+
+
+@ops.handler()
+async def fail(ctx: Context) -> None:
+    raise RuntimeError("failing on purpose")
+
+
 if __name__ == "__main__":
-    run_worker([bench], server=sys.argv[1], max_concurrency=int(sys.argv[2]))
+    run_worker([bench, ops], server=sys.argv[1], max_concurrency=int(sys.argv[2]))

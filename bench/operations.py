@@ -1,0 +1,81 @@
+"""Operator actions on one invocation: latency one at a time, throughput 32 at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+from invoctl.client import Client
+from invoctl.v1 import invocation_pb2 as pb
+
+
+async def _in_state(client: Client, ids: list[str], state: int) -> None:
+    """Wait until every invocation is in `state` (the bench's setup, with a deadline)."""
+    deadline = time.monotonic() + 120
+    pending = set(ids)
+    while pending:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pending)} invocations never reached state {state}")
+        done = await asyncio.gather(*(client.get_invocation(i) for i in list(pending)[:200]))
+        pending -= {inv.id for inv in done if inv.state == state}
+        await asyncio.sleep(0.1)  # setup polling, not part of any measurement
+
+
+async def _measure(
+    ids: list[str], op: Callable[[str], Awaitable[object]], concurrency: int
+) -> tuple[float, float, float]:
+    """p50 and p99 latency (ms) and operations per second over `ids`."""
+    latencies: list[float] = []
+    queue = iter(ids)
+
+    async def one() -> None:
+        for i in queue:
+            t0 = time.perf_counter()
+            await op(i)
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(latencies) * 1000, p99 * 1000, len(ids) / elapsed
+
+
+async def operator_actions(address: str, sequential: int, concurrent: int) -> list[tuple]:
+    rows = []
+    async with Client(address) as c:
+
+        async def started(handler: str, n: int, state: int) -> list[str]:
+            ids = await asyncio.gather(*(c.send("Ops", handler) for _ in range(n)))
+            await _in_state(c, list(ids), state)
+            return list(ids)
+
+        async def bench(name: str, setup, op, target: str) -> None:
+            for n, conc in ((sequential, 1), (concurrent, 32)):
+                ids = await setup(n)
+                p50, p99, rate = await _measure(ids, op, conc)
+                rows.append((name, conc, p50, p99, rate, target))
+
+        suspended = lambda n: started("wait", n, pb.INVOCATION_STATE_SUSPENDED)  # noqa: E731
+        backing_off = lambda n: started("fail", n, pb.INVOCATION_STATE_BACKING_OFF)  # noqa: E731
+
+        async def paused(n: int) -> list[str]:
+            ids = await backing_off(n)
+            await asyncio.gather(*(c.pause_invocation(i) for i in ids))
+            return ids
+
+        async def killed(n: int) -> list[str]:
+            ids = await suspended(n)
+            await asyncio.gather(*(c.kill_invocation(i) for i in ids))
+            return ids
+
+        await bench("kill a suspended invocation", suspended, c.kill_invocation, "")
+        await bench("pause a backing-off invocation", backing_off, c.pause_invocation, "")
+        await bench("resume a paused invocation", paused, c.resume_invocation, "")
+        await bench("purge a completed invocation", killed, c.purge_invocation, "")
+        await bench("restart-as-new a completed invocation", killed,
+                    c.restart_invocation_as_new, "")  # fmt: skip
+    return rows
