@@ -7,19 +7,7 @@ import pytest
 
 from invoctl.client import InvoctlError
 from invoctl.v1 import invocation_pb2 as pb
-from tests.e2e._operator import UNKNOWN_ID, Lab, Operator
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
-
-
-@pytest.fixture
-async def lab(server, client):
-    async with Lab(server.address, client) as lab:
-        yield lab
+from tests.e2e._operator import UNKNOWN_ID
 
 
 async def test_every_request_is_recorded_newest_first(lab, op):

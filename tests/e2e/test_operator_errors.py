@@ -14,24 +14,10 @@ from tests.e2e._operator import (
     OPERATIONS,
     REFUSED_FROM,
     UNKNOWN_ID,
-    Lab,
-    Operator,
     assert_refused,
     assert_wrong_state,
     footprint,
 )
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
-
-
-@pytest.fixture
-async def lab(server, client):
-    async with Lab(server.address, client) as lab:
-        yield lab
 
 
 @pytest.mark.parametrize("rpc", OPERATIONS)

@@ -19,7 +19,6 @@ from tests.e2e._operator import (
     NOT_COMPLETED,
     OPERATOR,
     Lab,
-    Operator,
     assert_history_is_a_chain,
     transitions,
 )
@@ -27,12 +26,6 @@ from tests.e2e.test_stale_attempt import RawSession
 from tests.support import wait_for
 
 COMPLETED = pb.INVOCATION_STATE_COMPLETED
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
 
 
 def assert_killed(inv: pb.Invocation) -> None:

@@ -7,21 +7,13 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
-
 from invoctl.sdk import Context, RetryPolicy, Service, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
-from tests.e2e._operator import OPERATOR, Lab, Operator, assert_history_is_a_chain, transitions
+from tests.e2e._operator import OPERATOR, Lab, assert_history_is_a_chain, transitions
 from tests.support import wait_for
 
 PAUSED = pb.INVOCATION_STATE_PAUSED
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
 
 
 def marker() -> Service:

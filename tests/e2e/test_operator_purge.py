@@ -12,16 +12,9 @@ from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._operator import (
     FAILED_PRECONDITION,
     NOT_FOUND,
-    Operator,
     assert_refused,
     footprint,
 )
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
 
 
 def stepper(runs: list[str]) -> Service:

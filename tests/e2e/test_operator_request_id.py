@@ -3,30 +3,14 @@ reused for another operation or invocation is refused (DESIGN.md section 4)."""
 
 from __future__ import annotations
 
-import pytest
-
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._operator import (
     INVALID_ARGUMENT,
     OPERATOR,
-    Lab,
-    Operator,
     assert_refused,
     footprint,
     transitions,
 )
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
-
-
-@pytest.fixture
-async def lab(server, client):
-    async with Lab(server.address, client) as lab:
-        yield lab
 
 
 async def test_kill_retried_with_its_request_id_acts_once(lab, client, op):

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from invoctl.sdk import Context, Service, TerminalError, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
 from tests.e2e._operator import (
     INVALID_ARGUMENT,
-    Operator,
     assert_history_is_a_chain,
     assert_refused,
     footprint,
@@ -21,12 +18,6 @@ from tests.e2e._operator import (
 )
 
 HEADERS = {"x-tenant": "acme", "x-trace-note": "restart"}
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
 
 
 def chain(executed: Counter[str], mode: dict[str, str]) -> Service:

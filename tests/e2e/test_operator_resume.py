@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
-
 from invoctl.sdk import Context, RetryPolicy, Service, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
@@ -16,7 +14,6 @@ from tests.e2e._operator import (
     INVALID_ARGUMENT,
     NOT_FOUND,
     OPERATOR,
-    Operator,
     assert_history_is_a_chain,
     assert_refused,
     assert_wrong_state,
@@ -30,12 +27,6 @@ BACKING_OFF = pb.INVOCATION_STATE_BACKING_OFF
 TWICE = RetryPolicy(initial_interval=0.05, max_interval=0.05, max_attempts=2)
 ONCE = RetryPolicy(initial_interval=0.05, max_interval=0.05, max_attempts=1)
 DAILY = RetryPolicy(initial_interval=3600, max_interval=3600)
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
 
 
 async def test_resume_paused_replays_the_journal(server, client, op):

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from invoctl.sdk import Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
-from tests.e2e._operator import OPERATOR, Lab, Operator, transitions
+from tests.e2e._operator import OPERATOR, Lab, transitions
 from tests.e2e.test_operator_kill import _callee_of, tree_services
 
 SERVER_SCOPE = "invoctl.server"
-
-
-@pytest.fixture
-async def op(server):
-    async with Operator(server.address) as o:
-        yield o
 
 
 def _rpc_span(spans, rpc: str):

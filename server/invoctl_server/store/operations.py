@@ -28,7 +28,7 @@ from . import notify, transition
 from ._sql import Q
 from .attempts import Failure, Finishing, finish_many
 from .deployments import deployment_exists, handler_in, handler_latest
-from .invocations import NewInvocation, invocation_create
+from .invocations import NewInvocation, invocation_create, invocation_get
 
 KEEP, LATEST = "keep", "latest"
 
@@ -73,7 +73,7 @@ async def invocation_kill(
     """Complete the invocation and its not-completed call tree with outcome killed, at once
     and without compensation. Running attempts are fenced (and signalled), object keys
     pass to the next pending invocation, and the target's caller gets the failure."""
-    caller_id = (await _read(conn, invocation_id))["caller_id"]
+    caller_id = (await invocation_get(conn, invocation_id))["caller_id"]
     tree: set[str] = set()
     while True:
         # Lock, then look again: a member that was running may have called more before
@@ -251,15 +251,6 @@ async def invocation_restart(
 
 def _headers(row: asyncpg.Record) -> dict[str, str]:
     return json.loads(row["headers"]) if row["headers"] else {}
-
-
-async def _read(conn: asyncpg.Connection, invocation_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(Q["invocation_get"], invocation_id)
-    if row is None:
-        raise InvocationNotFound(
-            f"invocation {invocation_id} not found", invocation_id=invocation_id
-        )
-    return row
 
 
 async def invocations_expire(
