@@ -20,6 +20,13 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
+def _page_size(requested: int) -> int:
+    """The page size a List request asked for: default 100, at most 1000."""
+    if requested < 0:
+        raise InvalidArgument("page_size must not be negative")
+    return min(requested or DEFAULT_PAGE, MAX_PAGE)
+
+
 def _encode_token(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode()
 
@@ -48,9 +55,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
 
     @rpc
     async def ListInvocations(self, request, context):
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        size = _page_size(request.page_size)
         states = [str(convert.STATE_FROM_PROTO[s]) for s in request.states if s]
         if len(states) != len(request.states):
             raise InvalidArgument("states must not contain INVOCATION_STATE_UNSPECIFIED")
@@ -151,9 +156,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
 
     @rpc
     async def ListAuditEntries(self, request, context):
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        size = _page_size(request.page_size)
         invocation_id = ids.invocation_id(request.invocation_id) if request.invocation_id else None
         before = _decode_audit_token(request.page_token) if request.page_token else None
         async with self.rt.pool.acquire() as conn:
