@@ -114,8 +114,8 @@ async def _lock_attempt(
     with_caller: bool = False,
 ) -> tuple[asyncpg.Record, asyncpg.Record | None]:
     """Lock the invocation (and its caller, in ID order) and check the attempt's fence."""
-    query = Q["invocation_lock_with_caller"] if with_caller else Q["invocation_get_for_update"]
-    rows = {r["id"]: r for r in await conn.fetch(query, invocation_id)}
+    query = Q["invocations_lock_with_callers"] if with_caller else Q["invocations_lock"]
+    rows = {r["id"]: r for r in await conn.fetch(query, [invocation_id])}
     row = rows.get(invocation_id)
     _check_fence(row, invocation_id, attempt, session_id)
     caller = rows.get(row["caller_id"]) if row["caller_id"] else None
@@ -377,26 +377,6 @@ async def _wake(
     return applied
 
 
-async def attempt_complete(
-    conn: asyncpg.Connection,
-    *,
-    invocation_id: str,
-    attempt: int,
-    session_id: str,
-    output: str | None,
-    failure: Failure | None,
-    actor: str,
-    now: datetime,
-) -> asyncpg.Record:
-    """The handler finished: complete with outcome succeeded (output) or failed (failure)."""
-    row, caller = await _lock_attempt(conn, invocation_id, attempt, session_id, with_caller=True)
-    outcome = Outcome.SUCCEEDED if failure is None else Outcome.FAILED
-    return await finish(
-        conn, Finishing(row, caller, outcome, output, failure), Event.COMPLETED,
-        actor=actor, now=now,
-    )  # fmt: skip
-
-
 @dataclasses.dataclass(frozen=True)
 class Completion:
     """A worker's report that an attempt finished the handler."""
@@ -413,7 +393,8 @@ class Completion:
 async def attempts_complete_many(
     conn: asyncpg.Connection, completions: Sequence[Completion], *, now: datetime
 ) -> list[asyncpg.Record | DomainError]:
-    """`attempt_complete` for many attempts: one lock statement (invocations and their
+    """The handlers of these attempts finished: complete each with outcome succeeded
+    (output) or failed (terminal failure). One lock statement (invocations and their
     callers, in ID order), the fence checked for each, one transition statement for all.
     Per completion: the completed row, or the refusal (StaleAttempt, InvocationNotFound)."""
     ids = [c.invocation_id for c in completions]

@@ -7,19 +7,11 @@ SELECT * FROM invocations WHERE id = $1
 -- invocations_get: read invocations by ID without locking (batched reads).
 SELECT * FROM invocations WHERE id = ANY($1::text[])
 
--- invocation_get_for_update: lock one invocation for an attempt's write.
-SELECT * FROM invocations WHERE id = $1 FOR UPDATE
-
 -- invocations_lock: lock invocations for a transition; ID order so lockers never deadlock.
 SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
--- invocation_lock_with_caller: lock an invocation and its caller together, in ID order
+-- invocations_lock_with_callers: lock invocations and their callers together, in ID order
 -- (caller_id never changes, so the subquery may read it without a lock).
-SELECT * FROM invocations
-WHERE id = $1 OR id = (SELECT caller_id FROM invocations WHERE id = $1)
-ORDER BY id FOR UPDATE
-
--- invocations_lock_with_callers: lock invocations and their callers together, in ID order.
 SELECT * FROM invocations
 WHERE id = ANY($1::text[])
    OR id IN (SELECT caller_id FROM invocations WHERE id = ANY($1::text[]))
