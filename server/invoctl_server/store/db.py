@@ -120,25 +120,7 @@ async def transaction(
     The spans of its transitions end after the commit (none for a rolled-back attempt).
     Maps lost connections to DatabaseUnavailable and lock timeouts to LockTimeout.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            with transition.spans_after_commit() as spans:
-                async with pool.acquire() as conn, conn.transaction():
-                    result = await work(conn)
-            for span in spans:
-                span.end()
-            return result
-        except _RETRYABLE:
-            if attempt == attempts:
-                raise
-            await asyncio.sleep(0.005 * attempt)  # back off before retrying the transaction
-        except asyncpg.LockNotAvailableError as exc:
-            raise LockTimeout("the invocation is locked by another operation; try again") from exc
-        except Exception as exc:
-            if is_connection_error(exc):
-                raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-            raise
-    raise AssertionError("unreachable")
+    return await _retrying(pool, work, attempts=attempts, in_transaction=True)
 
 
 async def statement(
@@ -149,14 +131,34 @@ async def statement(
 ) -> T:
     """`transaction` for work that is one statement, atomic by itself: no BEGIN/COMMIT.
     It must not make transitions (their spans end at a transaction's commit)."""
+    return await _retrying(pool, work, attempts=attempts, in_transaction=False)
+
+
+async def _retrying(
+    pool: asyncpg.Pool,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    attempts: int,
+    in_transaction: bool,
+) -> T:
     for attempt in range(1, attempts + 1):
         try:
-            async with pool.acquire() as conn:
-                return await work(conn)
+            with transition.spans_after_commit() as spans:
+                async with pool.acquire() as conn:
+                    if in_transaction:
+                        async with conn.transaction():
+                            result = await work(conn)
+                    else:
+                        result = await work(conn)
+            for span in spans:
+                span.end()
+            return result
         except _RETRYABLE:
             if attempt == attempts:
                 raise
-            await asyncio.sleep(0.005 * attempt)  # back off before retrying the statement
+            await asyncio.sleep(0.005 * attempt)  # back off before trying again
+        except asyncpg.LockNotAvailableError as exc:
+            raise LockTimeout("the invocation is locked by another operation; try again") from exc
         except Exception as exc:
             if is_connection_error(exc):
                 raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
