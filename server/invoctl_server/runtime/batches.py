@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,9 +66,7 @@ class Batches:
         return [stored.get(i) for i in range(len(batch))]
 
     async def _completes(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
-        completions = [
-            attempts.Completion(**{**r.payload.__dict__, "parent": r.parent}) for r in batch
-        ]
+        completions = [dataclasses.replace(r.payload, parent=r.parent) for r in batch]
         return await attempts.attempts_complete_many(conn, completions, now=_now())
 
     async def _reads(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
