@@ -1,4 +1,5 @@
-"""Channels of the notifications transition.py sends at commit (see its statements)."""
+"""Channels of the notifications every server's listener takes: transition.py sends the
+first two from its statements, operations.py the signals. All are delivered at commit."""
 
 COMPLETED = "invoctl_completed"  # payload: the invocation ID; wakes attached clients
 READY = "invoctl_ready"  # wakes dispatchers

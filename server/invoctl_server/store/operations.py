@@ -64,7 +64,7 @@ async def _signal(conn: asyncpg.Connection, signals: Sequence[Signal]) -> None:
     """Tell whichever server holds each session (delivered at commit)."""
     for s in signals:
         payload = f"{s.session_id} {s.invocation_id} {s.attempt} {s.kind}"
-        await conn.execute(Q["signal_notify"], payload)
+        await conn.execute(Q["notify"], notify.SIGNAL, payload)
 
 
 async def invocation_kill(
@@ -302,6 +302,3 @@ async def audit_page(
 def signal_of(payload: str) -> Signal:
     session_id, invocation_id, attempt, kind = payload.split(" ")
     return Signal(session_id, invocation_id, int(attempt), kind)
-
-
-SIGNAL_CHANNEL = notify.SIGNAL

@@ -200,7 +200,7 @@ WHERE session_id = $1 AND state = 'running' AND id = ANY($2::text[])
 -- session_leases_expire: the worker's stream closed: its leases lapse now.
 UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
 
--- notify: wake listeners on other connections (dispatch, attach) after commit.
+-- notify: a notification to every server's listener, delivered at commit (notify.py).
 SELECT pg_notify($1, $2)
 
 -- invocation_call_tree: the not-completed invocations an invocation called, recursively.
@@ -245,9 +245,6 @@ SELECT * FROM audit_log WHERE request_id = $1 AND result = 'OK'
 SELECT * FROM audit_log
 WHERE ($1::text IS NULL OR invocation_id = $1) AND ($2::int8 IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3
-
--- signal_notify: tell the server holding a worker session to signal an attempt.
-SELECT pg_notify('invoctl_signal', $1)
 
 -- invocations_expired_delete: the retention cleaner: delete completed invocations past
 -- their retention, a batch at a time; SKIP LOCKED so that N servers share the work.

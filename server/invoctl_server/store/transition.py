@@ -27,6 +27,7 @@ from opentelemetry import trace
 
 from ..domain.errors import InvalidTransition
 from ..domain.states import NEW, Event, State, allowed_targets
+from . import notify
 from ._sql import Q
 
 _tracer = trace.get_tracer("invoctl.server")
@@ -183,10 +184,11 @@ def _start_span(
 
 
 # Wakes attached clients (completed) and dispatchers (ready) of every server at commit.
+_CHANNELS = {"completed": notify.COMPLETED, "ready": notify.READY}
 _NOTIFY = """
     n AS (
         SELECT pg_notify(
-            CASE WHEN state = 'completed' THEN 'invoctl_completed' ELSE 'invoctl_ready' END,
+            CASE WHEN state = 'completed' THEN '{completed}' ELSE '{ready}' END,
             CASE WHEN state = 'completed' THEN id ELSE '' END)
         FROM {src} WHERE state IN ('ready', 'completed')
     )
@@ -261,7 +263,7 @@ async def apply(
                 SELECT id, from_state, state, ${n + 2}, t_actor, ${n + 1}, attempt,
                        t_trace_id, t_span_id, t_detail
                 FROM u
-            ), {_NOTIFY.format(src="u")}
+            ), {_NOTIFY.format(src="u", **_CHANNELS)}
         """  # identifiers come from _COLUMN_TYPES, values are bound
         rows = await conn.fetch(sql, *values, now, str(event))
     except BaseException as exc:
@@ -346,7 +348,7 @@ async def accept(
                 SELECT u.id, NULL, u.state, ${n + 2}, ${n + 3}, ${n + 1}, 0,
                        u.trace_id, u.span_id
                 FROM u
-            ), {_NOTIFY.format(src="i")}
+            ), {_NOTIFY.format(src="i", **_CHANNELS)}
         """  # identifiers come from _INSERT_TYPES, values are bound
         rows = await conn.fetch(sql, *values, now, str(Event.ACCEPTED), actor)
     except BaseException as exc:
