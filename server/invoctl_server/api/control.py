@@ -93,16 +93,12 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
 
     # --- actions: each goes through operator.operate (audit log, request_id) ----------
 
-    def _invocation_response(self, response_type):
-        return lambda row: response_type(invocation=convert.invocation(row))
-
     async def _act(self, operation: str, request, response_type, work):
         return await operate(
             self.rt,
             operation=operation,
             request=request,
             work=work,
-            respond=self._invocation_response(response_type),
             response_type=response_type,
         )
 

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from ..domain.errors import DatabaseUnavailable, DomainError, RequestIdReused
 from ..store import operations as ops
 from ..store import transition
-from . import ids
+from . import convert, ids
 from .context import Runtime
 
 log = logging.getLogger("invoctl.audit")
@@ -31,13 +31,14 @@ async def operate(
     operation: str,
     request: Any,
     work: Work,
-    respond: Callable[[asyncpg.Record], Message],
     response_type: type[Message],
 ) -> Message:
-    """Run `work(conn, invocation_id)` for an operator request and return its response.
+    """Run `work(conn, invocation_id)` for an operator request and return its response,
+    `response_type(invocation=...)` with the row `work` returns.
 
-    The invocation is locked before the request_id is looked up, so a retry that raced
-    its original waits for it and is then answered from the audit log.
+    With a request_id, the invocation is locked before the request_id is looked up, so a
+    retry that raced its original waits for it and is then answered from the audit log.
+    Without one, `work` takes the lock itself.
     """
     text, reason = request.invocation_id, request.reason
     request_id = request.request_id or None
@@ -45,7 +46,8 @@ async def operate(
         invocation_id = ids.invocation_id(text)
 
         async def act(conn: asyncpg.Connection) -> bytes:
-            await transition.lock(conn, [invocation_id])
+            if request_id:
+                await transition.lock(conn, [invocation_id])
             if request_id and (prior := await ops.audit_by_request_id(conn, request_id)):
                 if (prior["operation"], prior["invocation_id"]) != (operation, invocation_id):
                     raise RequestIdReused(
@@ -55,7 +57,7 @@ async def operate(
                     )
                 return prior["response"]
             row = await work(conn, invocation_id)
-            response = respond(row)
+            response = response_type(invocation=convert.invocation(row))
             restarted = row["id"] != invocation_id
             entry = ops.AuditEntry(
                 identity=IDENTITY,
