@@ -81,12 +81,14 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
         round trips after that moment, so its notification finds the waiter registered; were
         it ever missed, the re-read after _RECHECK_SECONDS still returns the result.
         """
-        first = row
+        if row is not None and row["state"] == State.COMPLETED:
+            return row
+        read = row is None
         while True:
             fut = self.rt.completions.register(invocation_id)
             try:
-                if first is not None and first["state"] != State.COMPLETED:
-                    first = None
+                if not read:
+                    read = True  # the first wait trusts `row`; later ones read again
                 else:
                     row = await self.rt.batches.reads.submit(invocation_id)
                     if row is None:
