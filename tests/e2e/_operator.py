@@ -25,6 +25,7 @@ NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 # Every single-invocation operation, by RPC name.
 OPERATIONS = (
+    "CancelInvocation",
     "KillInvocation",
     "PauseInvocation",
     "ResumeInvocation",
@@ -48,6 +49,7 @@ NOT_COMPLETED = ALL_STATES[:-1]
 
 # DESIGN.md section 4, "allowed from": the states each operation refuses.
 REFUSED_FROM: dict[str, tuple[int, ...]] = {
+    "CancelInvocation": (S.INVOCATION_STATE_COMPLETED,),
     "KillInvocation": (S.INVOCATION_STATE_COMPLETED,),
     "PauseInvocation": (
         S.INVOCATION_STATE_PENDING,
@@ -103,6 +105,9 @@ class Operator:
         except InvoctlError as err:
             return err
         raise AssertionError(f"{rpc}({invocation_id}, {fields}) was accepted: {response}")
+
+    async def cancel(self, invocation_id: str, **fields: Any) -> pb.Invocation:
+        return (await self.call("CancelInvocation", invocation_id, **fields)).invocation
 
     async def kill(self, invocation_id: str, **fields: Any) -> pb.Invocation:
         return (await self.call("KillInvocation", invocation_id, **fields)).invocation

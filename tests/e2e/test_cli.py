@@ -65,3 +65,41 @@ async def test_errors_are_one_readable_line_and_exit_1(server):
     code, _, err = await invoctl(server, "invoke", "Nope/greet", "1")
     assert code == 1
     assert "NOT_FOUND (SERVICE_NOT_FOUND)" in err
+
+
+async def test_operator_commands(server, client):
+    from invoctl.v1 import invocation_pb2 as pb
+    from tests.e2e._operator import Lab
+
+    async with Lab(server.address, client) as lab:
+        later = await lab.make(pb.INVOCATION_STATE_SCHEDULED)
+        code, out, err = await invoctl(server, "invocations", "cancel", later, "--reason", "r")
+        assert (code, err) == (0, "")
+        assert f"cancelled {later}" in out and "cancelled" in out.split(later, 1)[1]
+
+        code, out, err = await invoctl(server, "invocations", "cancel", later)
+        assert (code, out) == (1, "")
+        assert err.startswith("error: FAILED_PRECONDITION (INVALID_STATE_TRANSITION)")
+
+        stuck = await lab.make(pb.INVOCATION_STATE_PAUSED)
+        code, out, _ = await invoctl(
+            server, "--json", "invocations", "resume", stuck, "--deployment", "latest"
+        )
+        assert code == 0
+        assert json.loads(out)["id"] == stuck
+
+        running = await lab.make(pb.INVOCATION_STATE_RUNNING)
+        code, out, _ = await invoctl(server, "invocations", "kill", running)
+        assert code == 0 and f"killed {running}" in out
+
+        code, out, _ = await invoctl(server, "--json", "invocations", "restart-as-new", running)
+        assert code == 0
+        assert json.loads(out)["restartedFrom"] == running
+
+        code, out, _ = await invoctl(server, "invocations", "purge", later)
+        assert code == 0 and f"purged {later}" in out
+
+        code, out, _ = await invoctl(server, "audit", "ls")
+        assert code == 0
+        for operation in ("CancelInvocation", "KillInvocation", "PurgeInvocation"):
+            assert operation in out

@@ -53,6 +53,30 @@ async def _race_kill_and_pause(client: Client, lab: Lab, a: Operator, b: Operato
         ]
 
 
+async def _race_cancel_and_kill(client: Client, lab: Lab, a: Operator, b: Operator) -> None:
+    # Running in a step that waits for the lab's release: a cancel leaves it running.
+    inv_id = await lab.make(S.INVOCATION_STATE_RUNNING)
+    cancelled, killed = await asyncio.gather(_outcome(a.cancel(inv_id)), _outcome(b.kill(inv_id)))
+    assert not isinstance(killed, InvoctlError), repr(killed)
+    inv = await client.get_invocation(inv_id)
+    assert (inv.state, inv.outcome) == (S.INVOCATION_STATE_COMPLETED, S.OUTCOME_KILLED)
+    steps = await transitions(client, inv_id)
+    assert_history_is_a_chain(steps)
+    ops = [(t.from_state, t.to_state, t.event) for t in steps if t.actor == OPERATOR]
+    if isinstance(cancelled, InvoctlError):
+        # The kill came first; the cancel found it completed.
+        assert cancelled.reason == "INVALID_STATE_TRANSITION", repr(cancelled)
+        assert cancelled.metadata["state"] == "completed"
+        assert ops == [(S.INVOCATION_STATE_RUNNING, S.INVOCATION_STATE_COMPLETED, "killed")]
+    else:
+        assert cancelled.state == S.INVOCATION_STATE_RUNNING
+        assert inv.HasField("cancelled_at")
+        assert ops == [
+            (S.INVOCATION_STATE_RUNNING, S.INVOCATION_STATE_RUNNING, "cancelled"),
+            (S.INVOCATION_STATE_RUNNING, S.INVOCATION_STATE_COMPLETED, "killed"),
+        ]
+
+
 async def _race_pause_and_resume(client: Client, lab: Lab, a: Operator, b: Operator) -> None:
     # Backing-off allows both; its handler fails at once and retries once a day.
     inv_id = await lab.make(S.INVOCATION_STATE_BACKING_OFF)
@@ -90,7 +114,10 @@ async def _race_pause_and_resume(client: Client, lab: Lab, a: Operator, b: Opera
         assert end.state == S.INVOCATION_STATE_PAUSED
 
 
-@pytest.mark.parametrize("race", [_race_kill_and_pause, _race_pause_and_resume])
+RACES = [_race_kill_and_pause, _race_cancel_and_kill, _race_pause_and_resume]
+
+
+@pytest.mark.parametrize("race", RACES)
 async def test_races_in_one_server(server, client, race):
     async with (
         Lab(server.address, client) as lab,
@@ -101,7 +128,10 @@ async def test_races_in_one_server(server, client, race):
             await race(client, lab, a, b)
 
 
-@pytest.mark.parametrize("race", [_race_kill_and_pause, _race_pause_and_resume])
+RACES = [_race_kill_and_pause, _race_cancel_and_kill, _race_pause_and_resume]
+
+
+@pytest.mark.parametrize("race", RACES)
 async def test_races_across_two_server_processes(database, race):
     fast = ("--lease-seconds", "3", "--poll-interval", "0.25")
     first, second = ServerProcess(database, *fast), ServerProcess(database, *fast)

@@ -69,6 +69,29 @@ async def test_kill_of_a_call_tree_is_one_trace(server, client, op, spans):
         await _assert_traced(client, spans, "KillInvocation", inv_id)
 
 
+async def test_cancel_of_a_call_tree_is_one_trace(server, client, op, spans):
+    release = asyncio.Event()
+    try:
+        async with Worker(tree_services(release, {}), server=server.address):
+            root = await client.send("Root", "start")
+            middle = await _callee_of(client, root)
+            leaf = await _callee_of(client, middle)
+            await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
+            await wait_state(client, middle, pb.INVOCATION_STATE_SUSPENDED)
+            spans.clear()
+            await op.cancel(root)
+            cancelled = {
+                inv: _transition_spans(spans, inv, "cancelled") for inv in (root, middle, leaf)
+            }
+            rpc_span = _rpc_span(spans, "CancelInvocation")
+            for inv_id, emitted in cancelled.items():
+                assert len(emitted) == 1, inv_id
+                assert emitted[0].context.trace_id == rpc_span.context.trace_id, inv_id
+                await _assert_traced(client, spans, "CancelInvocation", inv_id)
+    finally:
+        release.set()
+
+
 async def test_pause_and_resume_transitions_are_in_their_rpcs_traces(server, client, op, spans):
     async with Lab(server.address, client) as lab:
         inv_id = await lab.make(pb.INVOCATION_STATE_BACKING_OFF)

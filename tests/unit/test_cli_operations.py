@@ -35,7 +35,7 @@ def _options(*argv: str) -> tuple[str, dict[str, object]]:
 
 
 @pytest.mark.parametrize(
-    "command", ["kill", "pause", "resume", "purge", "purge-journal", "restart-as-new"]
+    "command", ["cancel", "kill", "pause", "resume", "purge", "purge-journal", "restart-as-new"]
 )
 def test_every_operation_takes_an_id_a_reason_and_a_request_id(command: str) -> None:
     invocation_id, options = _options(command, "inv_1", "--reason", "stuck", "--request-id", "r1")

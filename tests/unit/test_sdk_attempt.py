@@ -6,6 +6,7 @@ import pytest
 
 from invoctl.sdk import (
     Context,
+    InvocationCancelled,
     NonDeterminismError,
     ObjectContext,
     Service,
@@ -41,6 +42,7 @@ class FakeChannel:
         self.sent: list[tuple[str, Any]] = []
         self.state = dict(state or {})
         self.abort_on = abort_on
+        self.cancelled = False
 
     def _record(self, kind: str, payload: Any) -> None:
         self.sent.append((kind, payload))
@@ -76,6 +78,9 @@ class FakeChannel:
 
     def check_running(self) -> None:
         pass
+
+    def cancel_requested(self) -> bool:
+        return self.cancelled
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.sent]
@@ -396,3 +401,80 @@ async def test_output_must_be_json() -> None:
     [(kind, failure)] = (await attempt(flaky, "not_json")).sent
     assert (kind, failure.code) == ("fail", "RETRYABLE")
     assert failure.message.startswith("ValueError")
+
+
+# --- cancellation ----------------------------------------------------------------------
+
+CANCEL = pb.JOURNAL_ENTRY_KIND_CANCEL
+CANCELLED = pb.Failure(code="CANCELLED", message="cancelled by an operator")
+compensations: list[str] = []
+cancellable = Service("Cancellable")
+
+
+@cancellable.handler()
+async def refund(ctx: Context) -> str:
+    await ctx.run("charge", lambda: "charged")
+    try:
+        await ctx.run("ship", lambda: "shipped")
+    except InvocationCancelled:
+        await ctx.run("refund", lambda: compensations.append("refund") or "refunded")
+        raise
+    return "shipped"
+
+
+async def test_a_pending_cancel_is_journaled_and_raised_at_the_first_live_await() -> None:
+    compensations.clear()
+    channel = FakeChannel()
+    channel.cancelled = True
+    journal = journaled(pb.JournalEntry(kind=RUN, name="charge", value='"charged"', completed=True))
+    await attempt(cancellable, "refund", journal=journal, channel=channel)
+    # Replayed entries do not see it; the first live await journals it, then compensates.
+    assert channel.kinds() == ["append", "append", "complete"]
+    [cancel] = channel.sent[0][1]
+    assert (cancel.index, cancel.kind, cancel.failure) == (1, CANCEL, CANCELLED)
+    [compensation] = channel.sent[1][1]
+    assert (compensation.index, compensation.name) == (2, "refund")
+    assert channel.sent[2][1] == CANCELLED
+    assert compensations == ["refund"]
+
+
+async def test_a_journaled_cancel_is_raised_again_where_it_was_seen() -> None:
+    compensations.clear()
+    journal = journaled(
+        pb.JournalEntry(kind=RUN, name="charge", value='"charged"', completed=True),
+        pb.JournalEntry(kind=CANCEL, completed=True, failure=CANCELLED),
+        pb.JournalEntry(kind=RUN, name="refund", value='"refunded"', completed=True),
+    )
+    channel = await attempt(cancellable, "refund", journal=journal)
+    assert channel.sent == [("complete", CANCELLED)]
+    assert compensations == []
+
+
+async def test_a_cancel_is_raised_once() -> None:
+    # The cancel is pending and already journaled: the compensation is not cancelled.
+    compensations.clear()
+    channel = FakeChannel()
+    channel.cancelled = True
+    journal = journaled(
+        pb.JournalEntry(kind=RUN, name="charge", value='"charged"', completed=True),
+        pb.JournalEntry(kind=CANCEL, completed=True, failure=CANCELLED),
+    )
+    await attempt(cancellable, "refund", journal=journal, channel=channel)
+    assert channel.kinds() == ["append", "complete"]
+    assert compensations == ["refund"]
+
+
+async def test_a_sleep_completed_by_a_cancel_raises_it() -> None:
+    sleep = pb.JournalEntry(kind=SLEEP, completed=True, failure=CANCELLED)
+    channel = await attempt(steps, "nap", "1", journaled(sleep))
+    assert channel.sent == [("complete", CANCELLED)]
+
+
+async def test_a_journaled_cancel_the_handler_no_longer_reaches_is_non_determinism() -> None:
+    journal = journaled(
+        pb.JournalEntry(kind=RUN, name="compose", value='"hi"', completed=True),
+        pb.JournalEntry(kind=CANCEL, completed=True, failure=CANCELLED),
+    )
+    channel = await attempt(svc, "greet", '"Ann"', journal)
+    [(kind, failure)] = channel.sent
+    assert (kind, failure.code) == ("fail", "NON_DETERMINISM")

@@ -103,6 +103,13 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         )
 
     @rpc
+    async def CancelInvocation(self, request, context):
+        return await self._act(
+            "CancelInvocation", request, pb.CancelInvocationResponse,
+            lambda conn, i: ops.invocation_cancel(conn, i, actor=ACTOR, now=self.rt.now()),
+        )  # fmt: skip
+
+    @rpc
     async def KillInvocation(self, request, context):
         return await self._act(
             "KillInvocation", request, pb.KillInvocationResponse,

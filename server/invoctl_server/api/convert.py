@@ -32,6 +32,7 @@ KIND_TO_PROTO = {
     "get_state": pb.JOURNAL_ENTRY_KIND_GET_STATE,
     "set_state": pb.JOURNAL_ENTRY_KIND_SET_STATE,
     "clear_state": pb.JOURNAL_ENTRY_KIND_CLEAR_STATE,
+    "cancel": pb.JOURNAL_ENTRY_KIND_CANCEL,
 }
 KIND_FROM_PROTO = {v: k for k, v in KIND_TO_PROTO.items()}
 SERVICE_KIND_FROM_PROTO = {
@@ -79,6 +80,7 @@ def invocation(row: Mapping[str, Any]) -> pb.Invocation:
         created_at=ts(row["created_at"]),
         modified_at=ts(row["modified_at"]),
         completed_at=ts(row["completed_at"]),
+        cancelled_at=ts(row["cancelled_at"]),
     )
     if state == State.BACKING_OFF:
         msg.next_retry_at.CopyFrom(ts(row["due_at"]))
@@ -180,11 +182,16 @@ def attempt_start(claimed: Claimed) -> wpb.AttemptStart:
         headers=json.loads(row["headers"]) if row["headers"] else {},
         journal=[journal_entry(e) for e in claimed.journal],
         traceparent=traceparent(claimed.span_context),
+        cancelled=row["cancel_pending"],
     )
 
 
 def attempt_signal(signal: Signal) -> wpb.AttemptSignal:
-    kind = {"pause": wpb.SIGNAL_KIND_PAUSE, "kill": wpb.SIGNAL_KIND_KILL}[signal.kind]
+    kind = {
+        "pause": wpb.SIGNAL_KIND_PAUSE,
+        "kill": wpb.SIGNAL_KIND_KILL,
+        "cancel": wpb.SIGNAL_KIND_CANCEL,
+    }[signal.kind]
     return wpb.AttemptSignal(invocation_id=signal.invocation_id, attempt=signal.attempt, kind=kind)
 
 

@@ -46,6 +46,7 @@ class Event(enum.StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"  # max attempts reached
     RETRY_DUE = "retry_due"  # the backoff timer fired
     COMPLETED = "completed"  # the handler returned a value or a terminal error
+    CANCELLED = "cancelled"  # an operator cancelled it, or an invocation up its call tree
     KILLED = "killed"  # an operator killed it, or an invocation up its call tree
     PAUSED = "paused"  # an operator paused it
     RESUMED = "resumed"  # an operator resumed it
@@ -70,7 +71,15 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
     (_S.RUNNING, Event.RETRIES_EXHAUSTED): frozenset({_S.PAUSED, _S.COMPLETED}),
     (_S.BACKING_OFF, Event.RETRY_DUE): frozenset({_S.READY}),
     (_S.RUNNING, Event.COMPLETED): frozenset({_S.COMPLETED}),
-    # Operator actions (DESIGN.md section 4).
+    # Operator actions (DESIGN.md section 4). A cancel completes what has not started;
+    # what has started keeps going (or is woken) to let its handler see the cancellation.
+    (_S.PENDING, Event.CANCELLED): frozenset({_S.COMPLETED}),
+    (_S.SCHEDULED, Event.CANCELLED): frozenset({_S.COMPLETED}),
+    (_S.READY, Event.CANCELLED): frozenset({_S.COMPLETED, _S.READY}),
+    (_S.RUNNING, Event.CANCELLED): frozenset({_S.RUNNING}),
+    (_S.SUSPENDED, Event.CANCELLED): frozenset({_S.READY}),
+    (_S.BACKING_OFF, Event.CANCELLED): frozenset({_S.READY}),
+    (_S.PAUSED, Event.CANCELLED): frozenset({_S.READY}),
     **{(s, Event.KILLED): frozenset({_S.COMPLETED}) for s in State if s != _S.COMPLETED},
     (_S.RUNNING, Event.PAUSED): frozenset({_S.PAUSED}),
     (_S.BACKING_OFF, Event.PAUSED): frozenset({_S.PAUSED}),

@@ -89,14 +89,16 @@ class Dispatcher:
         self._sessions.pop(session.id, None)
 
     def signal(self, payload: str) -> None:
-        """An operator ended an attempt (notification from any server): if its session is
-        here, tell the worker to stop it. The attempt is fenced already."""
+        """An operator acted on a running attempt (notification from any server): if its
+        session is here, tell the worker. A paused or killed attempt is fenced already and
+        leaves the session; a cancelled one runs on to let its handler compensate."""
         signal = operations.signal_of(payload)
         session = self._sessions.get(signal.session_id)
         if session is None or signal.invocation_id not in session.inflight:
             return
         session.outbox.put_nowait(signal)
-        self.done(session, signal.invocation_id)
+        if signal.kind != "cancel":
+            self.done(session, signal.invocation_id)
 
     def done(self, session: Session, invocation_id: str) -> None:
         """The attempt left the session (suspended, completed, failed, fenced)."""

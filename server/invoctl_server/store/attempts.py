@@ -42,7 +42,7 @@ class EntryIn:
     """A journal entry as a worker sends it (server-filled fields are computed here)."""
 
     index: int
-    kind: str  # run | sleep | call | send | get_state | set_state | clear_state
+    kind: str  # run | sleep | call | send | get_state | set_state | clear_state | cancel
     name: str = ""
     value: str | None = None
     failure_code: str | None = None
@@ -202,11 +202,14 @@ async def journal_append(
         now,
         now + lease,
         now + lease / 2,
+        any(e.kind == "cancel" for e in entries),
     )
     return sorted(inserted, key=lambda r: r["idx"])
 
 
-SIMPLE_KINDS = frozenset({"run", "sleep"})
+SIMPLE_KINDS = frozenset({"run", "sleep", "cancel"})
+# The failure code of a cancellation, as the handler sees it and the invocation ends with.
+CANCELLED = "CANCELLED"
 _STATE_KINDS = frozenset({"get_state", "set_state", "clear_state"})
 
 
@@ -259,6 +262,7 @@ async def journal_append_many(
         [e.delay_ms for _, e in entries],
         now + lease,
         now + lease / 2,
+        [any(e.kind == "cancel" for e in a.entries) for a in appends],
     )  # fmt: skip
     stored: dict[str, list[asyncpg.Record]] = {}
     for r in rows:
@@ -350,17 +354,29 @@ async def attempt_suspend(
             invocation_id=invocation_id,
         )
     completed = entry["completed"]
+    if row["cancel_pending"] and not completed:
+        # Cancelled while it ran: the await it suspends on raises the cancellation on the
+        # next attempt, which starts at once.
+        await conn.execute(
+            Q["journal_complete_entry"], invocation_id, waiting_on, None, CANCELLED,
+            "cancelled by an operator",
+        )  # fmt: skip
+        completed = True
     if entry["kind"] == "sleep" and not completed and entry["wake_at"] <= now:
         await conn.execute(Q["journal_complete_entry"], invocation_id, waiting_on, None, None, None)
         completed = True
     due = entry["wake_at"] if entry["kind"] == "sleep" and not completed else None
+    changes = {
+        "session_id": None,
+        "due_at": due,
+        "waiting_on": waiting_on,
+        # Delivered by the entry above, or (the entry had its result already) still to
+        # be seen by the next attempt at its first live await.
+        "cancel_pending": row["cancel_pending"] and entry["completed"],
+    }
     [suspended] = await transition.apply(
         conn,
-        [
-            transition.Step(
-                row, State.SUSPENDED, {"session_id": None, "due_at": due, "waiting_on": waiting_on}
-            )
-        ],
+        [transition.Step(row, State.SUSPENDED, changes)],
         Event.SUSPENDED,
         actor=actor,
         now=now,
@@ -413,11 +429,21 @@ async def attempts_complete_many(
             continue
         taken.add(c.invocation_id)
         caller = rows.get(row["caller_id"]) if row["caller_id"] else None
-        outcome = Outcome.SUCCEEDED if c.failure is None else Outcome.FAILED
+        outcome = _outcome(row, c.failure)
         finishing.append(Finishing(row, caller, outcome, c.output, c.failure, c.actor, c.parent))
         results.append(None)
     done = iter(await finish_many(conn, finishing, Event.COMPLETED, actor="worker", now=now))
     return [next(done) if r is None else r for r in results]
+
+
+def _outcome(row: Mapping[str, Any], failure: Failure | None) -> Outcome:
+    """A handler that ends with the cancellation it was given (or one from its callee)
+    after a cancel reached it completes cancelled; any other terminal failure is failed."""
+    if failure is None:
+        return Outcome.SUCCEEDED
+    if failure.code == CANCELLED and row["cancelled_at"] is not None:
+        return Outcome.CANCELLED
+    return Outcome.FAILED
 
 
 async def attempt_fail(
@@ -521,6 +547,9 @@ async def finish_many(
             "waiting_on": None,
             "last_failure_code": last.code if last else it.row["last_failure_code"],
             "last_failure_message": last.message if last else it.row["last_failure_message"],
+            "cancelled_at": it.row["cancelled_at"]
+            or (now if it.outcome == Outcome.CANCELLED else None),
+            "cancel_pending": False,
         }
         detail = it.failure.message if it.failure else None
         steps.append(transition.Step(it.row, State.COMPLETED, changes, detail, it.actor, it.parent))

@@ -1,5 +1,5 @@
-"""Operator actions on one invocation (DESIGN.md section 4): kill, pause, resume, purge,
-purge the journal, restart as new; and the audit log that records every request.
+"""Operator actions on one invocation (DESIGN.md section 4): cancel, kill, pause, resume,
+purge, purge the journal, restart as new; and the audit log that records every request.
 
 Each function takes the transaction of its caller, checks before it writes (a refusal
 writes nothing), and changes state only through transition.py.
@@ -35,12 +35,13 @@ KEEP, LATEST = "keep", "latest"
 
 @dataclasses.dataclass(frozen=True)
 class Signal:
-    """A running attempt an operation ended: its worker session should stop it."""
+    """A running attempt an operation reached: its worker session stops it (pause, kill)
+    or lets its handler see the cancellation (cancel)."""
 
     session_id: str
     invocation_id: str
     attempt: int
-    kind: str  # pause | kill
+    kind: str  # pause | kill | cancel
 
 
 async def _locked(conn: asyncpg.Connection, invocation_id: str) -> asyncpg.Record:
@@ -67,13 +68,22 @@ async def _signal(conn: asyncpg.Connection, signals: Sequence[Signal]) -> None:
         await conn.execute(Q["notify"], notify.SIGNAL, payload)
 
 
-async def invocation_kill(
-    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
-) -> asyncpg.Record:
-    """Complete the invocation and its not-completed call tree with outcome killed, at once
-    and without compensation. Running attempts are fenced (and signalled), object keys
-    pass to the next pending invocation, and the target's caller gets the failure."""
-    caller_id = (await invocation_get(conn, invocation_id))["caller_id"]
+@dataclasses.dataclass
+class _CallTree:
+    """A locked invocation, its not-completed call tree and its caller, by ID."""
+
+    target: asyncpg.Record
+    members: list[asyncpg.Record]  # the call tree, target excluded, in ID order
+    rows: dict[str, asyncpg.Record]  # every locked row: target, members, caller
+
+
+async def _lock_call_tree(
+    conn: asyncpg.Connection, invocation_id: str, operation: str
+) -> _CallTree:
+    """Lock the invocation, every not-completed invocation it called (recursively) and
+    its caller, in ID order. Refuses a completed target."""
+    found_row = await invocation_get(conn, invocation_id)
+    caller_id = found_row["caller_id"] if found_row else None
     tree: set[str] = set()
     while True:
         # Lock, then look again: a member that was running may have called more before
@@ -85,15 +95,86 @@ async def invocation_kill(
             raise InvocationNotFound(
                 f"invocation {invocation_id} not found", invocation_id=invocation_id
             )
-        if State.COMPLETED in allowed_targets(State(target["state"]), Event.KILLED):
-            found = {r["id"] for r in await conn.fetch(Q["invocation_call_tree"], invocation_id)}
-        else:
-            raise _refuse(target, "killed")
+        if target["state"] == State.COMPLETED:
+            raise _refuse(target, operation)
+        found = {r["id"] for r in await conn.fetch(Q["invocation_call_tree"], invocation_id)}
         if found <= tree:
             break
         tree |= found
-    failure = Failure("KILLED", "killed by an operator")
     members = [rows[i] for i in sorted(tree) if rows[i]["state"] != State.COMPLETED]
+    return _CallTree(target, members, rows)
+
+
+_NOT_STARTED = frozenset({State.PENDING, State.SCHEDULED})
+
+
+async def invocation_cancel(
+    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
+) -> asyncpg.Record:
+    """Cancel the invocation and its not-completed call tree. Each member that has not
+    started (pending, scheduled, ready before its first attempt) completes cancelled at
+    once, and its caller gets the failure. Each started one is marked cancelled and goes
+    on to let its handler see it: a running attempt is signalled; a suspended one has the
+    entry it waits on completed with the cancellation and wakes; a paused or backing-off
+    one becomes ready, and its next attempt sees the cancellation at its first live await.
+    A member cancelled before is left as it is (a cancel is delivered once)."""
+    tree = await _lock_call_tree(conn, invocation_id, "cancelled")
+    fresh = [m for m in (tree.target, *tree.members) if m["cancelled_at"] is None]
+    failure = Failure("CANCELLED", "cancelled by an operator")
+    # Started members first: finishing a not-started one wakes its caller when that one
+    # waits for it, and must see the caller as the cancel left it.
+    started = [
+        m for m in fresh
+        if not (m["state"] in _NOT_STARTED or (m["state"] == State.READY and m["attempt"] == 0))
+    ]  # fmt: skip
+    steps, signals = [], []
+    for m in started:
+        state = State(m["state"])
+        changes = {
+            "cancelled_at": now,
+            "cancel_pending": True,
+            "due_at": m["due_at"],
+            "waiting_on": m["waiting_on"],
+        }
+        if state == State.RUNNING:
+            signals.append(Signal(m["session_id"], m["id"], m["attempt"], "cancel"))
+        else:
+            changes.update(due_at=None, waiting_on=None)
+        if state == State.SUSPENDED:
+            # The await it is suspended on raises the cancellation when replayed.
+            await conn.execute(
+                Q["journal_complete_entry"], m["id"], m["waiting_on"], None, failure.code,
+                failure.message,
+            )  # fmt: skip
+            changes["cancel_pending"] = False
+        steps.append(
+            transition.Step(m, State.RUNNING if state == State.RUNNING else State.READY, changes)
+        )
+    for a in await transition.apply(conn, steps, Event.CANCELLED, actor=actor, now=now):
+        tree.rows[a.row["id"]] = a.row
+    started_ids = {m["id"] for m in started}
+    items = [
+        Finishing(tree.rows[m["id"]], tree.rows.get(m["caller_id"]), Outcome.CANCELLED, None,
+                  failure)
+        for m in fresh
+        if m["id"] not in started_ids
+    ]  # fmt: skip
+    for row in await finish_many(conn, items, Event.CANCELLED, actor=actor, now=now):
+        tree.rows[row["id"]] = row
+    await _signal(conn, signals)
+    return tree.rows[invocation_id]
+
+
+async def invocation_kill(
+    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
+) -> asyncpg.Record:
+    """Complete the invocation and its not-completed call tree with outcome killed, at once
+    and without compensation. Running attempts are fenced (and signalled), object keys
+    pass to the next pending invocation, and the target's caller gets the failure."""
+    tree = await _lock_call_tree(conn, invocation_id, "killed")
+    target, members, rows = tree.target, tree.members, tree.rows
+    caller_id = target["caller_id"]
+    failure = Failure("KILLED", "killed by an operator")
     items = [Finishing(target, rows.get(caller_id), Outcome.KILLED, None, failure)]
     # The callers of tree members are killed with them: nobody to hand a result to.
     items += [Finishing(m, None, Outcome.KILLED, None, failure) for m in members]

@@ -58,16 +58,18 @@ RETURNING *
 -- its first index; only the entries of the attempts it matched are inserted. Rows are
 -- locked in ID order first, as everywhere. The attempt's activity renews its lease, but
 -- only once less than half of it is left ($17, the renewed expiry; $18, the threshold):
--- most appends then change no indexed column, and Postgres makes them HOT updates.
+-- most appends then change no indexed column, and Postgres makes them HOT updates. An
+-- append with a cancel entry delivers the invocation's pending cancellation.
 WITH req AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[])
-        AS r(id, attempt, session_id, first_idx, n)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[], $19::bool[])
+        AS r(id, attempt, session_id, first_idx, n, cancels)
 ), locked AS (
     SELECT i.id FROM invocations i WHERE i.id = ANY($1::text[]) ORDER BY i.id FOR UPDATE
 ), inv AS (
     UPDATE invocations i
     SET journal_length = i.journal_length + req.n, modified_at = $6,
-        due_at = CASE WHEN i.due_at < $18 THEN $17 ELSE i.due_at END
+        due_at = CASE WHEN i.due_at < $18 THEN $17 ELSE i.due_at END,
+        cancel_pending = i.cancel_pending AND NOT req.cancels
     FROM req, (SELECT count(*) FROM locked) AS l
     WHERE i.id = req.id AND i.state = 'running' AND i.attempt = req.attempt
       AND i.session_id = req.session_id AND i.journal_length = req.first_idx
@@ -90,9 +92,11 @@ SET completed = true, value = $3, failure_code = $4, failure_message = $5
 WHERE invocation_id = $1 AND idx = $2 AND NOT completed
 
 -- invocation_journal_written: the journal grew; renew the lease once less than half is left.
+-- A cancel entry ($6) delivers the pending cancellation.
 UPDATE invocations
 SET journal_length = $2, modified_at = $3,
-    due_at = CASE WHEN due_at < $5 THEN $4 ELSE due_at END
+    due_at = CASE WHEN due_at < $5 THEN $4 ELSE due_at END,
+    cancel_pending = cancel_pending AND NOT $6
 WHERE id = $1
 
 -- transitions_of: an invocation's transition history in order.

@@ -84,6 +84,8 @@ _COLUMN_TYPES: dict[str, str] = {
     "failure_message": "text",
     "completed_at": "timestamptz",
     "expires_at": "timestamptz",
+    "cancelled_at": "timestamptz",
+    "cancel_pending": "bool",
 }
 
 # Columns of a new invocation, in insert order, with their array types.

@@ -1,4 +1,4 @@
-"""The operator commands: `invoctl invocations kill|pause|...` and `invoctl audit ls`.
+"""The operator commands: `invoctl invocations cancel|kill|pause|...` and `invoctl audit ls`.
 
 One table (`OPERATIONS`) describes every single-invocation operation, so the parser,
 the help and the command share one list; one command function runs any of them.
@@ -42,6 +42,12 @@ class Operation:
 
 
 OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "cancel",
+        "cancel an invocation and its call tree; started handlers compensate",
+        "cancelled",
+        Client.cancel_invocation,
+    ),
     Operation(
         "kill",
         "kill an invocation and its call tree now, without compensation",
@@ -99,7 +105,7 @@ def operation_options(operation: Operation, args: argparse.Namespace) -> dict[st
 
 
 async def invocations_operate(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """`invoctl invocations kill|pause|resume|purge|purge-journal|restart-as-new ID`.
+    """`invoctl invocations cancel|kill|pause|resume|purge|purge-journal|restart-as-new ID`.
 
     Prints the resulting invocation: for a restart, the new one.
     """

@@ -278,6 +278,23 @@ class Client:
     # `request_id`: repeating a request with the same ID is a no-op that returns the
     # first result, so a caller that retries after UNAVAILABLE should pass one.
 
+    async def cancel_invocation(
+        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
+    ) -> invocation_pb2.Invocation:
+        """Cancel an invocation and its not-completed call tree; does not wait for them.
+
+        One that has not started completes cancelled at once. A started one gets
+        ``InvocationCancelled`` at its handler's next await, may compensate, and
+        completes cancelled unless it handles it differently; attach to see the end.
+        Returns the invocation after the change. Completed already: FAILED_PRECONDITION.
+        """
+        self._connect()
+        request = control_pb2.CancelInvocationRequest(
+            invocation_id=invocation_id, reason=reason or "", request_id=request_id or ""
+        )
+        response = await self._rpc(self._control.CancelInvocation, request)
+        return response.invocation
+
     async def kill_invocation(
         self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
     ) -> invocation_pb2.Invocation:

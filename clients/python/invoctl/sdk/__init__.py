@@ -19,7 +19,7 @@ repeating the work. Logs go to the ``invoctl.sdk`` logger.
 """
 
 from ._context import Context, ObjectContext
-from ._errors import NonDeterminismError, TerminalError
+from ._errors import InvocationCancelled, NonDeterminismError, TerminalError
 from ._retry import RetryPolicy
 from ._service import HandlerSpec, Service, VirtualObject
 from ._worker import Worker, run_worker
@@ -27,6 +27,7 @@ from ._worker import Worker, run_worker
 __all__ = [
     "Context",
     "HandlerSpec",
+    "InvocationCancelled",
     "NonDeterminismError",
     "ObjectContext",
     "RetryPolicy",

@@ -10,7 +10,14 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from invoctl.v1 import invocation_pb2
 
 from ._durations import Interval, to_millis
-from ._errors import AttemptEnded, Suspended, TerminalError
+from ._errors import (
+    CANCELLED,
+    AttemptEnded,
+    InvocationCancelled,
+    Suspended,
+    TerminalError,
+    terminal_error,
+)
 from ._journal import Journal, JournalEntry
 from ._json import decode, encode
 
@@ -23,6 +30,7 @@ _SEND = invocation_pb2.JOURNAL_ENTRY_KIND_SEND
 _GET = invocation_pb2.JOURNAL_ENTRY_KIND_GET_STATE
 _SET = invocation_pb2.JOURNAL_ENTRY_KIND_SET_STATE
 _CLEAR = invocation_pb2.JOURNAL_ENTRY_KIND_CLEAR_STATE
+_CANCEL = invocation_pb2.JOURNAL_ENTRY_KIND_CANCEL
 
 
 class AttemptChannel(Protocol):
@@ -58,6 +66,11 @@ class AttemptChannel(Protocol):
         """
         ...
 
+    def cancel_requested(self) -> bool:
+        """Whether the invocation was cancelled and its handler has not seen it yet (the
+        attempt started so, or the server signalled it since)."""
+        ...
+
 
 def _target(service: str, handler: str, key: str | None) -> invocation_pb2.Target:
     return invocation_pb2.Target(service=service, handler=handler, key=key or "")
@@ -88,6 +101,7 @@ class Context:
         self._channel = channel
         self._busy = False
         self._ended = False
+        self._cancel_seen = False
 
     @property
     def invocation_id(self) -> str:
@@ -114,10 +128,11 @@ class Context:
         which is retried and runs ``fn`` again.
         """
         with self._action():
+            await self._cancel_point()
             journaled = self._journal.replay(JournalEntry(kind=_RUN, name=name))
             if journaled is not None:
                 if journaled.HasField("failure"):
-                    raise TerminalError(journaled.failure.message, journaled.failure.code)
+                    raise terminal_error(journaled.failure.code, journaled.failure.message)
                 return decode(journaled.value)
             try:
                 result = fn(*args)
@@ -140,12 +155,17 @@ class Context:
         """Waits durably for ``delay`` (seconds or timedelta).
 
         The invocation suspends (no worker holds it) and a later attempt resumes here.
+        Raises InvocationCancelled if the invocation is cancelled while it waits.
         """
         delay_ms = to_millis(delay, "delay")
         with self._action():
+            await self._cancel_point()
             entry = await self._replay_or_append(JournalEntry(kind=_SLEEP, delay_ms=delay_ms))
             if not entry.completed:
                 await self._suspend(entry.index)
+            if entry.HasField("failure"):
+                self._cancel_seen = self._cancel_seen or entry.failure.code == CANCELLED
+                raise terminal_error(entry.failure.code, entry.failure.message)
 
     async def call(
         self, service: str, handler: str, arg: Any = None, key: str | None = None
@@ -153,18 +173,22 @@ class Context:
         """Calls another handler and returns its JSON result.
 
         ``key`` addresses a virtual object. The invocation suspends until the callee
-        completes. Raises TerminalError (with the callee's failure code) if it failed.
+        completes. Raises TerminalError (with the callee's failure code) if it failed,
+        InvocationCancelled if it ended cancelled or this invocation is cancelled while
+        it waits.
         """
         target = _target(service, handler, key)
         argument = encode(arg)
         with self._action():
+            await self._cancel_point()
             entry = await self._replay_or_append(
                 JournalEntry(kind=_CALL, target=target, argument=argument)
             )
             if not entry.completed:
                 await self._suspend(entry.index)
             if entry.HasField("failure"):
-                raise TerminalError(entry.failure.message, entry.failure.code)
+                self._cancel_seen = self._cancel_seen or entry.failure.code == CANCELLED
+                raise terminal_error(entry.failure.code, entry.failure.message)
             return decode(entry.value)
 
     def send(
@@ -189,6 +213,24 @@ class Context:
         )
         with self._action():
             self._replay_or_stage(entry)
+
+    async def _cancel_point(self) -> None:
+        """Raises InvocationCancelled where the handler sees its cancellation: on replay,
+        where an earlier attempt journaled it; live, at the first await after the cancel
+        arrived, which journals it there first. Delivered once: compensation that follows
+        runs normally."""
+        journaled = self._journal.replay_cancel()
+        if journaled is not None:
+            self._cancel_seen = True
+            raise InvocationCancelled(journaled.failure.message or "cancelled by an operator")
+        if self._journal.replaying or self._cancel_seen or not self._channel.cancel_requested():
+            return
+        self._cancel_seen = True
+        cancelled = InvocationCancelled()
+        failure = invocation_pb2.Failure(code=cancelled.code, message=cancelled.message)
+        self._journal.stage(JournalEntry(kind=_CANCEL, completed=True, failure=failure))
+        await self._flush()
+        raise cancelled
 
     async def _replay_or_append(self, entry: JournalEntry) -> JournalEntry:
         """The journaled entry of this action, or ``entry`` persisted live, as stored."""
@@ -264,6 +306,7 @@ class ObjectContext(Context):
     async def get(self, name: str) -> Any:
         """Returns the state value ``name``, or None when it is not set."""
         with self._action():
+            await self._cancel_point()
             entry = await self._replay_or_append(JournalEntry(kind=_GET, name=name))
             return decode(entry.value)
 

@@ -20,6 +20,32 @@ class TerminalError(Exception):
         return f"TerminalError({self.message!r}, code={self.code!r})"
 
 
+CANCELLED = "CANCELLED"
+
+
+class InvocationCancelled(TerminalError):
+    """The invocation was cancelled: raised at the handler's next await after the cancel.
+
+    A TerminalError with code CANCELLED. Left alone it ends the invocation with outcome
+    cancelled; a handler may catch it to compensate (its ``ctx`` actions work as usual
+    there) and then re-raise it. ``ctx.call`` raises it too when the callee ended
+    cancelled, which is how a cancellation of a call tree flows back up.
+    """
+
+    def __init__(self, message: str = "cancelled by an operator") -> None:
+        super().__init__(message, CANCELLED)
+
+    def __repr__(self) -> str:
+        return f"InvocationCancelled({self.message!r})"
+
+
+def terminal_error(code: str, message: str) -> TerminalError:
+    """The error a journaled failure raises again: a cancellation keeps its class."""
+    if code == CANCELLED:
+        return InvocationCancelled(message)
+    return TerminalError(message, code)
+
+
 class NonDeterminismError(Exception):
     """The handler's actions no longer match its journal (its code changed).
 

@@ -107,6 +107,17 @@ class Journal:
         self._next_index += 1
         return journaled
 
+    def replay_cancel(self) -> JournalEntry | None:
+        """Consumes the journaled cancel entry at the cursor, if that is what is there:
+        the point where an earlier attempt saw the invocation's cancellation."""
+        if self.mismatch is not None or not self.replaying:
+            return None
+        journaled = self._journaled[self._next_index]
+        if journaled.kind != invocation_pb2.JOURNAL_ENTRY_KIND_CANCEL:
+            return None
+        self._next_index += 1
+        return journaled
+
     def stage(self, entry: JournalEntry) -> int:
         """Numbers a live entry and buffers it until the next flush; returns its index."""
         if self.replaying:

@@ -183,7 +183,7 @@ class Session:
             previous.task.cancel()
         # The channel exists before the task so that a signal can stop an attempt that
         # still waits for a concurrency slot.
-        channel = _SessionChannel(self, start.invocation_id, start.attempt)
+        channel = _SessionChannel(self, start.invocation_id, start.attempt, start.cancelled)
         task = asyncio.create_task(self._run_attempt(start, channel))
         self._attempts[start.invocation_id] = _Running(start.attempt, channel, task)
         task.add_done_callback(lambda t, key=start.invocation_id: self._forget(key, t))
@@ -194,11 +194,12 @@ class Session:
             del self._attempts[invocation_id]
 
     def _signal(self, signal: workers_pb2.AttemptSignal) -> None:
-        """Stops the attempt an operator paused or killed.
+        """Stops the attempt an operator paused or killed, or lets its handler see that
+        it was cancelled.
 
-        The server fenced the attempt before signalling, so this only saves useless
-        work; a signal for an attempt not running here (an older one, or one that
-        already ended) has nothing left to stop.
+        The server fenced a paused or killed attempt before signalling, so stopping it
+        only saves useless work; a signal for an attempt not running here (an older one,
+        or one that already ended) has nothing left to act on.
         """
         label = f"{signal.invocation_id} attempt {signal.attempt}"
         running = self._attempts.get(signal.invocation_id)
@@ -210,6 +211,9 @@ class Session:
             # ctx.run function already running may finish (its result is dropped).
             logger.info("%s paused by an operator: stopping at its next await", label)
             running.channel.stop("PAUSED", "paused by an operator")
+        elif signal.kind == workers_pb2.SIGNAL_KIND_CANCEL:
+            logger.info("%s cancelled by an operator: raising it at its next await", label)
+            running.channel.request_cancel()
         elif signal.kind == workers_pb2.SIGNAL_KIND_KILL:
             logger.info("%s killed by an operator: cancelling its handler", label)
             # Stopped as well as cancelled: a handler that swallows the cancellation
@@ -256,10 +260,13 @@ class Session:
 class _SessionChannel:
     """An attempt's view of the session: messages stamped with its fencing token."""
 
-    def __init__(self, session: Session, invocation_id: str, attempt: int) -> None:
+    def __init__(
+        self, session: Session, invocation_id: str, attempt: int, cancelled: bool = False
+    ) -> None:
         self._session = session
         self._invocation_id = invocation_id
         self._attempt = attempt
+        self._cancelled = cancelled
         # (reason, message) once an operator stopped the attempt; it never restarts.
         self._stop: tuple[str, str] | None = None
 
@@ -275,6 +282,13 @@ class _SessionChannel:
     def check_running(self) -> None:
         if self._stop is not None:
             raise AttemptAborted(*self._stop)
+
+    def request_cancel(self) -> None:
+        """The invocation was cancelled while this attempt runs (see cancel_requested)."""
+        self._cancelled = True
+
+    def cancel_requested(self) -> bool:
+        return self._cancelled
 
     async def append(self, entries: list[JournalEntry]) -> list[JournalEntry]:
         append = workers_pb2.JournalAppend(

@@ -10,6 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CancelInvocationRequest(_message.Message):
+    __slots__ = ("invocation_id", "reason", "request_id")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    reason: str
+    request_id: str
+    def __init__(self, invocation_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CancelInvocationResponse(_message.Message):
+    __slots__ = ("invocation",)
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    invocation: _invocation_pb2.Invocation
+    def __init__(self, invocation: _Optional[_Union[_invocation_pb2.Invocation, _Mapping]] = ...) -> None: ...
+
 class KillInvocationRequest(_message.Message):
     __slots__ = ("invocation_id", "reason", "request_id")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]

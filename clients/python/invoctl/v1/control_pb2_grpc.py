@@ -50,6 +50,11 @@ class InvocationControlStub:
                 request_serializer=invoctl_dot_v1_dot_control__pb2.GetJournalRequest.SerializeToString,
                 response_deserializer=invoctl_dot_v1_dot_control__pb2.GetJournalResponse.FromString,
                 _registered_method=True)
+        self.CancelInvocation = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/CancelInvocation',
+                request_serializer=invoctl_dot_v1_dot_control__pb2.CancelInvocationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_control__pb2.CancelInvocationResponse.FromString,
+                _registered_method=True)
         self.KillInvocation = channel.unary_unary(
                 '/invoctl.v1.InvocationControl/KillInvocation',
                 request_serializer=invoctl_dot_v1_dot_control__pb2.KillInvocationRequest.SerializeToString,
@@ -107,6 +112,15 @@ class InvocationControlServicer:
 
     def GetJournal(self, request, context):
         """Returns an invocation's journal and its transition history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelInvocation(self, request, context):
+        """Cancels an invocation and its not-completed call tree: not started ones complete
+        cancelled at once, started ones see a cancellation at their next await and may
+        compensate. Does not wait for the handlers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +193,11 @@ def add_InvocationControlServicer_to_server(servicer, server):
                     servicer.GetJournal,
                     request_deserializer=invoctl_dot_v1_dot_control__pb2.GetJournalRequest.FromString,
                     response_serializer=invoctl_dot_v1_dot_control__pb2.GetJournalResponse.SerializeToString,
+            ),
+            'CancelInvocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelInvocation,
+                    request_deserializer=invoctl_dot_v1_dot_control__pb2.CancelInvocationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_control__pb2.CancelInvocationResponse.SerializeToString,
             ),
             'KillInvocation': grpc.unary_unary_rpc_method_handler(
                     servicer.KillInvocation,
@@ -298,6 +317,33 @@ class InvocationControl:
             '/invoctl.v1.InvocationControl/GetJournal',
             invoctl_dot_v1_dot_control__pb2.GetJournalRequest.SerializeToString,
             invoctl_dot_v1_dot_control__pb2.GetJournalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelInvocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/CancelInvocation',
+            invoctl_dot_v1_dot_control__pb2.CancelInvocationRequest.SerializeToString,
+            invoctl_dot_v1_dot_control__pb2.CancelInvocationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,7 @@ class JournalEntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOURNAL_ENTRY_KIND_GET_STATE: _ClassVar[JournalEntryKind]
     JOURNAL_ENTRY_KIND_SET_STATE: _ClassVar[JournalEntryKind]
     JOURNAL_ENTRY_KIND_CLEAR_STATE: _ClassVar[JournalEntryKind]
+    JOURNAL_ENTRY_KIND_CANCEL: _ClassVar[JournalEntryKind]
 INVOCATION_STATE_UNSPECIFIED: InvocationState
 INVOCATION_STATE_PENDING: InvocationState
 INVOCATION_STATE_SCHEDULED: InvocationState
@@ -62,6 +63,7 @@ JOURNAL_ENTRY_KIND_SEND: JournalEntryKind
 JOURNAL_ENTRY_KIND_GET_STATE: JournalEntryKind
 JOURNAL_ENTRY_KIND_SET_STATE: JournalEntryKind
 JOURNAL_ENTRY_KIND_CLEAR_STATE: JournalEntryKind
+JOURNAL_ENTRY_KIND_CANCEL: JournalEntryKind
 
 class Failure(_message.Message):
     __slots__ = ("code", "message")
@@ -72,7 +74,7 @@ class Failure(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Invocation(_message.Message):
-    __slots__ = ("id", "service", "handler", "key", "target", "state", "outcome", "deployment_id", "input", "headers", "idempotency_key", "attempt_count", "last_failure", "next_retry_at", "run_at", "output", "failure", "caller_id", "restarted_from", "journal_length", "created_at", "modified_at", "completed_at")
+    __slots__ = ("id", "service", "handler", "key", "target", "state", "outcome", "deployment_id", "input", "headers", "idempotency_key", "attempt_count", "last_failure", "next_retry_at", "run_at", "output", "failure", "caller_id", "restarted_from", "journal_length", "created_at", "modified_at", "completed_at", "cancelled_at")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +105,7 @@ class Invocation(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     MODIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     handler: str
@@ -126,7 +129,8 @@ class Invocation(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     modified_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., target: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., deployment_id: _Optional[str] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., attempt_count: _Optional[int] = ..., last_failure: _Optional[_Union[Failure, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., output: _Optional[str] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., caller_id: _Optional[str] = ..., restarted_from: _Optional[str] = ..., journal_length: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cancelled_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., target: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., deployment_id: _Optional[str] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., attempt_count: _Optional[int] = ..., last_failure: _Optional[_Union[Failure, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., output: _Optional[str] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., caller_id: _Optional[str] = ..., restarted_from: _Optional[str] = ..., journal_length: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Target(_message.Message):
     __slots__ = ("service", "handler", "key")

@@ -29,6 +29,7 @@ class SignalKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIGNAL_KIND_UNSPECIFIED: _ClassVar[SignalKind]
     SIGNAL_KIND_PAUSE: _ClassVar[SignalKind]
     SIGNAL_KIND_KILL: _ClassVar[SignalKind]
+    SIGNAL_KIND_CANCEL: _ClassVar[SignalKind]
 SERVICE_KIND_UNSPECIFIED: ServiceKind
 SERVICE_KIND_SERVICE: ServiceKind
 SERVICE_KIND_VIRTUAL_OBJECT: ServiceKind
@@ -38,6 +39,7 @@ ON_MAX_ATTEMPTS_KILL: OnMaxAttempts
 SIGNAL_KIND_UNSPECIFIED: SignalKind
 SIGNAL_KIND_PAUSE: SignalKind
 SIGNAL_KIND_KILL: SignalKind
+SIGNAL_KIND_CANCEL: SignalKind
 
 class RetryPolicy(_message.Message):
     __slots__ = ("initial_interval", "factor", "max_interval", "max_attempts", "on_max_attempts")
@@ -216,7 +218,7 @@ class WorkerWelcome(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class AttemptStart(_message.Message):
-    __slots__ = ("invocation_id", "attempt", "target", "input", "headers", "journal", "traceparent")
+    __slots__ = ("invocation_id", "attempt", "target", "input", "headers", "journal", "traceparent", "cancelled")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +233,7 @@ class AttemptStart(_message.Message):
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     attempt: int
     target: _invocation_pb2.Target
@@ -238,7 +241,8 @@ class AttemptStart(_message.Message):
     headers: _containers.ScalarMap[str, str]
     journal: _containers.RepeatedCompositeFieldContainer[_invocation_pb2.JournalEntry]
     traceparent: str
-    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[_Union[_invocation_pb2.Target, _Mapping]] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., journal: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    cancelled: bool
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[_Union[_invocation_pb2.Target, _Mapping]] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., journal: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ..., traceparent: _Optional[str] = ..., cancelled: _Optional[bool] = ...) -> None: ...
 
 class WorkerAck(_message.Message):
     __slots__ = ("seq", "error_reason", "error_message", "entries")
