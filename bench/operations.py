@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from invoctl.client import Client
 from invoctl.v1 import invocation_pb2 as pb
@@ -44,7 +47,20 @@ async def _measure(
     return statistics.median(latencies) * 1000, p99 * 1000, len(ids) / elapsed
 
 
-async def operator_actions(address: str, sequential: int, concurrent: int) -> list[tuple]:
+@contextlib.contextmanager
+def _stopped(pid: int) -> Iterator[None]:
+    """The worker process frozen (SIGSTOP): measures the control plane alone, without the
+    work the operations cause on the worker competing for the 2 cores."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def operator_actions(
+    address: str, sequential: int, concurrent: int, worker_pid: int
+) -> list[tuple]:
     rows = []
     async with Client(address) as c:
 
@@ -53,10 +69,11 @@ async def operator_actions(address: str, sequential: int, concurrent: int) -> li
             await _in_state(c, list(ids), state)
             return list(ids)
 
-        async def bench(name: str, setup, op, target: str) -> None:
+        async def bench(name: str, setup, op, target: str, *, frozen: bool = False) -> None:
             for n, conc in ((sequential, 1), (concurrent, 32)):
                 ids = await setup(n)
-                p50, p99, rate = await _measure(ids, op, conc)
+                with _stopped(worker_pid) if frozen else contextlib.nullcontext():
+                    p50, p99, rate = await _measure(ids, op, conc)
                 rows.append((name, conc, p50, p99, rate, target))
 
         suspended = lambda n: started("wait", n, pb.INVOCATION_STATE_SUSPENDED)  # noqa: E731
@@ -67,15 +84,22 @@ async def operator_actions(address: str, sequential: int, concurrent: int) -> li
             await asyncio.gather(*(c.pause_invocation(i) for i in ids))
             return ids
 
-        async def killed(n: int) -> list[str]:
+        async def completed(n: int) -> list[str]:
             ids = await suspended(n)
             await asyncio.gather(*(c.kill_invocation(i) for i in ids))
             return ids
 
+        # The floor: one unary RPC that reads one row, on the same client and server.
+        await bench("get an invocation (floor: one RPC, one read)", completed,
+                    c.get_invocation, "")  # fmt: skip
+        await bench("cancel a suspended invocation, worker frozen", suspended,
+                    c.cancel_invocation, "", frozen=True)  # fmt: skip
+        await bench("cancel a suspended invocation, worker compensating", suspended,
+                    c.cancel_invocation, "")  # fmt: skip
         await bench("kill a suspended invocation", suspended, c.kill_invocation, "")
         await bench("pause a backing-off invocation", backing_off, c.pause_invocation, "")
         await bench("resume a paused invocation", paused, c.resume_invocation, "")
-        await bench("purge a completed invocation", killed, c.purge_invocation, "")
-        await bench("restart-as-new a completed invocation", killed,
+        await bench("purge a completed invocation", completed, c.purge_invocation, "")
+        await bench("restart-as-new a completed invocation", completed,
                     c.restart_invocation_as_new, "")  # fmt: skip
     return rows

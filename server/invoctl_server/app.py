@@ -24,6 +24,7 @@ from invoctl.v1 import (
 from .api.context import Runtime
 from .api.control import InvocationControl
 from .api.ingress import Ingress
+from .api.operator import Operator
 from .api.workers import Workers
 from .config import Config
 from .runtime.batches import Batches
@@ -117,7 +118,8 @@ class App:
         cleaner = Cleaner(
             self._pool, poll_interval=self.config.poll_interval, actor=f"cleaner:{self.config.name}"
         )
-        rt = Runtime(self._pool, self.config, dispatcher, timers, completions, batches)
+        operator = Operator(self._pool)
+        rt = Runtime(self._pool, self.config, dispatcher, timers, completions, batches, operator)
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
@@ -144,7 +146,7 @@ class App:
         if not self.port:
             raise OSError(f"cannot listen on {self.config.listen}")
 
-        for loop in (listener, dispatcher, timers, batches, cleaner):
+        for loop in (listener, dispatcher, timers, batches, operator, cleaner):
             loop.start()
             self._loops.append(loop)
         await asyncio.wait_for(listener.connected.wait(), 30)

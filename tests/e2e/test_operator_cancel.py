@@ -422,3 +422,30 @@ async def test_cancelling_the_key_holder_compensates_then_passes_the_key(server,
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_concurrent_cancels_of_overlapping_call_trees(server, client, op):
+    """Cancels of a root, its callee and the leaf at once (they may share a batch, where
+    their trees overlap): each is cancelled exactly once, and all end cancelled."""
+    release, events = asyncio.Event(), []
+    try:
+        async with Worker(tree_services(release, events), server=server.address):
+            root = await client.send("Root", "start")
+            middle = await _callee_of(client, root)
+            leaf = await _callee_of(client, middle)
+            await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
+            await wait_state(client, root, S.INVOCATION_STATE_SUSPENDED)
+            answers = await asyncio.gather(
+                *(op.cancel(i) for i in (leaf, middle, root, middle, leaf))
+            )
+            assert {a.id for a in answers} == {root, middle, leaf}
+            release.set()
+            for inv_id in (root, middle, leaf):
+                assert_cancelled(await client.attach(inv_id))
+    finally:
+        release.set()
+    assert sorted(events) == ["Leaf compensated", "Middle compensated", "Root compensated"]
+    for inv_id in (root, middle, leaf):
+        steps = await transitions(client, inv_id)
+        assert_history_is_a_chain(steps)
+        assert len([t for t in steps if t.event == "cancelled"]) == 1, inv_id

@@ -3,6 +3,8 @@ reused for another operation or invocation is refused (DESIGN.md section 4)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._operator import (
     INVALID_ARGUMENT,
@@ -67,3 +69,18 @@ async def test_request_id_reused_for_another_request_is_refused(lab, client, op,
         assert_refused(err, INVALID_ARGUMENT, "REQUEST_ID_REUSED")
     assert (await footprint(db, first), await footprint(db, other)) == before
     assert (await client.get_invocation(other)).state == pb.INVOCATION_STATE_BACKING_OFF
+
+
+async def test_concurrent_retries_of_one_request_act_once(lab, client, op, db):
+    """Retries racing each other (they may share a batch): one acts, all get its answer."""
+    inv_id = await lab.make(pb.INVOCATION_STATE_SUSPENDED)
+    answers = await asyncio.gather(
+        *(op.cancel(inv_id, request_id="cancel-burst", reason="burst") for _ in range(16))
+    )
+    assert all(a == answers[0] for a in answers)
+    cancelled = [t for t in await transitions(client, inv_id) if t.event == "cancelled"]
+    assert len(cancelled) == 1
+    recorded = await db.fetch(
+        "SELECT result FROM audit_log WHERE request_id = 'cancel-burst' AND result = 'OK'"
+    )
+    assert len(recorded) == 1

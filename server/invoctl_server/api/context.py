@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -12,6 +13,9 @@ from ..runtime.batches import Batches
 from ..runtime.completions import Completions
 from ..runtime.sessions import Dispatcher
 from ..runtime.timers import Timers
+
+if TYPE_CHECKING:
+    from .operator import Operator
 
 
 @dataclasses.dataclass
@@ -22,6 +26,7 @@ class Runtime:
     timers: Timers
     completions: Completions
     batches: Batches
+    operator: Operator
 
     @staticmethod
     def now() -> datetime:

@@ -9,12 +9,13 @@ from invoctl.v1 import control_pb2_grpc
 
 from ..domain.errors import InvalidArgument, InvalidPageToken
 from ..domain.ids import is_invocation_id
+from ..store import audit
 from ..store import invocations as store
 from ..store import operations as ops
 from . import convert, ids
 from .context import Runtime
 from .errors import rpc
-from .operator import ACTOR, operate
+from .operator import operate
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -93,69 +94,49 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
 
     # --- actions: each goes through operator.operate (audit log, request_id) ----------
 
-    async def _act(self, operation: str, request, response_type, work):
+    async def _act(self, operation: str, request, check=None):
         return await operate(
-            self.rt,
-            operation=operation,
-            request=request,
-            work=work,
-            response_type=response_type,
+            self.rt.operator, self.rt.pool, operation=operation, request=request, check=check
         )
 
     @rpc
     async def CancelInvocation(self, request, context):
-        return await self._act(
-            "CancelInvocation", request, pb.CancelInvocationResponse,
-            lambda conn, i: ops.invocation_cancel(conn, i, actor=ACTOR, now=self.rt.now()),
-        )  # fmt: skip
+        return await self._act("CancelInvocation", request)
 
     @rpc
     async def KillInvocation(self, request, context):
-        return await self._act(
-            "KillInvocation", request, pb.KillInvocationResponse,
-            lambda conn, i: ops.invocation_kill(conn, i, actor=ACTOR, now=self.rt.now()),
-        )  # fmt: skip
+        return await self._act("KillInvocation", request)
 
     @rpc
     async def PauseInvocation(self, request, context):
-        return await self._act(
-            "PauseInvocation", request, pb.PauseInvocationResponse,
-            lambda conn, i: ops.invocation_pause(conn, i, actor=ACTOR, now=self.rt.now()),
-        )  # fmt: skip
+        return await self._act("PauseInvocation", request)
 
     @rpc
     async def ResumeInvocation(self, request, context):
         return await self._act(
-            "ResumeInvocation", request, pb.ResumeInvocationResponse,
-            lambda conn, i: ops.invocation_resume(
-                conn, i, deployment=_deployment_arg(request.deployment), actor=ACTOR,
-                now=self.rt.now(),
-            ),
-        )  # fmt: skip
+            "ResumeInvocation",
+            request,
+            lambda: {"deployment": _deployment_arg(request.deployment)},
+        )
 
     @rpc
     async def PurgeInvocation(self, request, context):
-        return await self._act(
-            "PurgeInvocation", request, pb.PurgeInvocationResponse,
-            lambda conn, i: ops.invocation_purge(conn, i, actor=ACTOR, now=self.rt.now()),
-        )  # fmt: skip
+        return await self._act("PurgeInvocation", request)
 
     @rpc
     async def PurgeJournal(self, request, context):
-        return await self._act(
-            "PurgeJournal", request, pb.PurgeJournalResponse,
-            lambda conn, i: ops.journal_purge(conn, i, actor=ACTOR, now=self.rt.now()),
-        )  # fmt: skip
+        return await self._act("PurgeJournal", request)
 
     @rpc
     async def RestartInvocationAsNew(self, request, context):
         return await self._act(
-            "RestartInvocationAsNew", request, pb.RestartInvocationAsNewResponse,
-            lambda conn, i: ops.invocation_restart(
-                conn, i, from_entry=request.from_entry,
-                deployment=_deployment_arg(request.deployment), actor=ACTOR, now=self.rt.now(),
-            ),
-        )  # fmt: skip
+            "RestartInvocationAsNew",
+            request,
+            lambda: {
+                "deployment": _deployment_arg(request.deployment),
+                "from_entry": request.from_entry,
+            },
+        )
 
     @rpc
     async def ListAuditEntries(self, request, context):
@@ -163,7 +144,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         invocation_id = ids.invocation_id(request.invocation_id) if request.invocation_id else None
         before = _decode_audit_token(request.page_token) if request.page_token else None
         async with self.rt.pool.acquire() as conn:
-            rows = await ops.audit_page(
+            rows = await audit.audit_page(
                 conn, invocation_id=invocation_id, before_id=before, limit=size + 1
             )
         token = str(rows[size - 1]["id"]) if len(rows) > size else ""
@@ -173,8 +154,8 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
 
 
 def _deployment_arg(text: str) -> str:
-    """keep, latest or a well-formed dp_ ID (INVALID_ARGUMENT otherwise). Checked inside
-    the operation, so that the refusal is audited like any other."""
+    """keep, latest or a well-formed dp_ ID (INVALID_ARGUMENT otherwise; operate audits
+    the refusal like any other)."""
     if text in ("", ops.KEEP, ops.LATEST):
         return text
     return ids.deployment_id(text)

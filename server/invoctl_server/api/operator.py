@@ -1,20 +1,31 @@
 """The path every operator request takes: validate, answer a retried request_id from the
-audit log, act, and record the request (refused ones too) in the audit log."""
+audit log, act, and record the request (refused ones too) in the audit log.
+
+Concurrent requests are written together (group commit, see runtime/batcher.py): one
+transaction per batch, and per kind of operation one set-based store call
+(store/operations.py), so that a burst of cancels costs a few statements, not a few per
+cancel. Each invocation is still locked, checked, recorded and traced on its own.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
 
+from invoctl.v1 import control_pb2 as pb
+
 from ..domain.errors import DatabaseUnavailable, DomainError, RequestIdReused
+from ..runtime.batcher import Batcher
+from ..runtime.batcher import Request as Batched
+from ..store import audit, db, transition
 from ..store import operations as ops
-from ..store import transition
 from . import convert, ids
-from .context import Runtime
 
 log = logging.getLogger("invoctl.audit")
 
@@ -22,72 +33,190 @@ log = logging.getLogger("invoctl.audit")
 IDENTITY = "anonymous"
 ACTOR = f"operator:{IDENTITY}"
 
-Work = Callable[[asyncpg.Connection, str], Awaitable[asyncpg.Record]]
+ActMany = Callable[..., Awaitable[list[ops.Result]]]
+
+# RPC name -> the set-based store action and the response message.
+OPERATIONS: dict[str, tuple[ActMany, type[Message]]] = {
+    "CancelInvocation": (ops.cancel_many, pb.CancelInvocationResponse),
+    "KillInvocation": (ops.kill_many, pb.KillInvocationResponse),
+    "PauseInvocation": (ops.pause_many, pb.PauseInvocationResponse),
+    "ResumeInvocation": (ops.resume_many, pb.ResumeInvocationResponse),
+    "PurgeInvocation": (ops.purge_many, pb.PurgeInvocationResponse),
+    "PurgeJournal": (ops.journal_purge_many, pb.PurgeJournalResponse),
+    "RestartInvocationAsNew": (ops.restart_many, pb.RestartInvocationAsNewResponse),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorRequest:
+    """A validated operator request on one invocation."""
+
+    operation: str  # the RPC name, a key of OPERATIONS
+    invocation_id: str
+    reason: str
+    request_id: str | None
+    deployment: str = ""
+    from_entry: int = 0
+
+
+class Operator:
+    """Writes operator requests in batches; `submit` returns the serialized response."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._batcher = Batcher(pool, _write, name="operations")
+
+    def start(self) -> None:
+        self._batcher.start()
+
+    async def stop(self) -> None:
+        await self._batcher.stop()
+
+    async def submit(self, request: OperatorRequest) -> bytes:
+        return await self._batcher.submit(request)
 
 
 async def operate(
-    rt: Runtime,
+    operator: Operator,
+    pool: asyncpg.Pool,
     *,
     operation: str,
     request: Any,
-    work: Work,
-    response_type: type[Message],
+    check: Callable[[], dict[str, Any]] | None = None,
 ) -> Message:
-    """Run `work(conn, invocation_id)` for an operator request and return its response,
-    `response_type(invocation=...)` with the row `work` returns.
-
-    With a request_id, the invocation is locked before the request_id is looked up, so a
-    retry that raced its original waits for it and is then answered from the audit log.
-    Without one, `work` takes the lock itself.
-    """
+    """Run an operator request and return its response. `check()` validates the
+    operation's own fields and returns them as OperatorRequest fields."""
     text, reason = request.invocation_id, request.reason
     request_id = request.request_id or None
     try:
         invocation_id = ids.invocation_id(text)
-
-        async def act(conn: asyncpg.Connection) -> bytes:
-            if request_id:
-                await transition.lock(conn, [invocation_id])
-            if request_id and (prior := await ops.audit_by_request_id(conn, request_id)):
-                if (prior["operation"], prior["invocation_id"]) != (operation, invocation_id):
-                    raise RequestIdReused(
-                        f"request_id {request_id!r} was used for {prior['operation']} of "
-                        f"{prior['invocation_id']}",
-                        request_id=request_id,
-                    )
-                return prior["response"]
-            row = await work(conn, invocation_id)
-            response = response_type(invocation=convert.invocation(row))
-            restarted = row["id"] != invocation_id
-            entry = ops.AuditEntry(
-                identity=IDENTITY,
-                operation=operation,
-                invocation_id=invocation_id,
-                reason=reason,
-                request_id=request_id,
-                result="OK",
-                state_after=None if restarted or operation == "PurgeInvocation" else row["state"],
-                new_invocation_id=row["id"] if restarted else None,
-                response=response.SerializeToString(),
-            )
-            await ops.audit_record(conn, entry, now=rt.now())
-            return entry.response
-
-        payload = await rt.batches.each.submit(act)
+        fields = check() if check else {}
     except DomainError as refused:
-        await _record_refusal(rt, operation, text, reason, request_id, refused)
+        await _record_refusal(pool, operation, text, reason, request_id, refused)
         raise
+    # Refusals from here on are recorded in the batch's own transaction.
+    payload = await operator.submit(
+        OperatorRequest(operation, invocation_id, reason, request_id, **fields)
+    )
     # The stored bytes, so that a retried request_id gets exactly the first answer.
-    return response_type.FromString(payload)
+    return OPERATIONS[operation][1].FromString(payload)
+
+
+async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[bytes | DomainError]:
+    """Act on a batch of requests in one transaction: per request the response bytes,
+    or the refusal. Every request is recorded in the audit log."""
+    now = datetime.now(UTC)
+    requests: list[OperatorRequest] = [b.payload for b in batch]
+    results: list[bytes | DomainError | None] = [None] * len(batch)
+    entries: list[audit.AuditEntry] = []
+    repeats = await _answer_retries(conn, requests, results)
+    by_operation: dict[str, list[int]] = {}
+    for i, q in enumerate(requests):
+        if results[i] is None and i not in repeats:
+            by_operation.setdefault(q.operation, []).append(i)
+    for operation, indices in by_operation.items():
+        act, response_type = OPERATIONS[operation]
+        targets = [
+            ops.Target(requests[i].invocation_id, batch[i].parent, requests[i].deployment,
+                       requests[i].from_entry)
+            for i in indices
+        ]  # fmt: skip
+        outcomes = await act(conn, targets, actor=ACTOR, now=now)
+        for i, out in zip(indices, outcomes, strict=True):
+            if isinstance(out, DomainError):
+                results[i] = out
+                entries.append(_audited(requests[i], out.reason))
+                continue
+            response = response_type(invocation=convert.invocation(out)).SerializeToString()
+            results[i] = response
+            entries.append(_audited(requests[i], "OK", out, response))
+    for i, j in repeats.items():
+        # The same request_id twice in one batch: the repeat gets the first one's answer.
+        results[i] = results[j]
+    for i, result in enumerate(results):
+        if isinstance(result, RequestIdReused):
+            entries.append(_audited(requests[i], result.reason))
+    await audit.audit_record(conn, entries, now=now)
+    return results  # type: ignore[return-value]
+
+
+async def _answer_retries(
+    conn: asyncpg.Connection,
+    requests: Sequence[OperatorRequest],
+    results: list[bytes | DomainError | None],
+) -> dict[int, int]:
+    """Answer requests whose request_id named an earlier successful request from the log
+    (or refuse them, if it named another operation). Returns {index: earlier index} for
+    request_ids repeated within this batch."""
+    named = [q for q in requests if q.request_id]
+    if not named:
+        return {}
+    # Lock first: a retry racing its original waits for it, then finds it in the log.
+    await transition.lock(conn, sorted({q.invocation_id for q in named}))
+    prior = await audit.audit_by_request_ids(conn, [q.request_id for q in named])
+    first: dict[str, int] = {}
+    repeats: dict[int, int] = {}
+    for i, q in enumerate(requests):
+        if not q.request_id:
+            continue
+        earlier = prior.get(q.request_id)
+        if earlier is not None:
+            same = (earlier["operation"], earlier["invocation_id"])
+            results[i] = (
+                earlier["response"] if same == (q.operation, q.invocation_id) else _reused(q, same)
+            )
+        elif q.request_id in first:
+            j = first[q.request_id]
+            if (requests[j].operation, requests[j].invocation_id) == (
+                q.operation,
+                q.invocation_id,
+            ):
+                repeats[i] = j
+            else:
+                results[i] = _reused(q, (requests[j].operation, requests[j].invocation_id))
+        else:
+            first[q.request_id] = i
+    return repeats
+
+
+def _reused(q: OperatorRequest, used_for: tuple[str, str]) -> RequestIdReused:
+    return RequestIdReused(
+        f"request_id {q.request_id!r} was used for {used_for[0]} of {used_for[1]}",
+        request_id=q.request_id or "",
+    )
+
+
+def _audited(
+    q: OperatorRequest,
+    result: str,
+    row: asyncpg.Record | None = None,
+    response: bytes | None = None,
+) -> audit.AuditEntry:
+    restarted = row is not None and row["id"] != q.invocation_id
+    state_after = None
+    if row is not None and not restarted and q.operation != "PurgeInvocation":
+        state_after = row["state"]
+    return audit.AuditEntry(
+        identity=IDENTITY,
+        operation=q.operation,
+        invocation_id=q.invocation_id,
+        reason=q.reason,
+        # Only a successful request claims its request_id (the unique index's rule).
+        request_id=q.request_id,
+        result=result,
+        state_after=state_after,
+        new_invocation_id=row["id"] if restarted else None,
+        response=response,
+    )
 
 
 async def _record_refusal(
-    rt: Runtime, operation: str, text: str, reason: str, request_id: str | None,
+    pool: asyncpg.Pool, operation: str, text: str, reason: str, request_id: str | None,
     refused: DomainError,
 ) -> None:  # fmt: skip
+    """Record a request refused before it reached a batch (a malformed field)."""
     if isinstance(refused, DatabaseUnavailable):
         return  # nowhere to write it
-    entry = ops.AuditEntry(
+    entry = audit.AuditEntry(
         identity=IDENTITY,
         operation=operation,
         invocation_id=text[:200],
@@ -96,6 +225,7 @@ async def _record_refusal(
         result=refused.reason,
     )
     try:
-        await rt.batches.each.submit(lambda conn: ops.audit_record(conn, entry, now=rt.now()))
+        now = datetime.now(UTC)
+        await db.statement(pool, lambda conn: audit.audit_record(conn, [entry], now=now))
     except Exception:  # the refusal itself is what the client must see
         log.warning("could not record the refused %s of %s", operation, text, exc_info=True)

@@ -385,10 +385,14 @@ async def attempt_suspend(
         await _wake(conn, [suspended.row], actor=actor, now=now)
 
 
+# What waking a suspended invocation changes besides its state.
+_WOKEN = {"due_at": None, "waiting_on": None}
+
+
 async def _wake(
     conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]], *, actor: str, now: datetime
 ) -> list[transition.Applied]:
-    steps = [transition.Step(r, State.READY, {"due_at": None, "waiting_on": None}) for r in rows]
+    steps = [transition.Step(r, State.READY, _WOKEN) for r in rows]
     applied = await transition.apply(conn, steps, Event.WOKEN, actor=actor, now=now)
     return applied
 
@@ -554,27 +558,38 @@ async def finish_many(
         detail = it.failure.message if it.failure else None
         steps.append(transition.Step(it.row, State.COMPLETED, changes, detail, it.actor, it.parent))
     done = await transition.apply(conn, steps, event, actor=actor, now=now)
+    results, woken = [], []
     for it in items:
-        who = it.actor or actor
         if it.row["exclusive"]:
-            await object_lock_release(conn, it.row, actor=who, now=now)
+            await object_lock_release(conn, it.row, actor=it.actor or actor, now=now)
         caller = it.caller
         if caller is not None and it.row["caller_entry"] is not None:
-            ok = it.failure is None
-            await conn.execute(
-                Q["journal_complete_entry"],
-                caller["id"],
-                it.row["caller_entry"],
-                it.output if ok else None,
-                None if ok else it.failure.code,
-                None if ok else it.failure.message,
-            )
+            results.append((caller["id"], it.row["caller_entry"], it.output, it.failure))
             if (
                 caller["state"] == State.SUSPENDED
                 and caller["waiting_on"] == it.row["caller_entry"]
             ):
-                await _wake(conn, [caller], actor=who, now=now)
+                woken.append(transition.Step(caller, State.READY, _WOKEN, actor=it.actor))
+    await journal_complete_many(conn, results)
+    await transition.apply(conn, woken, Event.WOKEN, actor=actor, now=now)
     return [d.row for d in done]
+
+
+async def journal_complete_many(
+    conn: asyncpg.Connection, results: Sequence[tuple[str, int, str | None, Failure | None]]
+) -> None:
+    """Record results in journal entries, (invocation ID, index, value, failure) each: a
+    call returned, a timer fired, a cancel reached the await. An entry that has its result
+    already keeps it."""
+    if results:
+        await conn.execute(
+            Q["journal_complete_entries"],
+            [r[0] for r in results],
+            [r[1] for r in results],
+            [r[2] if r[3] is None else None for r in results],
+            [r[3].code if r[3] else None for r in results],
+            [r[3].message if r[3] else None for r in results],
+        )
 
 
 async def finish(
@@ -636,8 +651,7 @@ async def due_process(conn: asyncpg.Connection, *, limit: int, actor: str, now: 
     woken += await transition.apply(conn, retry, Event.RETRY_DUE, actor=actor, now=now)
 
     sleepers = by_state.get(State.SUSPENDED, [])
-    for r in sleepers:
-        await conn.execute(Q["journal_complete_entry"], r["id"], r["waiting_on"], None, None, None)
+    await journal_complete_many(conn, [(r["id"], r["waiting_on"], None, None) for r in sleepers])
     if sleepers:
         woken += await _wake(conn, sleepers, actor=actor, now=now)
 

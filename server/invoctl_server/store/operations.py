@@ -1,22 +1,32 @@
-"""Operator actions on one invocation (DESIGN.md section 4): cancel, kill, pause, resume,
-purge, purge the journal, restart as new; and the audit log that records every request.
+"""Operator actions (DESIGN.md section 4): cancel, kill, pause, resume, purge, purge the
+journal, restart as new.
 
-Each function takes the transaction of its caller, checks before it writes (a refusal
-writes nothing), and changes state only through transition.py.
+Each action is set-based: it takes many targets (the concurrent requests of a batch, or a
+page of a bulk operation) and acts on them with a few statements, whatever their number,
+while every invocation is still locked, checked against the state table, recorded and
+traced on its own. Per target it returns the row after the change, or the DomainError
+that refused it; a refused target has nothing written for it (checks come first), so the
+others can commit. State changes only through transition.py.
+
+Targets whose invocations overlap (the same invocation twice, or call trees that meet)
+are acted on in rounds, one after the other, each round seeing what the last one did.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 
 from ..domain.errors import (
     DeploymentDoesNotServe,
     DeploymentNotFound,
+    DomainError,
     HandlerNotFound,
     InvalidFromEntry,
     InvalidTransition,
@@ -26,11 +36,23 @@ from ..domain.errors import (
 from ..domain.states import Event, Outcome, State, allowed_targets
 from . import notify, transition
 from ._sql import Q
-from .attempts import Failure, Finishing, finish_many
+from .attempts import CANCELLED, Failure, Finishing, finish_many, journal_complete_many
 from .deployments import deployment_exists, handler_in, handler_latest
-from .invocations import NewInvocation, invocation_create, invocation_get
+from .invocations import NewInvocation, invocation_create
 
 KEEP, LATEST = "keep", "latest"
+
+Result = asyncpg.Record | DomainError
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One request to act on one invocation."""
+
+    invocation_id: str
+    parent: otel_context.Context | None = None  # the trace its transitions belong to
+    deployment: str = ""  # resume, restart: keep, latest or a dp_ ID
+    from_entry: int = 0  # restart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,13 +66,20 @@ class Signal:
     kind: str  # pause | kill | cancel
 
 
-async def _locked(conn: asyncpg.Connection, invocation_id: str) -> asyncpg.Record:
-    rows = await transition.lock(conn, [invocation_id])
-    if not rows:
-        raise InvocationNotFound(
-            f"invocation {invocation_id} not found", invocation_id=invocation_id
-        )
-    return rows[0]
+def signal_of(payload: str) -> Signal:
+    session_id, invocation_id, attempt, kind = payload.split(" ")
+    return Signal(session_id, invocation_id, int(attempt), kind)
+
+
+async def _signal(conn: asyncpg.Connection, signals: Sequence[Signal]) -> None:
+    """Tell whichever server holds each session (delivered at commit)."""
+    if signals:
+        payloads = [f"{s.session_id} {s.invocation_id} {s.attempt} {s.kind}" for s in signals]
+        await conn.execute(Q["notify_many"], notify.SIGNAL, payloads)
+
+
+def _not_found(invocation_id: str) -> InvocationNotFound:
+    return InvocationNotFound(f"invocation {invocation_id} not found", invocation_id=invocation_id)
 
 
 def _refuse(row: asyncpg.Record, operation: str) -> InvalidTransition:
@@ -61,148 +90,244 @@ def _refuse(row: asyncpg.Record, operation: str) -> InvalidTransition:
     )
 
 
-async def _signal(conn: asyncpg.Connection, signals: Sequence[Signal]) -> None:
-    """Tell whichever server holds each session (delivered at commit)."""
-    for s in signals:
-        payload = f"{s.session_id} {s.invocation_id} {s.attempt} {s.kind}"
-        await conn.execute(Q["notify"], notify.SIGNAL, payload)
+def _rounds(indices: Iterable[int], touches: Callable[[int], set[str]]) -> list[list[int]]:
+    """Group targets so that no two in a round touch the same invocation; a target comes
+    after every earlier one it overlaps with."""
+    rounds: list[list[int]] = []
+    touched: list[set[str]] = []
+    for i in indices:
+        ids = touches(i)
+        after = max((n for n, seen in enumerate(touched) if seen & ids), default=-1)
+        if after + 1 == len(rounds):
+            rounds.append([])
+            touched.append(set())
+        rounds[after + 1].append(i)
+        touched[after + 1] |= ids
+    return rounds
+
+
+async def _lock(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, asyncpg.Record]:
+    return {r["id"]: r for r in await transition.lock(conn, sorted(set(ids)))}
+
+
+async def _reread(conn: asyncpg.Connection, rows: dict[str, asyncpg.Record], ids: set[str]):
+    """Refresh locked rows an earlier round may have changed."""
+    rows.update({r["id"]: r for r in await conn.fetch(Q["invocations_get"], list(ids))})
+
+
+async def _simple(
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    act: Callable[[asyncpg.Connection, list[tuple[int, asyncpg.Record]], list[Result | None]], Any],
+) -> list[Result]:
+    """Lock the targets and call `act(conn, [(index, row)], results)` per round, for
+    actions on the target alone (no call tree). Unknown IDs are refused here."""
+    rows = await _lock(conn, (t.invocation_id for t in targets))
+    results: list[Result | None] = [None] * len(targets)
+    for i, t in enumerate(targets):
+        if t.invocation_id not in rows:
+            results[i] = _not_found(t.invocation_id)
+    live = [i for i, r in enumerate(results) if r is None]
+    for n, round_ in enumerate(_rounds(live, lambda i: {targets[i].invocation_id})):
+        if n:
+            await _reread(conn, rows, {targets[i].invocation_id for i in round_})
+        await act(conn, [(i, rows[targets[i].invocation_id]) for i in round_], results)
+    return results  # type: ignore[return-value]
+
+
+# --- call trees: cancel and kill -----------------------------------------------------
 
 
 @dataclasses.dataclass
-class _CallTree:
-    """A locked invocation, its not-completed call tree and its caller, by ID."""
-
-    target: asyncpg.Record
-    members: list[asyncpg.Record]  # the call tree, target excluded, in ID order
-    rows: dict[str, asyncpg.Record]  # every locked row: target, members, caller
+class _Trees:
+    rows: dict[str, asyncpg.Record]  # every locked row: targets, their trees, callers
+    members: dict[str, list[str]]  # each target's call tree, in ID order, target excluded
 
 
-async def _lock_call_tree(
-    conn: asyncpg.Connection, invocation_id: str, operation: str
-) -> _CallTree:
-    """Lock the invocation, every not-completed invocation it called (recursively) and
-    its caller, in ID order. Refuses a completed target."""
-    found_row = await invocation_get(conn, invocation_id)
-    caller_id = found_row["caller_id"] if found_row else None
-    tree: set[str] = set()
+async def _lock_trees(conn: asyncpg.Connection, ids: Sequence[str]) -> _Trees:
+    """Lock the invocations, every not-completed invocation each called (recursively) and
+    their callers, in ID order."""
+    rows = {r["id"]: r for r in await conn.fetch(Q["invocations_lock_trees"], list(ids))}
     while True:
-        # Lock, then look again: a member that was running may have called more before
+        # Look again once locked: a member that was running may have called more before
         # it was locked; once locked, none can.
-        wanted = {invocation_id, *tree} | ({caller_id} if caller_id else set())
-        rows = {r["id"]: r for r in await transition.lock(conn, sorted(wanted))}
-        target = rows.get(invocation_id)
-        if target is None:
-            raise InvocationNotFound(
-                f"invocation {invocation_id} not found", invocation_id=invocation_id
-            )
-        if target["state"] == State.COMPLETED:
-            raise _refuse(target, operation)
-        found = {r["id"] for r in await conn.fetch(Q["invocation_call_tree"], invocation_id)}
-        if found <= tree:
-            break
-        tree |= found
-    members = [rows[i] for i in sorted(tree) if rows[i]["state"] != State.COMPLETED]
-    return _CallTree(target, members, rows)
+        found = await _call_trees(conn, ids)
+        missing = set().union(*found.values()) - rows.keys()
+        if not missing:
+            return _Trees(rows, {i: sorted(found[i]) for i in ids})
+        locked = await conn.fetch(Q["invocations_lock_with_callers"], sorted(missing))
+        rows.update({r["id"]: r for r in locked})
+
+
+async def _call_trees(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, set[str]]:
+    trees: dict[str, set[str]] = {i: set() for i in ids}
+    for r in await conn.fetch(Q["invocation_call_trees"], list(ids)):
+        trees[r["root"]].add(r["id"])
+    return trees
+
+
+async def _tree_action(
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    operation: str,
+    act: Callable[..., Any],
+) -> list[Result]:
+    """Lock the targets with their call trees and call `act(conn, round, trees, results)`
+    per round, where a round holds (index, target row, not-completed members) of targets
+    whose trees and callers do not meet. A completed target is refused."""
+    ids = list(dict.fromkeys(t.invocation_id for t in targets))
+    trees = await _lock_trees(conn, ids)
+    rows = trees.rows
+
+    def touches(i: int) -> set[str]:
+        tid = targets[i].invocation_id
+        caller = rows[tid]["caller_id"]
+        return {tid, *trees.members[tid], *([caller] if caller else [])}
+
+    results: list[Result | None] = [None] * len(targets)
+    for i, t in enumerate(targets):
+        if t.invocation_id not in rows:
+            results[i] = _not_found(t.invocation_id)
+    live = [i for i, r in enumerate(results) if r is None]
+    for n, round_ in enumerate(_rounds(live, touches)):
+        if n:
+            await _reread(conn, rows, set().union(*(touches(i) for i in round_)))
+        work = []
+        for i in round_:
+            target = rows[targets[i].invocation_id]
+            if target["state"] == State.COMPLETED:
+                results[i] = _refuse(target, operation)
+                continue
+            members = [rows[m] for m in trees.members[target["id"]]]
+            work.append((i, target, [m for m in members if m["state"] != State.COMPLETED]))
+        await act(conn, work, rows, results)
+    return results  # type: ignore[return-value]
 
 
 _NOT_STARTED = frozenset({State.PENDING, State.SCHEDULED})
 
 
-async def invocation_cancel(
-    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
-) -> asyncpg.Record:
-    """Cancel the invocation and its not-completed call tree. Each member that has not
+def _started(row: asyncpg.Record) -> bool:
+    return not (
+        row["state"] in _NOT_STARTED or (row["state"] == State.READY and row["attempt"] == 0)
+    )
+
+
+async def cancel_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Cancel each invocation and its not-completed call tree. A member that has not
     started (pending, scheduled, ready before its first attempt) completes cancelled at
-    once, and its caller gets the failure. Each started one is marked cancelled and goes
-    on to let its handler see it: a running attempt is signalled; a suspended one has the
+    once, and its caller gets the failure. A started one is marked cancelled and goes on
+    to let its handler see it: a running attempt is signalled; a suspended one has the
     entry it waits on completed with the cancellation and wakes; a paused or backing-off
-    one becomes ready, and its next attempt sees the cancellation at its first live await.
-    A member cancelled before is left as it is (a cancel is delivered once)."""
-    tree = await _lock_call_tree(conn, invocation_id, "cancelled")
-    fresh = [m for m in (tree.target, *tree.members) if m["cancelled_at"] is None]
-    failure = Failure("CANCELLED", "cancelled by an operator")
-    # Started members first: finishing a not-started one wakes its caller when that one
-    # waits for it, and must see the caller as the cancel left it.
-    started = [
-        m for m in fresh
-        if not (m["state"] in _NOT_STARTED or (m["state"] == State.READY and m["attempt"] == 0))
-    ]  # fmt: skip
-    steps, signals = [], []
-    for m in started:
-        state = State(m["state"])
-        changes = {
-            "cancelled_at": now,
-            "cancel_pending": True,
-            "due_at": m["due_at"],
-            "waiting_on": m["waiting_on"],
-        }
-        if state == State.RUNNING:
-            signals.append(Signal(m["session_id"], m["id"], m["attempt"], "cancel"))
-        else:
-            changes.update(due_at=None, waiting_on=None)
-        if state == State.SUSPENDED:
-            # The await it is suspended on raises the cancellation when replayed.
-            await conn.execute(
-                Q["journal_complete_entry"], m["id"], m["waiting_on"], None, failure.code,
-                failure.message,
-            )  # fmt: skip
-            changes["cancel_pending"] = False
-        steps.append(
-            transition.Step(m, State.RUNNING if state == State.RUNNING else State.READY, changes)
-        )
-    for a in await transition.apply(conn, steps, Event.CANCELLED, actor=actor, now=now):
-        tree.rows[a.row["id"]] = a.row
-    started_ids = {m["id"] for m in started}
-    items = [
-        Finishing(tree.rows[m["id"]], tree.rows.get(m["caller_id"]), Outcome.CANCELLED, None,
-                  failure)
-        for m in fresh
-        if m["id"] not in started_ids
-    ]  # fmt: skip
-    for row in await finish_many(conn, items, Event.CANCELLED, actor=actor, now=now):
-        tree.rows[row["id"]] = row
-    await _signal(conn, signals)
-    return tree.rows[invocation_id]
+    one becomes ready, and its next attempt sees the cancellation at its first live
+    await. A member cancelled before is left as it is (a cancel is delivered once)."""
+    failure = Failure(CANCELLED, "cancelled by an operator")
+
+    async def act(conn, work, rows, results) -> None:
+        steps, signals, woken, not_started = [], [], [], []
+        for i, target, members in work:
+            parent = targets[i].parent
+            for m in (target, *members):
+                if m["cancelled_at"] is not None:
+                    continue
+                if not _started(m):
+                    not_started.append((m["id"], parent))
+                    continue
+                state = State(m["state"])
+                changes = {
+                    "cancelled_at": now,
+                    "cancel_pending": state != State.SUSPENDED,
+                    "due_at": m["due_at"] if state == State.RUNNING else None,
+                    "waiting_on": m["waiting_on"] if state == State.RUNNING else None,
+                }
+                if state == State.RUNNING:
+                    signals.append(Signal(m["session_id"], m["id"], m["attempt"], "cancel"))
+                if state == State.SUSPENDED:
+                    # The await it is suspended on raises the cancellation when replayed.
+                    woken.append((m["id"], m["waiting_on"], None, failure))
+                to = State.RUNNING if state == State.RUNNING else State.READY
+                steps.append(transition.Step(m, to, changes, parent=parent))
+        await journal_complete_many(conn, woken)
+        for a in await transition.apply(conn, steps, Event.CANCELLED, actor=actor, now=now):
+            rows[a.row["id"]] = a.row
+        # After the started ones: finishing a not-started callee wakes its caller if that
+        # one waits for it, and must see the caller as the cancel left it.
+        finishing = [
+            Finishing(rows[m], rows.get(rows[m]["caller_id"]), Outcome.CANCELLED, None, failure,
+                      parent=parent)
+            for m, parent in not_started
+        ]  # fmt: skip
+        for row in await finish_many(conn, finishing, Event.CANCELLED, actor=actor, now=now):
+            rows[row["id"]] = row
+        await _signal(conn, signals)
+        for i, target, _ in work:
+            results[i] = rows[target["id"]]
+
+    return await _tree_action(conn, targets, "cancelled", act)
 
 
-async def invocation_kill(
-    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
-) -> asyncpg.Record:
-    """Complete the invocation and its not-completed call tree with outcome killed, at once
-    and without compensation. Running attempts are fenced (and signalled), object keys
-    pass to the next pending invocation, and the target's caller gets the failure."""
-    tree = await _lock_call_tree(conn, invocation_id, "killed")
-    target, members, rows = tree.target, tree.members, tree.rows
-    caller_id = target["caller_id"]
+async def kill_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Complete each invocation and its not-completed call tree with outcome killed, at
+    once and without compensation. Running attempts are fenced (and signalled), object
+    keys pass to the next pending invocation, and the target's caller gets the failure."""
     failure = Failure("KILLED", "killed by an operator")
-    items = [Finishing(target, rows.get(caller_id), Outcome.KILLED, None, failure)]
-    # The callers of tree members are killed with them: nobody to hand a result to.
-    items += [Finishing(m, None, Outcome.KILLED, None, failure) for m in members]
-    signals = [
-        Signal(r["session_id"], r["id"], r["attempt"], "kill")
-        for r in (target, *members)
-        if r["state"] == State.RUNNING
-    ]
-    done = await finish_many(conn, items, Event.KILLED, actor=actor, now=now)
-    await _signal(conn, signals)
-    return done[0]
+
+    async def act(conn, work, rows, results) -> None:
+        items, signals = [], []
+        for i, target, members in work:
+            parent = targets[i].parent
+            caller = rows.get(target["caller_id"]) if target["caller_id"] else None
+            items.append(Finishing(target, caller, Outcome.KILLED, None, failure, parent=parent))
+            # The callers of tree members are killed with them: nobody to hand a result to.
+            items += [
+                Finishing(m, None, Outcome.KILLED, None, failure, parent=parent) for m in members
+            ]
+            signals += [
+                Signal(r["session_id"], r["id"], r["attempt"], "kill")
+                for r in (target, *members)
+                if r["state"] == State.RUNNING
+            ]
+        for row in await finish_many(conn, items, Event.KILLED, actor=actor, now=now):
+            rows[row["id"]] = row
+        await _signal(conn, signals)
+        for i, target, _ in work:
+            results[i] = rows[target["id"]]
+
+    return await _tree_action(conn, targets, "killed", act)
 
 
-async def invocation_pause(
-    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
-) -> asyncpg.Record:
-    """Pause a running (its attempt is fenced and signalled to stop) or backing-off (its
+# --- the target alone ------------------------------------------------------------------
+
+
+async def pause_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Pause each running (its attempt is fenced and signalled to stop) or backing-off (its
     retry timer is dropped) invocation. Pausing a paused one changes nothing."""
-    row = await _locked(conn, invocation_id)
-    if row["state"] == State.PAUSED:
-        return row
-    if State.PAUSED not in allowed_targets(State(row["state"]), Event.PAUSED):
-        raise _refuse(row, "paused")
-    step = transition.Step(row, State.PAUSED, {"session_id": None, "due_at": None})
-    [paused] = await transition.apply(conn, [step], Event.PAUSED, actor=actor, now=now)
-    if row["state"] == State.RUNNING:
-        await _signal(conn, [Signal(row["session_id"], row["id"], row["attempt"], "pause")])
-    return paused.row
+
+    async def act(conn, round_, results) -> None:
+        steps, order, signals = [], [], []
+        for i, row in round_:
+            if row["state"] == State.PAUSED:
+                results[i] = row
+            elif State.PAUSED not in allowed_targets(State(row["state"]), Event.PAUSED):
+                results[i] = _refuse(row, "paused")
+            else:
+                changes = {"session_id": None, "due_at": None}
+                steps.append(transition.Step(row, State.PAUSED, changes, parent=targets[i].parent))
+                order.append(i)
+                if row["state"] == State.RUNNING:
+                    signals.append(Signal(row["session_id"], row["id"], row["attempt"], "pause"))
+        applied = await transition.apply(conn, steps, Event.PAUSED, actor=actor, now=now)
+        for i, a in zip(order, applied, strict=True):
+            results[i] = a.row
+        await _signal(conn, signals)
+
+    return await _simple(conn, targets, act)
 
 
 async def _deployment_for(
@@ -230,71 +355,107 @@ async def _deployment_for(
     return deployment
 
 
-async def invocation_resume(
-    conn: asyncpg.Connection,
-    invocation_id: str,
-    *,
-    deployment: str,
-    actor: str,
-    now: datetime,
+async def resume_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Make each paused, suspended or backing-off invocation ready: a new attempt replays
+    its journal, on the deployment its target names (a backing-off one keeps its own)."""
+
+    async def act(conn, round_, results) -> None:
+        steps, order = [], []
+        for i, row in round_:
+            try:
+                if State.READY not in allowed_targets(State(row["state"]), Event.RESUMED):
+                    raise _refuse(row, "resumed")
+                deployment = await _deployment_for(conn, row, targets[i].deployment)
+                if deployment != row["deployment_id"] and row["state"] == State.BACKING_OFF:
+                    raise InvalidTransition(
+                        f"invocation {row['id']} is backing-off: it retries on its own deployment",
+                        invocation_id=row["id"],
+                        state=row["state"],
+                    )
+            except DomainError as refused:
+                results[i] = refused
+                continue
+            changes = {"deployment_id": deployment, "due_at": None, "waiting_on": None}
+            steps.append(transition.Step(row, State.READY, changes, parent=targets[i].parent))
+            order.append(i)
+        applied = await transition.apply(conn, steps, Event.RESUMED, actor=actor, now=now)
+        for i, a in zip(order, applied, strict=True):
+            results[i] = a.row
+
+    return await _simple(conn, targets, act)
+
+
+def _completed_only(round_, results, operation: str) -> list[tuple[int, asyncpg.Record]]:
+    """The (index, row) of completed targets; the others are refused."""
+    completed = []
+    for i, row in round_:
+        if row["state"] == State.COMPLETED:
+            completed.append((i, row))
+        else:
+            results[i] = _refuse(row, operation)
+    return completed
+
+
+async def purge_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Delete each completed invocation with its journal and history; its idempotency key
+    is free again. Returns the rows as they were."""
+
+    async def act(conn, round_, results) -> None:
+        completed = _completed_only(round_, results, "purged")
+        await conn.execute(Q["invocations_delete"], [row["id"] for _, row in completed])
+        for i, row in completed:
+            results[i] = row
+            transition.trace_purge(row, actor=actor, parent=targets[i].parent)
+
+    return await _simple(conn, targets, act)
+
+
+async def journal_purge_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Delete the journal of each completed invocation; its result stays."""
+
+    async def act(conn, round_, results) -> None:
+        completed = _completed_only(round_, results, "purged of its journal")
+        ids = [row["id"] for _, row in completed]
+        await conn.execute(Q["journals_delete"], ids)
+        purged = {r["id"]: r for r in await conn.fetch(Q["invocations_journal_purged"], ids, now)}
+        for i, row in completed:
+            results[i] = purged[row["id"]]
+
+    return await _simple(conn, targets, act)
+
+
+async def restart_many(
+    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+) -> list[Result]:
+    """Start a new invocation with the target, input and headers of each completed one.
+    With from_entry N it starts with entries [0, N) of the old journal, which its first
+    attempt replays; N must follow a completed entry. Returns the new invocations."""
+
+    async def act(conn, round_, results) -> None:
+        for i, old in round_:
+            token = otel_context.attach(targets[i].parent or otel_context.get_current())
+            try:
+                results[i] = await _restart(conn, old, targets[i], actor=actor, now=now)
+            except DomainError as refused:
+                results[i] = refused
+            finally:
+                otel_context.detach(token)
+
+    return await _simple(conn, targets, act)
+
+
+async def _restart(
+    conn: asyncpg.Connection, old: asyncpg.Record, target: Target, *, actor: str, now: datetime
 ) -> asyncpg.Record:
-    """Make a paused, suspended or backing-off invocation ready: a new attempt replays its
-    journal, on the deployment `deployment` names (a backing-off one keeps its own)."""
-    row = await _locked(conn, invocation_id)
-    if State.READY not in allowed_targets(State(row["state"]), Event.RESUMED):
-        raise _refuse(row, "resumed")
-    target = await _deployment_for(conn, row, deployment)
-    if target != row["deployment_id"] and row["state"] == State.BACKING_OFF:
-        raise InvalidTransition(
-            f"invocation {invocation_id} is backing-off: it retries on its own deployment",
-            invocation_id=invocation_id,
-            state=row["state"],
-        )
-    changes = {"deployment_id": target, "due_at": None, "waiting_on": None}
-    step = transition.Step(row, State.READY, changes)
-    [resumed] = await transition.apply(conn, [step], Event.RESUMED, actor=actor, now=now)
-    return resumed.row
-
-
-async def _completed(conn: asyncpg.Connection, invocation_id: str, operation: str):
-    row = await _locked(conn, invocation_id)
-    if row["state"] != State.COMPLETED:
-        raise _refuse(row, operation)
-    return row
-
-
-async def invocation_purge(
-    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
-) -> asyncpg.Record:
-    """Delete a completed invocation with its journal and history; its idempotency key is
-    free again. Returns the row as it was."""
-    row = await _completed(conn, invocation_id, "purged")
-    await conn.execute(Q["invocation_delete"], invocation_id)
-    return row
-
-
-async def journal_purge(
-    conn: asyncpg.Connection, invocation_id: str, *, actor: str, now: datetime
-) -> asyncpg.Record:
-    """Delete the journal of a completed invocation; its result stays."""
-    await _completed(conn, invocation_id, "purged of its journal")
-    await conn.execute(Q["journal_delete"], invocation_id)
-    return await conn.fetchrow(Q["invocation_journal_purged"], invocation_id, now)
-
-
-async def invocation_restart(
-    conn: asyncpg.Connection,
-    invocation_id: str,
-    *,
-    from_entry: int,
-    deployment: str,
-    actor: str,
-    now: datetime,
-) -> asyncpg.Record:
-    """Start a new invocation with the target, input and headers of a completed one. With
-    from_entry N it starts with entries [0, N) of the old journal, which its first attempt
-    replays; N must follow a completed entry."""
-    old = await _completed(conn, invocation_id, "restarted")
+    invocation_id, from_entry = old["id"], target.from_entry
+    if old["state"] != State.COMPLETED:
+        raise _refuse(old, "restarted")
     if old["journal_purged"]:
         raise JournalPurged(
             f"the journal of {invocation_id} was purged: it cannot be restarted",
@@ -313,13 +474,14 @@ async def invocation_restart(
                 "completed entry",
                 invocation_id=invocation_id,
             )
+    deployment = target.deployment
     pinned = None if deployment in ("", LATEST) else await _deployment_for(conn, old, deployment)
     new = NewInvocation(
         service=old["service"],
         handler=old["handler"],
         key=old["object_key"],
         input=old["input"],
-        headers=dict(_headers(old)),
+        headers=json.loads(old["headers"]) if old["headers"] else {},
         restarted_from=invocation_id,
         deployment_id=pinned,
     )
@@ -330,8 +492,7 @@ async def invocation_restart(
     return await conn.fetchrow(Q["invocation_journal_length"], created.row["id"], from_entry)
 
 
-def _headers(row: asyncpg.Record) -> dict[str, str]:
-    return json.loads(row["headers"]) if row["headers"] else {}
+# --- retention -------------------------------------------------------------------------
 
 
 async def invocations_expire(
@@ -343,43 +504,3 @@ async def invocations_expire(
     for row in rows:
         transition.trace_purge(row, actor=actor)
     return len(rows)
-
-
-# --- the audit log ---------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class AuditEntry:
-    identity: str
-    operation: str
-    invocation_id: str
-    reason: str
-    request_id: str | None
-    result: str
-    state_after: str | None = None
-    new_invocation_id: str | None = None
-    response: bytes | None = None
-
-
-async def audit_record(conn: asyncpg.Connection, entry: AuditEntry, *, now: datetime) -> None:
-    await conn.execute(
-        Q["audit_insert"], now, entry.identity, entry.operation, entry.invocation_id,
-        entry.reason, entry.request_id, entry.result, entry.state_after,
-        entry.new_invocation_id, entry.response,
-    )  # fmt: skip
-
-
-async def audit_by_request_id(conn: asyncpg.Connection, request_id: str) -> asyncpg.Record | None:
-    """The successful request `request_id` already named, if any."""
-    return await conn.fetchrow(Q["audit_by_request_id"], request_id)
-
-
-async def audit_page(
-    conn: asyncpg.Connection, *, invocation_id: str | None, before_id: int | None, limit: int
-) -> list[asyncpg.Record]:
-    return await conn.fetch(Q["audit_page"], invocation_id, before_id, limit)
-
-
-def signal_of(payload: str) -> Signal:
-    session_id, invocation_id, attempt, kind = payload.split(" ")
-    return Signal(session_id, invocation_id, int(attempt), kind)

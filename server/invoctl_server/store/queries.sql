@@ -91,6 +91,13 @@ UPDATE journal_entries
 SET completed = true, value = $3, failure_code = $4, failure_message = $5
 WHERE invocation_id = $1 AND idx = $2 AND NOT completed
 
+-- journal_complete_entries: journal_complete_entry for many entries in one statement.
+UPDATE journal_entries j
+SET completed = true, value = u.value, failure_code = u.code, failure_message = u.message
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[])
+    AS u(invocation_id, idx, value, code, message)
+WHERE j.invocation_id = u.invocation_id AND j.idx = u.idx AND NOT j.completed
+
 -- invocation_journal_written: the journal grew; renew the lease once less than half is left.
 -- A cancel entry ($6) delivers the pending cancellation.
 UPDATE invocations
@@ -207,24 +214,43 @@ UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
 -- notify: a notification to every server's listener, delivered at commit (notify.py).
 SELECT pg_notify($1, $2)
 
--- invocation_call_tree: the not-completed invocations an invocation called, recursively.
-WITH RECURSIVE tree AS (
-    SELECT id FROM invocations WHERE caller_id = $1 AND state <> 'completed'
+-- notify_many: notifications on one channel, one per payload.
+SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p
+
+-- invocation_call_trees: for each invocation of $1, the not-completed invocations it
+-- called, recursively: one (root, id) row per member.
+WITH RECURSIVE tree(root, id) AS (
+    SELECT caller_id, id FROM invocations
+    WHERE caller_id = ANY($1::text[]) AND state <> 'completed'
+    UNION
+    SELECT t.root, i.id FROM invocations i JOIN tree t ON i.caller_id = t.id
+    WHERE i.state <> 'completed'
+)
+SELECT root, id FROM tree
+
+-- invocations_lock_trees: lock invocations, the not-completed invocations they called
+-- (recursively, as this statement sees them) and their callers, in ID order.
+WITH RECURSIVE tree(id) AS (
+    SELECT id FROM invocations WHERE caller_id = ANY($1::text[]) AND state <> 'completed'
     UNION
     SELECT i.id FROM invocations i JOIN tree t ON i.caller_id = t.id
     WHERE i.state <> 'completed'
 )
-SELECT id FROM tree
+SELECT * FROM invocations
+WHERE id = ANY($1::text[])
+   OR id IN (SELECT id FROM tree)
+   OR id IN (SELECT caller_id FROM invocations WHERE id = ANY($1::text[]))
+ORDER BY id FOR UPDATE
 
--- invocation_delete: purge: the invocation with its journal and history (cascade).
-DELETE FROM invocations WHERE id = $1
+-- invocations_delete: purge: the invocations with their journals and histories (cascade).
+DELETE FROM invocations WHERE id = ANY($1::text[])
 
--- journal_delete: purge-journal: the entries go, the result stays.
-DELETE FROM journal_entries WHERE invocation_id = $1
+-- journals_delete: purge-journal: the entries go, the results stay.
+DELETE FROM journal_entries WHERE invocation_id = ANY($1::text[])
 
--- invocation_journal_purged: mark the journal gone, so a restart is refused clearly.
+-- invocations_journal_purged: mark the journals gone, so a restart is refused clearly.
 UPDATE invocations SET journal_length = 0, journal_purged = true, modified_at = $2
-WHERE id = $1 RETURNING *
+WHERE id = ANY($1::text[]) RETURNING *
 
 -- journal_copy_prefix: restart from a prefix: the new invocation replays entries [0, $3).
 INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, failure_code,
@@ -237,13 +263,14 @@ FROM journal_entries WHERE invocation_id = $1 AND idx < $3
 -- invocation_journal_length: the journal length of a restarted invocation's copied prefix.
 UPDATE invocations SET journal_length = $2 WHERE id = $1 RETURNING *
 
--- audit_insert: record an operator request (refused ones too).
+-- audit_insert: record operator requests (refused ones too).
 INSERT INTO audit_log (at, identity, operation, invocation_id, reason, request_id, result,
     state_after, new_invocation_id, response)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::text[], $10::bytea[])
 
--- audit_by_request_id: the successful request a request_id already named, if any.
-SELECT * FROM audit_log WHERE request_id = $1 AND result = 'OK'
+-- audit_by_request_ids: the successful requests these request_ids already named.
+SELECT * FROM audit_log WHERE request_id = ANY($1::text[]) AND result = 'OK'
 
 -- audit_page: a page of the audit log, newest first, optionally about one invocation.
 SELECT * FROM audit_log

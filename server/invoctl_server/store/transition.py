@@ -279,11 +279,14 @@ async def apply(
     ]
 
 
-def trace_purge(row: Mapping[str, Any], *, actor: str) -> None:
-    """A completed invocation was deleted (retention): not a state change, but traced like
-    one so that its trace ends with it."""
+def trace_purge(
+    row: Mapping[str, Any], *, actor: str, parent: otel_context.Context | None = None
+) -> None:
+    """A completed invocation was deleted (retention, or an operator's purge): not a state
+    change, but traced like one so that its trace ends with it."""
     span = _tracer.start_span(
         "invocation purged",
+        context=parent,
         attributes={
             "restate.invocation.id": row["id"],
             "restate.invocation.target": target_of(row),
