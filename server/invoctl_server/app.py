@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +29,7 @@ from .api.operator import Operator
 from .api.workers import Workers
 from .config import Config
 from .runtime.batches import Batches
+from .runtime.bulk import BulkRunner
 from .runtime.cleaner import Cleaner
 from .runtime.completions import Completions
 from .runtime.listener import Listener
@@ -106,12 +108,19 @@ class App:
         timers = Timers(
             self._pool, poll_interval=self.config.poll_interval, actor=f"timer:{self.config.name}"
         )
+        runner = BulkRunner(
+            self._pool,
+            owner=f"{self.config.name} {secrets.token_hex(4)}",
+            lease=self.config.lease,
+            poll_interval=self.config.poll_interval,
+        )
         listener = Listener(
             dsn,
             {
                 notify.READY: dispatcher.wake,
                 notify.COMPLETED: completions.completed,
                 notify.SIGNAL: dispatcher.signal,
+                notify.BULK: runner.changed,
             },
         )
         batches = Batches(self._pool, lease=self.config.lease)
@@ -119,7 +128,9 @@ class App:
             self._pool, poll_interval=self.config.poll_interval, actor=f"cleaner:{self.config.name}"
         )
         operator = Operator(self._pool)
-        rt = Runtime(self._pool, self.config, dispatcher, timers, completions, batches, operator)
+        rt = Runtime(
+            self._pool, self.config, dispatcher, timers, completions, batches, operator, runner
+        )
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
@@ -146,7 +157,7 @@ class App:
         if not self.port:
             raise OSError(f"cannot listen on {self.config.listen}")
 
-        for loop in (listener, dispatcher, timers, batches, operator, cleaner):
+        for loop in (listener, dispatcher, timers, batches, operator, runner, cleaner):
             loop.start()
             self._loops.append(loop)
         await asyncio.wait_for(listener.connected.wait(), 30)

@@ -10,6 +10,7 @@ import asyncpg
 
 from ..config import Config
 from ..runtime.batches import Batches
+from ..runtime.bulk import BulkRunner
 from ..runtime.completions import Completions
 from ..runtime.sessions import Dispatcher
 from ..runtime.timers import Timers
@@ -27,6 +28,7 @@ class Runtime:
     completions: Completions
     batches: Batches
     operator: Operator
+    bulk: BulkRunner
 
     @staticmethod
     def now() -> datetime:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 
+from invoctl.v1 import bulk_pb2 as bpb
 from invoctl.v1 import control_pb2 as pb
 from invoctl.v1 import control_pb2_grpc
 
 from ..domain.errors import InvalidArgument, InvalidPageToken
-from ..domain.ids import is_invocation_id
+from ..domain.ids import is_bulk_operation_id, is_invocation_id
 from ..store import audit
+from ..store import bulk as bulk_store
 from ..store import invocations as store
 from ..store import operations as ops
-from . import convert, ids
+from . import bulk, convert, ids
 from .context import Runtime
 from .errors import rpc
 from .operator import operate
@@ -32,13 +34,13 @@ def _encode_token(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode()
 
 
-def _decode_token(token: str) -> str:
+def _decode_token(token: str, valid=is_invocation_id) -> str:
     try:
         last_id = base64.urlsafe_b64decode(token.encode()).decode()
     except ValueError:
         last_id = ""
     # The token is opaque to the client: whatever is wrong with it, it is not ours.
-    if not is_invocation_id(last_id):
+    if not valid(last_id):
         raise InvalidPageToken("page_token is not one this server issued")
     return last_id
 
@@ -137,6 +139,67 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
                 "from_entry": request.from_entry,
             },
         )
+
+    # --- bulk operations (api/bulk.py) ---------------------------------------------
+
+    @rpc
+    async def CancelInvocations(self, request, context):
+        async for progress in bulk.start(self.rt, "CancelInvocations", request):
+            yield progress
+
+    @rpc
+    async def KillInvocations(self, request, context):
+        async for progress in bulk.start(self.rt, "KillInvocations", request):
+            yield progress
+
+    @rpc
+    async def PauseInvocations(self, request, context):
+        async for progress in bulk.start(self.rt, "PauseInvocations", request):
+            yield progress
+
+    @rpc
+    async def ResumeInvocations(self, request, context):
+        async for progress in bulk.start(self.rt, "ResumeInvocations", request):
+            yield progress
+
+    @rpc
+    async def PurgeInvocations(self, request, context):
+        async for progress in bulk.start(self.rt, "PurgeInvocations", request):
+            yield progress
+
+    @rpc
+    async def RestartInvocationsAsNew(self, request, context):
+        async for progress in bulk.start(self.rt, "RestartInvocationsAsNew", request):
+            yield progress
+
+    @rpc
+    async def WatchBulkOperation(self, request, context):
+        bulk_id = ids.bulk_operation_id(request.bulk_operation_id)
+        async for progress in bulk.watch(self.rt, bulk_id):
+            yield progress
+
+    @rpc
+    async def ListBulkOperations(self, request, context):
+        size = _page_size(request.page_size)
+        states = [convert.BULK_STATE_FROM_PROTO.get(s) for s in request.states]
+        if None in states:
+            raise InvalidArgument("states must be RUNNING, COMPLETED or STOPPED")
+        before = None
+        if request.page_token:
+            before = _decode_token(request.page_token, is_bulk_operation_id)
+        async with self.rt.pool.acquire() as conn:
+            rows = await bulk_store.bulk_page(
+                conn, states=states or None, before_id=before, limit=size + 1
+            )
+        token = _encode_token(rows[size - 1]["id"]) if len(rows) > size else ""
+        return bpb.ListBulkOperationsResponse(
+            bulk_operations=[convert.bulk_progress(r) for r in rows[:size]],
+            next_page_token=token,
+        )
+
+    @rpc
+    async def StopBulkOperation(self, request, context):
+        return await bulk.stop(self.rt, request.bulk_operation_id)
 
     @rpc
     async def ListAuditEntries(self, request, context):

@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from invoctl.v1 import bulk_pb2 as bpb
 from invoctl.v1 import control_pb2 as cpb
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
@@ -128,6 +129,48 @@ def transition(row: Mapping[str, Any]) -> pb.Transition:
     )
 
 
+BULK_KIND_TO_PROTO = {
+    "cancel": bpb.BULK_OPERATION_KIND_CANCEL,
+    "kill": bpb.BULK_OPERATION_KIND_KILL,
+    "pause": bpb.BULK_OPERATION_KIND_PAUSE,
+    "resume": bpb.BULK_OPERATION_KIND_RESUME,
+    "purge": bpb.BULK_OPERATION_KIND_PURGE,
+    "restart": bpb.BULK_OPERATION_KIND_RESTART_AS_NEW,
+}
+BULK_STATE_TO_PROTO = {
+    "running": bpb.BULK_OPERATION_STATE_RUNNING,
+    "completed": bpb.BULK_OPERATION_STATE_COMPLETED,
+    "stopped": bpb.BULK_OPERATION_STATE_STOPPED,
+}
+BULK_STATE_FROM_PROTO = {v: k for k, v in BULK_STATE_TO_PROTO.items()}
+
+
+def bulk_progress(row: Mapping[str, Any]) -> bpb.BulkOperationProgress:
+    """A full snapshot of a bulk operation; final once it no longer runs."""
+    processed = row["succeeded"] + row["skipped"] + row["failed"]
+    elapsed = (row["updated_at"] - row["created_at"]).total_seconds()
+    return bpb.BulkOperationProgress(
+        bulk_operation_id=row["id"],
+        kind=BULK_KIND_TO_PROTO[row["kind"]],
+        state=BULK_STATE_TO_PROTO[row["state"]],
+        final=row["state"] != "running",
+        matched=row["matched"],
+        processed=processed,
+        succeeded=row["succeeded"],
+        skipped=row["skipped"],
+        failed=row["failed"],
+        failures=[bpb.BulkFailure(**f) for f in json.loads(row["failures"])],
+        rate=processed / elapsed if elapsed > 0 else 0.0,
+        selector=bpb.BulkSelector.FromString(row["selector"]),
+        reason=row["reason"],
+        identity=row["identity"],
+        created_at=ts(row["created_at"]),
+        updated_at=ts(row["updated_at"]),
+        completed_at=ts(row["completed_at"]),
+        max_per_second=row["max_per_second"],
+    )
+
+
 def audit_entry(row: Mapping[str, Any]) -> cpb.AuditEntry:
     return cpb.AuditEntry(
         id=row["id"],
@@ -140,6 +183,7 @@ def audit_entry(row: Mapping[str, Any]) -> cpb.AuditEntry:
         result=row["result"],
         state_after=STATE_TO_PROTO[State(row["state_after"])] if row["state_after"] else 0,
         new_invocation_id=row["new_invocation_id"] or "",
+        bulk_operation_id=row["bulk_operation_id"] or "",
     )
 
 

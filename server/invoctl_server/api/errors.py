@@ -29,6 +29,7 @@ CODES: dict[type[e.DomainError], grpc.StatusCode] = {
     e.DeploymentNotFound: grpc.StatusCode.NOT_FOUND,
     e.ServiceNotFound: grpc.StatusCode.NOT_FOUND,
     e.HandlerNotFound: grpc.StatusCode.NOT_FOUND,
+    e.BulkOperationNotFound: grpc.StatusCode.NOT_FOUND,
     e.InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
     e.StaleAttempt: grpc.StatusCode.FAILED_PRECONDITION,
     e.DeploymentDoesNotServe: grpc.StatusCode.FAILED_PRECONDITION,

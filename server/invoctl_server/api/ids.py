@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..domain.errors import InvalidDeployment, MalformedId
-from ..domain.ids import is_deployment_id, is_invocation_id
+from ..domain.ids import is_bulk_operation_id, is_deployment_id, is_invocation_id
 
 
 def invocation_id(text: str) -> str:
@@ -11,6 +11,15 @@ def invocation_id(text: str) -> str:
         raise MalformedId(
             f"{text!r} is not an invocation ID (inv_ followed by 22 characters)",
             invocation_id=text,
+        )
+    return text
+
+
+def bulk_operation_id(text: str) -> str:
+    if not is_bulk_operation_id(text):
+        raise MalformedId(
+            f"{text!r} is not a bulk operation ID (bulk_ followed by 22 characters)",
+            bulk_operation_id=text,
         )
     return text
 

@@ -91,7 +91,7 @@ async def operate(
         invocation_id = ids.invocation_id(text)
         fields = check() if check else {}
     except DomainError as refused:
-        await _record_refusal(pool, operation, text, reason, request_id, refused)
+        await record_refusal(pool, operation, text, reason, request_id, refused)
         raise
     # Refusals from here on are recorded in the batch's own transaction.
     payload = await operator.submit(
@@ -209,11 +209,11 @@ def _audited(
     )
 
 
-async def _record_refusal(
+async def record_refusal(
     pool: asyncpg.Pool, operation: str, text: str, reason: str, request_id: str | None,
     refused: DomainError,
 ) -> None:  # fmt: skip
-    """Record a request refused before it reached a batch (a malformed field)."""
+    """Record a request refused outside a batch's transaction (a malformed field)."""
     if isinstance(refused, DatabaseUnavailable):
         return  # nowhere to write it
     entry = audit.AuditEntry(

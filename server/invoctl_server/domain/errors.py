@@ -56,6 +56,22 @@ class InvalidDeployment(InvalidArgument):
     reason = "INVALID_DEPLOYMENT"
 
 
+class EmptySelector(InvalidArgument):
+    """A bulk request whose selector would match every invocation."""
+
+    reason = "EMPTY_SELECTOR"
+
+
+class InvalidSelector(InvalidArgument):
+    """A bulk selector that cannot mean anything: a bad query, or fields that contradict it."""
+
+    reason = "INVALID_SELECTOR"
+
+
+class BulkOperationNotFound(DomainError):
+    reason = "BULK_OPERATION_NOT_FOUND"
+
+
 class InvocationNotFound(DomainError):
     reason = "INVOCATION_NOT_FOUND"
 

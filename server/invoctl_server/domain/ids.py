@@ -1,4 +1,4 @@
-"""Identifiers: `inv_`, `dp_` and `sess_` prefixes with a time-ordered random suffix.
+"""Identifiers: `inv_`, `dp_`, `sess_` and `bulk_` prefixes with a time-ordered random suffix.
 
 The suffix is 128 bits (48-bit millisecond timestamp + 80 random bits) written with a
 64-character alphabet in ASCII order, so IDs sort by creation time under the "C"
@@ -38,9 +38,17 @@ def new_session_id() -> str:
     return "sess_" + _suffix()
 
 
+def new_bulk_operation_id() -> str:
+    return "bulk_" + _suffix()
+
+
 def is_invocation_id(text: str) -> bool:
     return text.startswith("inv_") and _SUFFIX.fullmatch(text, 4) is not None
 
 
 def is_deployment_id(text: str) -> bool:
     return text.startswith("dp_") and _SUFFIX.fullmatch(text, 3) is not None
+
+
+def is_bulk_operation_id(text: str) -> bool:
+    return text.startswith("bulk_") and _SUFFIX.fullmatch(text, 5) is not None

@@ -22,6 +22,7 @@ class AuditEntry:
     state_after: str | None = None
     new_invocation_id: str | None = None
     response: bytes | None = None  # what a retry of the same request_id answers
+    bulk_operation_id: str | None = None  # a bulk request: the operation it started
 
 
 async def audit_record(

@@ -121,6 +121,13 @@ async def handler_latest(conn: asyncpg.Connection, service: str, handler: str) -
     return _resolved(row["deployment_id"], row)
 
 
+async def service_kind(conn: asyncpg.Connection, service: str) -> str | None:
+    """`service` or `virtual_object`, as the newest deployment serving it says; None when
+    no deployment serves it."""
+    row = await conn.fetchrow(Q["handler_latest"], service, "")
+    return None if row is None else row["kind"]
+
+
 # A deployment never changes once registered and its ID is unique across databases, so
 # what it says of a handler can be cached for the life of the process.
 _HANDLERS: dict[tuple[str, str, str], ResolvedHandler | None] = {}

@@ -265,9 +265,9 @@ UPDATE invocations SET journal_length = $2 WHERE id = $1 RETURNING *
 
 -- audit_insert: record operator requests (refused ones too).
 INSERT INTO audit_log (at, identity, operation, invocation_id, reason, request_id, result,
-    state_after, new_invocation_id, response)
+    state_after, new_invocation_id, response, bulk_operation_id)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::text[], $10::bytea[])
+    $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[])
 
 -- audit_by_request_ids: the successful requests these request_ids already named.
 SELECT * FROM audit_log WHERE request_id = ANY($1::text[]) AND result = 'OK'
@@ -287,3 +287,80 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, service, handler, object_key
+
+-- bulk_insert: a new bulk operation, owned by the server that starts it.
+INSERT INTO bulk_operations (id, kind, state, selector, deployment, reason, identity,
+    request_id, max_per_second, traceparent, owner, lease_until, created_at, updated_at)
+VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+RETURNING *
+
+-- bulk_matched: how many invocations the new operation snapshotted.
+UPDATE bulk_operations SET matched = $2::bigint,
+    state = CASE WHEN $2::bigint = 0 THEN 'completed' ELSE state END,
+    completed_at = CASE WHEN $2::bigint = 0 THEN updated_at END
+WHERE id = $1 RETURNING *
+
+-- bulk_get: one bulk operation.
+SELECT * FROM bulk_operations WHERE id = $1
+
+-- bulk_by_request_id: the bulk operation a request_id started, if any.
+SELECT * FROM bulk_operations WHERE request_id = $1
+
+-- bulk_page: a page of bulk operations, newest first, keyset-paged by ID.
+SELECT * FROM bulk_operations
+WHERE ($1::text[] IS NULL OR state = ANY($1)) AND ($2::text IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3
+
+-- bulk_lock_owned: a page starts by locking its operation, if this server still runs it
+-- (a stop, or another server taking over after the lease lapsed, ends it here).
+SELECT * FROM bulk_operations
+WHERE id = $1 AND owner = $2 AND state = 'running' AND lease_until > $3
+FOR UPDATE
+
+-- bulk_members_after: the next page of a bulk operation's invocations, in ID order.
+SELECT invocation_id FROM bulk_operation_members
+WHERE bulk_id = $1 AND ($2::text IS NULL OR invocation_id > $2)
+ORDER BY invocation_id LIMIT $3
+
+-- bulk_advance: a page is done: counts, cursor, the first failures, a renewed lease;
+-- completed once nothing is left. Notifies watchers on every server (at commit).
+WITH u AS (
+    UPDATE bulk_operations SET
+        succeeded = succeeded + $2, skipped = skipped + $3, failed = failed + $4,
+        failures = CASE WHEN jsonb_array_length(failures) >= 20 THEN failures
+                        ELSE failures || $5::jsonb END,
+        cursor = $6, lease_until = $7, updated_at = $8,
+        state = CASE WHEN $9::bool THEN 'completed' ELSE state END,
+        completed_at = CASE WHEN $9::bool THEN $8::timestamptz END
+    WHERE id = $1
+    RETURNING *
+)
+SELECT u.* FROM u, (SELECT count(pg_notify($10, $1))) AS n
+
+-- bulk_stop: stop a running bulk operation (a page in progress finishes first: it holds
+-- the row). No row back: it was not running.
+WITH s AS (
+    UPDATE bulk_operations SET state = 'stopped', completed_at = $2, updated_at = $2,
+        owner = NULL, lease_until = NULL
+    WHERE id = $1 AND state = 'running'
+    RETURNING *
+)
+SELECT s.* FROM s, (SELECT count(pg_notify($3, id)) FROM s) AS n
+
+-- bulk_claim: running bulk operations whose server stopped renewing them: take them over.
+UPDATE bulk_operations SET owner = $1, lease_until = $2
+WHERE id IN (
+    SELECT id FROM bulk_operations
+    WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $3)
+    ORDER BY created_at LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *
+
+-- bulk_renew: keep the lease while a throttled operation waits between pages.
+UPDATE bulk_operations SET lease_until = $3
+WHERE id = $1 AND owner = $2 AND state = 'running'
+
+-- bulk_release: a stopping server hands its operations over at once.
+UPDATE bulk_operations SET lease_until = NULL
+WHERE owner = $1 AND state = 'running'

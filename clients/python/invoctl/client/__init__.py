@@ -9,6 +9,7 @@ async with Client("127.0.0.1:9090") as c:
         ...
 """
 
+from ._bulk import BULK_OPERATIONS, selector
 from ._client import DEFAULT_ADDRESS, Client, invoke_request, output_of
 from ._errors import InvocationFailed, InvoctlError, error_from_rpc_error
 from ._names import (
@@ -23,6 +24,7 @@ from ._names import (
 from ._targets import ParsedTarget, format_target, parse_target
 
 __all__ = [
+    "BULK_OPERATIONS",
     "DEFAULT_ADDRESS",
     "STATE_NAMES",
     "Client",
@@ -38,6 +40,7 @@ __all__ = [
     "output_of",
     "parse_state",
     "parse_target",
+    "selector",
     "service_kind_name",
     "state_name",
 ]

@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
 from invoctl.v1 import (
+    bulk_pb2,
     control_pb2,
     control_pb2_grpc,
     ingress_pb2,
@@ -22,6 +23,7 @@ from invoctl.v1 import (
     workers_pb2_grpc,
 )
 
+from ._bulk import BULK_OPERATIONS, bulk_request
 from ._errors import InvocationFailed, error_from_rpc_error
 from ._names import StateLike, parse_state
 
@@ -294,6 +296,72 @@ class Client:
         )
         response = await self._rpc(self._control.CancelInvocation, request)
         return response.invocation
+
+    # -- bulk operations (DESIGN.md section 5) --------------------------------------
+
+    async def bulk_operation(
+        self,
+        operation: str,
+        where: bulk_pb2.BulkSelector,
+        *,
+        reason: str | None = None,
+        request_id: str | None = None,
+        dry_run: bool = False,
+        max_per_second: float = 0,
+        deployment: str | None = None,
+    ) -> AsyncIterator[bulk_pb2.BulkOperationProgress]:
+        """Start a bulk operation and iterate over its progress until the final snapshot.
+
+        `operation` is cancel, kill, pause, resume, purge or restart-as-new; `where` is a
+        `selector(...)`. The operation runs on the server: breaking out of the loop (or
+        losing the connection) does not stop it; `watch_bulk_operation` re-attaches. The
+        same `request_id` re-attaches too instead of starting another. A dry run yields
+        one message with the count and a sample, and changes nothing.
+        """
+        self._connect()
+        rpc, _ = BULK_OPERATIONS.get(operation, (operation, None))
+        request = bulk_request(
+            operation, where, reason=reason, request_id=request_id, dry_run=dry_run,
+            max_per_second=max_per_second, deployment=deployment,
+        )  # fmt: skip
+        async for progress in self._stream(getattr(self._control, rpc), request):
+            yield progress
+
+    async def watch_bulk_operation(
+        self, bulk_operation_id: str
+    ) -> AsyncIterator[bulk_pb2.BulkOperationProgress]:
+        """Iterate over a bulk operation's progress, from now to its final snapshot."""
+        self._connect()
+        request = bulk_pb2.WatchBulkOperationRequest(bulk_operation_id=bulk_operation_id)
+        async for progress in self._stream(self._control.WatchBulkOperation, request):
+            yield progress
+
+    async def list_bulk_operations(
+        self, *, states: Iterable[int] = (), page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[bulk_pb2.BulkOperationProgress], str]:
+        """One page of bulk operations, newest first, and the next page's token."""
+        self._connect()
+        request = bulk_pb2.ListBulkOperationsRequest(
+            states=list(states), page_size=page_size, page_token=page_token
+        )
+        response = await self._rpc(self._control.ListBulkOperations, request)
+        return list(response.bulk_operations), response.next_page_token
+
+    async def stop_bulk_operation(self, bulk_operation_id: str) -> bulk_pb2.BulkOperationProgress:
+        """Stop a running bulk operation after its current page; returns its snapshot."""
+        self._connect()
+        request = bulk_pb2.StopBulkOperationRequest(bulk_operation_id=bulk_operation_id)
+        return (await self._rpc(self._control.StopBulkOperation, request)).bulk_operation
+
+    async def _stream(self, method, request: Message) -> AsyncIterator[Any]:
+        call = method(request, metadata=self._metadata)
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as err:
+            raise error_from_rpc_error(err) from None
+        finally:
+            call.cancel()  # a consumer that stops early ends the stream, not the operation
 
     async def kill_invocation(
         self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None

@@ -23,62 +23,63 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from invoctl.v1 import bulk_pb2 as invoctl_dot_v1_dot_bulk__pb2
 from invoctl.v1 import invocation_pb2 as invoctl_dot_v1_dot_invocation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18invoctl/v1/control.proto\x12\ninvoctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binvoctl/v1/invocation.proto\"T\n\x17\x43\x61ncelInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"F\n\x18\x43\x61ncelInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"R\n\x15KillInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\x16KillInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"S\n\x16PauseInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"E\n\x17PauseInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"h\n\x17ResumeInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\ndeployment\x18\x04 \x01(\t\"F\n\x18ResumeInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"S\n\x16PurgeInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"E\n\x17PurgeInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"P\n\x13PurgeJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"B\n\x14PurgeJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\x82\x01\n\x1dRestartInvocationAsNewRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\nfrom_entry\x18\x04 \x01(\x05\x12\x12\n\ndeployment\x18\x05 \x01(\t\"L\n\x1eRestartInvocationAsNewResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"W\n\x17ListAuditEntriesRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x18ListAuditEntriesResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfd\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x15\n\rinvocation_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0e\n\x06result\x18\x08 \x01(\t\x12\x30\n\x0bstate_after\x18\t \x01(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x19\n\x11new_invocation_id\x18\n \x01(\t\"-\n\x14GetInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"C\n\x15GetInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\xb2\x01\n\x16ListInvocationsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12+\n\x06states\x18\x04 \x03(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x15\n\rdeployment_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"_\n\x17ListInvocationsResponse\x12+\n\x0binvocations\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.Invocation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x11GetJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"\x98\x01\n\x12GetJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\x12+\n\x0btransitions\x18\x03 \x03(\x0b\x32\x16.invoctl.v1.Transition2\x84\x08\n\x11InvocationControl\x12T\n\rGetInvocation\x12 .invoctl.v1.GetInvocationRequest\x1a!.invoctl.v1.GetInvocationResponse\x12Z\n\x0fListInvocations\x12\".invoctl.v1.ListInvocationsRequest\x1a#.invoctl.v1.ListInvocationsResponse\x12K\n\nGetJournal\x12\x1d.invoctl.v1.GetJournalRequest\x1a\x1e.invoctl.v1.GetJournalResponse\x12]\n\x10\x43\x61ncelInvocation\x12#.invoctl.v1.CancelInvocationRequest\x1a$.invoctl.v1.CancelInvocationResponse\x12W\n\x0eKillInvocation\x12!.invoctl.v1.KillInvocationRequest\x1a\".invoctl.v1.KillInvocationResponse\x12Z\n\x0fPauseInvocation\x12\".invoctl.v1.PauseInvocationRequest\x1a#.invoctl.v1.PauseInvocationResponse\x12]\n\x10ResumeInvocation\x12#.invoctl.v1.ResumeInvocationRequest\x1a$.invoctl.v1.ResumeInvocationResponse\x12Z\n\x0fPurgeInvocation\x12\".invoctl.v1.PurgeInvocationRequest\x1a#.invoctl.v1.PurgeInvocationResponse\x12Q\n\x0cPurgeJournal\x12\x1f.invoctl.v1.PurgeJournalRequest\x1a .invoctl.v1.PurgeJournalResponse\x12o\n\x16RestartInvocationAsNew\x12).invoctl.v1.RestartInvocationAsNewRequest\x1a*.invoctl.v1.RestartInvocationAsNewResponse\x12]\n\x10ListAuditEntries\x12#.invoctl.v1.ListAuditEntriesRequest\x1a$.invoctl.v1.ListAuditEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18invoctl/v1/control.proto\x12\ninvoctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15invoctl/v1/bulk.proto\x1a\x1binvoctl/v1/invocation.proto\"T\n\x17\x43\x61ncelInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"F\n\x18\x43\x61ncelInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"R\n\x15KillInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\x16KillInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"S\n\x16PauseInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"E\n\x17PauseInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"h\n\x17ResumeInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\ndeployment\x18\x04 \x01(\t\"F\n\x18ResumeInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"S\n\x16PurgeInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"E\n\x17PurgeInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"P\n\x13PurgeJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"B\n\x14PurgeJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\x82\x01\n\x1dRestartInvocationAsNewRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\nfrom_entry\x18\x04 \x01(\x05\x12\x12\n\ndeployment\x18\x05 \x01(\t\"L\n\x1eRestartInvocationAsNewResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"W\n\x17ListAuditEntriesRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x18ListAuditEntriesResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x02\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x15\n\rinvocation_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0e\n\x06result\x18\x08 \x01(\t\x12\x30\n\x0bstate_after\x18\t \x01(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x19\n\x11new_invocation_id\x18\n \x01(\t\x12\x19\n\x11\x62ulk_operation_id\x18\x0b \x01(\t\"-\n\x14GetInvocationRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"C\n\x15GetInvocationResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\"\xb2\x01\n\x16ListInvocationsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12+\n\x06states\x18\x04 \x03(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x15\n\rdeployment_id\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"_\n\x17ListInvocationsResponse\x12+\n\x0binvocations\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.Invocation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x11GetJournalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\"\x98\x01\n\x12GetJournalResponse\x12*\n\ninvocation\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Invocation\x12)\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\x12+\n\x0btransitions\x18\x03 \x03(\x0b\x32\x16.invoctl.v1.Transition2\xf1\x0e\n\x11InvocationControl\x12T\n\rGetInvocation\x12 .invoctl.v1.GetInvocationRequest\x1a!.invoctl.v1.GetInvocationResponse\x12Z\n\x0fListInvocations\x12\".invoctl.v1.ListInvocationsRequest\x1a#.invoctl.v1.ListInvocationsResponse\x12K\n\nGetJournal\x12\x1d.invoctl.v1.GetJournalRequest\x1a\x1e.invoctl.v1.GetJournalResponse\x12]\n\x10\x43\x61ncelInvocation\x12#.invoctl.v1.CancelInvocationRequest\x1a$.invoctl.v1.CancelInvocationResponse\x12W\n\x0eKillInvocation\x12!.invoctl.v1.KillInvocationRequest\x1a\".invoctl.v1.KillInvocationResponse\x12Z\n\x0fPauseInvocation\x12\".invoctl.v1.PauseInvocationRequest\x1a#.invoctl.v1.PauseInvocationResponse\x12]\n\x10ResumeInvocation\x12#.invoctl.v1.ResumeInvocationRequest\x1a$.invoctl.v1.ResumeInvocationResponse\x12Z\n\x0fPurgeInvocation\x12\".invoctl.v1.PurgeInvocationRequest\x1a#.invoctl.v1.PurgeInvocationResponse\x12Q\n\x0cPurgeJournal\x12\x1f.invoctl.v1.PurgeJournalRequest\x1a .invoctl.v1.PurgeJournalResponse\x12o\n\x16RestartInvocationAsNew\x12).invoctl.v1.RestartInvocationAsNewRequest\x1a*.invoctl.v1.RestartInvocationAsNewResponse\x12]\n\x10ListAuditEntries\x12#.invoctl.v1.ListAuditEntriesRequest\x1a$.invoctl.v1.ListAuditEntriesResponse\x12^\n\x11\x43\x61ncelInvocations\x12$.invoctl.v1.CancelInvocationsRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12Z\n\x0fKillInvocations\x12\".invoctl.v1.KillInvocationsRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12\\\n\x10PauseInvocations\x12#.invoctl.v1.PauseInvocationsRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12^\n\x11ResumeInvocations\x12$.invoctl.v1.ResumeInvocationsRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12\\\n\x10PurgeInvocations\x12#.invoctl.v1.PurgeInvocationsRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12j\n\x17RestartInvocationsAsNew\x12*.invoctl.v1.RestartInvocationsAsNewRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12`\n\x12WatchBulkOperation\x12%.invoctl.v1.WatchBulkOperationRequest\x1a!.invoctl.v1.BulkOperationProgress0\x01\x12\x63\n\x12ListBulkOperations\x12%.invoctl.v1.ListBulkOperationsRequest\x1a&.invoctl.v1.ListBulkOperationsResponse\x12`\n\x11StopBulkOperation\x12$.invoctl.v1.StopBulkOperationRequest\x1a%.invoctl.v1.StopBulkOperationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'invoctl.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CANCELINVOCATIONREQUEST']._serialized_start=102
-  _globals['_CANCELINVOCATIONREQUEST']._serialized_end=186
-  _globals['_CANCELINVOCATIONRESPONSE']._serialized_start=188
-  _globals['_CANCELINVOCATIONRESPONSE']._serialized_end=258
-  _globals['_KILLINVOCATIONREQUEST']._serialized_start=260
-  _globals['_KILLINVOCATIONREQUEST']._serialized_end=342
-  _globals['_KILLINVOCATIONRESPONSE']._serialized_start=344
-  _globals['_KILLINVOCATIONRESPONSE']._serialized_end=412
-  _globals['_PAUSEINVOCATIONREQUEST']._serialized_start=414
-  _globals['_PAUSEINVOCATIONREQUEST']._serialized_end=497
-  _globals['_PAUSEINVOCATIONRESPONSE']._serialized_start=499
-  _globals['_PAUSEINVOCATIONRESPONSE']._serialized_end=568
-  _globals['_RESUMEINVOCATIONREQUEST']._serialized_start=570
-  _globals['_RESUMEINVOCATIONREQUEST']._serialized_end=674
-  _globals['_RESUMEINVOCATIONRESPONSE']._serialized_start=676
-  _globals['_RESUMEINVOCATIONRESPONSE']._serialized_end=746
-  _globals['_PURGEINVOCATIONREQUEST']._serialized_start=748
-  _globals['_PURGEINVOCATIONREQUEST']._serialized_end=831
-  _globals['_PURGEINVOCATIONRESPONSE']._serialized_start=833
-  _globals['_PURGEINVOCATIONRESPONSE']._serialized_end=902
-  _globals['_PURGEJOURNALREQUEST']._serialized_start=904
-  _globals['_PURGEJOURNALREQUEST']._serialized_end=984
-  _globals['_PURGEJOURNALRESPONSE']._serialized_start=986
-  _globals['_PURGEJOURNALRESPONSE']._serialized_end=1052
-  _globals['_RESTARTINVOCATIONASNEWREQUEST']._serialized_start=1055
-  _globals['_RESTARTINVOCATIONASNEWREQUEST']._serialized_end=1185
-  _globals['_RESTARTINVOCATIONASNEWRESPONSE']._serialized_start=1187
-  _globals['_RESTARTINVOCATIONASNEWRESPONSE']._serialized_end=1263
-  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1265
-  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1352
-  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1354
-  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1446
-  _globals['_AUDITENTRY']._serialized_start=1449
-  _globals['_AUDITENTRY']._serialized_end=1702
-  _globals['_GETINVOCATIONREQUEST']._serialized_start=1704
-  _globals['_GETINVOCATIONREQUEST']._serialized_end=1749
-  _globals['_GETINVOCATIONRESPONSE']._serialized_start=1751
-  _globals['_GETINVOCATIONRESPONSE']._serialized_end=1818
-  _globals['_LISTINVOCATIONSREQUEST']._serialized_start=1821
-  _globals['_LISTINVOCATIONSREQUEST']._serialized_end=1999
-  _globals['_LISTINVOCATIONSRESPONSE']._serialized_start=2001
-  _globals['_LISTINVOCATIONSRESPONSE']._serialized_end=2096
-  _globals['_GETJOURNALREQUEST']._serialized_start=2098
-  _globals['_GETJOURNALREQUEST']._serialized_end=2140
-  _globals['_GETJOURNALRESPONSE']._serialized_start=2143
-  _globals['_GETJOURNALRESPONSE']._serialized_end=2295
-  _globals['_INVOCATIONCONTROL']._serialized_start=2298
-  _globals['_INVOCATIONCONTROL']._serialized_end=3326
+  _globals['_CANCELINVOCATIONREQUEST']._serialized_start=125
+  _globals['_CANCELINVOCATIONREQUEST']._serialized_end=209
+  _globals['_CANCELINVOCATIONRESPONSE']._serialized_start=211
+  _globals['_CANCELINVOCATIONRESPONSE']._serialized_end=281
+  _globals['_KILLINVOCATIONREQUEST']._serialized_start=283
+  _globals['_KILLINVOCATIONREQUEST']._serialized_end=365
+  _globals['_KILLINVOCATIONRESPONSE']._serialized_start=367
+  _globals['_KILLINVOCATIONRESPONSE']._serialized_end=435
+  _globals['_PAUSEINVOCATIONREQUEST']._serialized_start=437
+  _globals['_PAUSEINVOCATIONREQUEST']._serialized_end=520
+  _globals['_PAUSEINVOCATIONRESPONSE']._serialized_start=522
+  _globals['_PAUSEINVOCATIONRESPONSE']._serialized_end=591
+  _globals['_RESUMEINVOCATIONREQUEST']._serialized_start=593
+  _globals['_RESUMEINVOCATIONREQUEST']._serialized_end=697
+  _globals['_RESUMEINVOCATIONRESPONSE']._serialized_start=699
+  _globals['_RESUMEINVOCATIONRESPONSE']._serialized_end=769
+  _globals['_PURGEINVOCATIONREQUEST']._serialized_start=771
+  _globals['_PURGEINVOCATIONREQUEST']._serialized_end=854
+  _globals['_PURGEINVOCATIONRESPONSE']._serialized_start=856
+  _globals['_PURGEINVOCATIONRESPONSE']._serialized_end=925
+  _globals['_PURGEJOURNALREQUEST']._serialized_start=927
+  _globals['_PURGEJOURNALREQUEST']._serialized_end=1007
+  _globals['_PURGEJOURNALRESPONSE']._serialized_start=1009
+  _globals['_PURGEJOURNALRESPONSE']._serialized_end=1075
+  _globals['_RESTARTINVOCATIONASNEWREQUEST']._serialized_start=1078
+  _globals['_RESTARTINVOCATIONASNEWREQUEST']._serialized_end=1208
+  _globals['_RESTARTINVOCATIONASNEWRESPONSE']._serialized_start=1210
+  _globals['_RESTARTINVOCATIONASNEWRESPONSE']._serialized_end=1286
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1288
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1375
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1377
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1469
+  _globals['_AUDITENTRY']._serialized_start=1472
+  _globals['_AUDITENTRY']._serialized_end=1752
+  _globals['_GETINVOCATIONREQUEST']._serialized_start=1754
+  _globals['_GETINVOCATIONREQUEST']._serialized_end=1799
+  _globals['_GETINVOCATIONRESPONSE']._serialized_start=1801
+  _globals['_GETINVOCATIONRESPONSE']._serialized_end=1868
+  _globals['_LISTINVOCATIONSREQUEST']._serialized_start=1871
+  _globals['_LISTINVOCATIONSREQUEST']._serialized_end=2049
+  _globals['_LISTINVOCATIONSRESPONSE']._serialized_start=2051
+  _globals['_LISTINVOCATIONSRESPONSE']._serialized_end=2146
+  _globals['_GETJOURNALREQUEST']._serialized_start=2148
+  _globals['_GETJOURNALREQUEST']._serialized_end=2190
+  _globals['_GETJOURNALRESPONSE']._serialized_start=2193
+  _globals['_GETJOURNALRESPONSE']._serialized_end=2345
+  _globals['_INVOCATIONCONTROL']._serialized_start=2348
+  _globals['_INVOCATIONCONTROL']._serialized_end=4253
 # @@protoc_insertion_point(module_scope)

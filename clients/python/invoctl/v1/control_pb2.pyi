@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from invoctl.v1 import bulk_pb2 as _bulk_pb2
 from invoctl.v1 import invocation_pb2 as _invocation_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -147,7 +148,7 @@ class ListAuditEntriesResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
-    __slots__ = ("id", "at", "identity", "operation", "invocation_id", "reason", "request_id", "result", "state_after", "new_invocation_id")
+    __slots__ = ("id", "at", "identity", "operation", "invocation_id", "reason", "request_id", "result", "state_after", "new_invocation_id", "bulk_operation_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +159,7 @@ class AuditEntry(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     STATE_AFTER_FIELD_NUMBER: _ClassVar[int]
     NEW_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BULK_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     id: int
     at: _timestamp_pb2.Timestamp
     identity: str
@@ -168,7 +170,8 @@ class AuditEntry(_message.Message):
     result: str
     state_after: _invocation_pb2.InvocationState
     new_invocation_id: str
-    def __init__(self, id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identity: _Optional[str] = ..., operation: _Optional[str] = ..., invocation_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., result: _Optional[str] = ..., state_after: _Optional[_Union[_invocation_pb2.InvocationState, str]] = ..., new_invocation_id: _Optional[str] = ...) -> None: ...
+    bulk_operation_id: str
+    def __init__(self, id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identity: _Optional[str] = ..., operation: _Optional[str] = ..., invocation_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., result: _Optional[str] = ..., state_after: _Optional[_Union[_invocation_pb2.InvocationState, str]] = ..., new_invocation_id: _Optional[str] = ..., bulk_operation_id: _Optional[str] = ...) -> None: ...
 
 class GetInvocationRequest(_message.Message):
     __slots__ = ("invocation_id",)

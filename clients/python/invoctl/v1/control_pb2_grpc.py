@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from invoctl.v1 import bulk_pb2 as invoctl_dot_v1_dot_bulk__pb2
 from invoctl.v1 import control_pb2 as invoctl_dot_v1_dot_control__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -90,6 +91,51 @@ class InvocationControlStub:
                 request_serializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
+        self.CancelInvocations = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/CancelInvocations',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.CancelInvocationsRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.KillInvocations = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/KillInvocations',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.KillInvocationsRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.PauseInvocations = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/PauseInvocations',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.PauseInvocationsRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.ResumeInvocations = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/ResumeInvocations',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.ResumeInvocationsRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.PurgeInvocations = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/PurgeInvocations',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.PurgeInvocationsRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.RestartInvocationsAsNew = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/RestartInvocationsAsNew',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.RestartInvocationsAsNewRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.WatchBulkOperation = channel.unary_stream(
+                '/invoctl.v1.InvocationControl/WatchBulkOperation',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.WatchBulkOperationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+                _registered_method=True)
+        self.ListBulkOperations = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/ListBulkOperations',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.ListBulkOperationsRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.ListBulkOperationsResponse.FromString,
+                _registered_method=True)
+        self.StopBulkOperation = channel.unary_unary(
+                '/invoctl.v1.InvocationControl/StopBulkOperation',
+                request_serializer=invoctl_dot_v1_dot_bulk__pb2.StopBulkOperationRequest.SerializeToString,
+                response_deserializer=invoctl_dot_v1_dot_bulk__pb2.StopBulkOperationResponse.FromString,
+                _registered_method=True)
 
 
 class InvocationControlServicer:
@@ -176,6 +222,73 @@ class InvocationControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelInvocations(self, request, context):
+        """Bulk operations (DESIGN.md section 5). Each starts a durable job acting on every
+        invocation its selector matches, with the rules of the single-invocation form, and
+        streams its progress. The job keeps running if the stream ends.
+
+        Cancels every matched invocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KillInvocations(self, request, context):
+        """Kills every matched invocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseInvocations(self, request, context):
+        """Pauses every matched invocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeInvocations(self, request, context):
+        """Resumes every matched invocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeInvocations(self, request, context):
+        """Purges every matched invocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartInvocationsAsNew(self, request, context):
+        """Restarts every matched invocation as new.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBulkOperation(self, request, context):
+        """Streams the progress of a bulk operation, from now to its end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBulkOperations(self, request, context):
+        """Lists bulk operations, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopBulkOperation(self, request, context):
+        """Stops a running bulk operation after its current page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvocationControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +346,51 @@ def add_InvocationControlServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=invoctl_dot_v1_dot_control__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'CancelInvocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.CancelInvocations,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.CancelInvocationsRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'KillInvocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.KillInvocations,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.KillInvocationsRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'PauseInvocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.PauseInvocations,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.PauseInvocationsRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'ResumeInvocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.ResumeInvocations,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.ResumeInvocationsRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'PurgeInvocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.PurgeInvocations,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.PurgeInvocationsRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'RestartInvocationsAsNew': grpc.unary_stream_rpc_method_handler(
+                    servicer.RestartInvocationsAsNew,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.RestartInvocationsAsNewRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'WatchBulkOperation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBulkOperation,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.WatchBulkOperationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.SerializeToString,
+            ),
+            'ListBulkOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBulkOperations,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.ListBulkOperationsRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.ListBulkOperationsResponse.SerializeToString,
+            ),
+            'StopBulkOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopBulkOperation,
+                    request_deserializer=invoctl_dot_v1_dot_bulk__pb2.StopBulkOperationRequest.FromString,
+                    response_serializer=invoctl_dot_v1_dot_bulk__pb2.StopBulkOperationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +691,249 @@ class InvocationControl:
             '/invoctl.v1.InvocationControl/ListAuditEntries',
             invoctl_dot_v1_dot_control__pb2.ListAuditEntriesRequest.SerializeToString,
             invoctl_dot_v1_dot_control__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/CancelInvocations',
+            invoctl_dot_v1_dot_bulk__pb2.CancelInvocationsRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KillInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/KillInvocations',
+            invoctl_dot_v1_dot_bulk__pb2.KillInvocationsRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/PauseInvocations',
+            invoctl_dot_v1_dot_bulk__pb2.PauseInvocationsRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/ResumeInvocations',
+            invoctl_dot_v1_dot_bulk__pb2.ResumeInvocationsRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/PurgeInvocations',
+            invoctl_dot_v1_dot_bulk__pb2.PurgeInvocationsRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartInvocationsAsNew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/RestartInvocationsAsNew',
+            invoctl_dot_v1_dot_bulk__pb2.RestartInvocationsAsNewRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBulkOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/WatchBulkOperation',
+            invoctl_dot_v1_dot_bulk__pb2.WatchBulkOperationRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.BulkOperationProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBulkOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/ListBulkOperations',
+            invoctl_dot_v1_dot_bulk__pb2.ListBulkOperationsRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.ListBulkOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopBulkOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/invoctl.v1.InvocationControl/StopBulkOperation',
+            invoctl_dot_v1_dot_bulk__pb2.StopBulkOperationRequest.SerializeToString,
+            invoctl_dot_v1_dot_bulk__pb2.StopBulkOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,219 @@
+"""Bulk operations over gRPC (DESIGN.md section 5): validate the selector, start the
+durable job (or re-attach to the one its request_id started), and stream its progress.
+The job runs in the server's BulkRunner, not in the stream: it goes on when the client
+disconnects."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC
+from typing import Any
+
+import asyncpg
+from opentelemetry import trace
+
+from invoctl.v1 import bulk_pb2 as bpb
+
+from ..domain.errors import (
+    BulkOperationNotFound,
+    DomainError,
+    InvalidArgument,
+    RequestIdReused,
+)
+from ..domain.selector import Query, Selector, parse_query
+from ..store import audit, db
+from ..store import bulk as store
+from ..store.deployments import service_kind
+from ..store.operations import KEEP, LATEST
+from . import convert, ids
+from .context import Runtime
+from .operator import IDENTITY, record_refusal
+
+# RPC name -> the kind of its jobs.
+KINDS = {
+    "CancelInvocations": "cancel",
+    "KillInvocations": "kill",
+    "PauseInvocations": "pause",
+    "ResumeInvocations": "resume",
+    "PurgeInvocations": "purge",
+    "RestartInvocationsAsNew": "restart",
+}
+# Explicit ID lists longer than this are refused: select by filters instead.
+MAX_IDS = 10_000
+
+
+def selector_of(msg: bpb.BulkSelector) -> tuple[Selector, Query]:
+    """The selector's fields, validated, and its parsed query (resolved later)."""
+    states = tuple(str(convert.STATE_FROM_PROTO[s]) for s in msg.states if s)
+    if len(states) != len(msg.states):
+        raise InvalidArgument("states must not contain INVOCATION_STATE_UNSPECIFIED")
+    if len(msg.invocation_ids) > MAX_IDS:
+        raise InvalidArgument(
+            f"{len(msg.invocation_ids)} invocation IDs; at most {MAX_IDS} in one request",
+            limit=str(MAX_IDS),
+        )
+    selected = tuple(ids.invocation_id(i) for i in msg.invocation_ids)
+    selector = Selector(
+        service=msg.service or None,
+        handler=msg.handler or None,
+        key=msg.key or None,
+        states=states or None,
+        deployment_id=ids.deployment_id(msg.deployment_id) if msg.deployment_id else None,
+        created_before=(
+            msg.created_before.ToDatetime(tzinfo=UTC) if msg.HasField("created_before") else None
+        ),
+        created_after=(
+            msg.created_after.ToDatetime(tzinfo=UTC) if msg.HasField("created_after") else None
+        ),
+        invocation_ids=selected or None,
+    )
+    return selector, parse_query(msg.query)
+
+
+async def resolve(conn: asyncpg.Connection, selector: Selector, query: Query) -> Selector:
+    """The selector narrowed by its query; refuses an empty one."""
+    is_object = None
+    if query.second is not None and query.service is not None:
+        kind = await service_kind(conn, query.service)
+        is_object = None if kind is None else kind == "virtual_object"
+    return selector.with_query(query, is_object=is_object).check_not_empty()
+
+
+def _deployment(request: Any, default: str) -> str:
+    text = getattr(request, "deployment", "")
+    if text in (KEEP, LATEST):
+        return text
+    return ids.deployment_id(text) if text else default
+
+
+async def start(
+    rt: Runtime, rpc_name: str, request: Any
+) -> AsyncIterator[bpb.BulkOperationProgress]:
+    """Serve a bulk RPC: a dry run's one message, or the job's progress to its end."""
+    kind = KINDS[rpc_name]
+    request_id = request.request_id or None
+    try:
+        if not math.isfinite(request.max_per_second) or request.max_per_second < 0:
+            raise InvalidArgument("max_per_second must be a non-negative number")
+        selector, query = selector_of(request.selector)
+        deployment = _deployment(request, KEEP if kind == "resume" else LATEST)
+        async with rt.pool.acquire() as conn:
+            selector = await resolve(conn, selector, query)
+            dry_run = await store.bulk_dry_run(conn, selector) if request.dry_run else None
+        if dry_run is None:
+            job = await _start_or_attach(rt, rpc_name, kind, request, selector, deployment)
+    except DomainError as refused:
+        if not request.dry_run:
+            await record_refusal(rt.pool, rpc_name, "", request.reason, request_id, refused)
+        raise
+    if dry_run is not None:
+        matched, sample = dry_run
+        yield bpb.BulkOperationProgress(
+            kind=convert.BULK_KIND_TO_PROTO[kind],
+            state=bpb.BULK_OPERATION_STATE_DRY_RUN,
+            final=True,
+            matched=matched,
+            sample_invocation_ids=sample,
+            selector=request.selector,
+            reason=request.reason,
+            identity=IDENTITY,
+            max_per_second=request.max_per_second,
+        )
+        return
+    if job["owner"] == rt.bulk.owner:
+        rt.bulk.run(job)
+    async for progress in watch(rt, job["id"]):
+        yield progress
+
+
+async def _start_or_attach(
+    rt: Runtime, rpc_name: str, kind: str, request: Any, selector: Selector, deployment: str
+) -> asyncpg.Record:
+    request_id = request.request_id or None
+    span = trace.get_current_span().get_span_context()
+
+    async def create(conn: asyncpg.Connection) -> asyncpg.Record:
+        if request_id and (job := await _attach(conn, rpc_name, request_id)) is not None:
+            return job
+        now = rt.now()
+        job = await store.bulk_create(
+            conn, kind=kind, selector=selector,
+            selector_proto=request.selector.SerializeToString(), deployment=deployment,
+            reason=request.reason, identity=IDENTITY, request_id=request_id,
+            max_per_second=request.max_per_second, traceparent=convert.traceparent(span) or None,
+            owner=rt.bulk.owner, lease_until=rt.bulk.lease_until(), now=now,
+        )  # fmt: skip
+        entry = audit.AuditEntry(
+            identity=IDENTITY, operation=rpc_name, invocation_id="", reason=request.reason,
+            request_id=request_id, result="OK", bulk_operation_id=job["id"],
+        )  # fmt: skip
+        await audit.audit_record(conn, [entry], now=now)
+        return job
+
+    try:
+        return await db.transaction(rt.pool, create)
+    except asyncpg.UniqueViolationError:
+        # The same request_id raced us and won: attach to its operation.
+        async with rt.pool.acquire() as conn:
+            job = await _attach(conn, rpc_name, request_id or "")
+        if job is None:
+            raise
+        return job
+
+
+async def _attach(
+    conn: asyncpg.Connection, rpc_name: str, request_id: str
+) -> asyncpg.Record | None:
+    """The operation an earlier request with this request_id started; None if none."""
+    prior = (await audit.audit_by_request_ids(conn, [request_id])).get(request_id)
+    if prior is None:
+        return None
+    if prior["operation"] != rpc_name or not prior["bulk_operation_id"]:
+        target = prior["bulk_operation_id"] or prior["invocation_id"]
+        raise RequestIdReused(
+            f"request_id {request_id!r} was used for {prior['operation']} of {target}",
+            request_id=request_id,
+        )
+    return await store.bulk_get(conn, prior["bulk_operation_id"])
+
+
+async def stop(rt: Runtime, text: str) -> bpb.StopBulkOperationResponse:
+    """Stop a running operation after its current page; audited like any request."""
+    try:
+        bulk_id = ids.bulk_operation_id(text)
+
+        async def stop_and_record(conn: asyncpg.Connection) -> asyncpg.Record:
+            row = await store.bulk_stop(conn, bulk_id, now=rt.now())
+            if row is None:
+                raise BulkOperationNotFound(
+                    f"bulk operation {bulk_id} not found", bulk_operation_id=bulk_id
+                )
+            entry = audit.AuditEntry(
+                identity=IDENTITY, operation="StopBulkOperation", invocation_id="", reason="",
+                request_id=None, result="OK", bulk_operation_id=bulk_id,
+            )  # fmt: skip
+            await audit.audit_record(conn, [entry], now=rt.now())
+            return row
+
+        row = await db.transaction(rt.pool, stop_and_record)
+    except DomainError as refused:
+        await record_refusal(rt.pool, "StopBulkOperation", "", "", None, refused)
+        raise
+    return bpb.StopBulkOperationResponse(bulk_operation=convert.bulk_progress(row))
+
+
+async def watch(rt: Runtime, bulk_id: str) -> AsyncIterator[bpb.BulkOperationProgress]:
+    """Snapshots of the operation after every page and at least 4 times a second, until
+    the final one."""
+    async for _ in rt.bulk.watch(bulk_id):
+        async with rt.pool.acquire() as conn:
+            row = await store.bulk_get(conn, bulk_id)
+        if row is None:
+            raise BulkOperationNotFound(
+                f"bulk operation {bulk_id} not found", bulk_operation_id=bulk_id
+            )
+        progress = convert.bulk_progress(row)
+        yield progress
+        if progress.final:
+            return

@@ -1,0 +1,190 @@
+"""Bulk operations (DESIGN.md section 5): a durable job row per request, the invocations
+it matched when it started (bulk_operation_members), and pages.
+
+A page is one transaction: it locks the job row (still running, still this server's),
+acts on the next invocations after the cursor with the set-based operator actions of
+operations.py, and advances counts and cursor. Page and cursor commit together, so a
+server that dies mid-page leaves the job exactly where its last page ended, and whoever
+takes it over never acts twice on an invocation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ..domain.errors import DomainError, InvalidTransition, InvocationNotFound
+from ..domain.ids import new_bulk_operation_id
+from ..domain.selector import Selector
+from . import notify
+from . import operations as ops
+from ._sql import Q
+
+KINDS = {
+    "cancel": ops.cancel_many,
+    "kill": ops.kill_many,
+    "pause": ops.pause_many,
+    "resume": ops.resume_many,
+    "purge": ops.purge_many,
+    "restart": ops.restart_many,
+}
+MAX_FAILURES = 20
+DRY_RUN_SAMPLE = 20
+
+# The selector as SQL; each filter is off when its parameter is NULL. Run with custom
+# plans (see _custom_plans): a generic plan could not use the index a filter needs.
+_MATCH = """
+    ($1::text IS NULL OR service = $1) AND ($2::text IS NULL OR handler = $2)
+    AND ($3::text IS NULL OR object_key = $3) AND ($4::text[] IS NULL OR state = ANY($4))
+    AND ($5::text IS NULL OR deployment_id = $5)
+    AND ($6::timestamptz IS NULL OR created_at < $6)
+    AND ($7::timestamptz IS NULL OR created_at >= $7)
+    AND ($8::text[] IS NULL OR id = ANY($8))
+"""
+_SNAPSHOT = f"""
+    INSERT INTO bulk_operation_members (bulk_id, invocation_id)
+    SELECT $9, id FROM invocations WHERE {_MATCH}
+"""  # filters are bound, never formatted in
+_DRY_RUN = f"""
+    SELECT id, count(*) OVER () AS matched FROM invocations WHERE {_MATCH}
+    ORDER BY id LIMIT $9
+"""
+
+
+def _selector_args(s: Selector) -> list[Any]:
+    return [
+        s.service, s.handler, s.key, list(s.states) if s.states is not None else None,
+        s.deployment_id, s.created_before, s.created_after,
+        list(s.invocation_ids) if s.invocation_ids is not None else None,
+    ]  # fmt: skip
+
+
+async def _custom_plans(conn: asyncpg.Connection) -> None:
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+async def bulk_create(
+    conn: asyncpg.Connection,
+    *,
+    kind: str,
+    selector: Selector,
+    selector_proto: bytes,
+    deployment: str,
+    reason: str,
+    identity: str,
+    request_id: str | None,
+    max_per_second: float,
+    traceparent: str | None,
+    owner: str,
+    lease_until: datetime,
+    now: datetime,
+) -> asyncpg.Record:
+    """Start a bulk operation: its row (owned by `owner`) and the snapshot of the
+    invocations it matches now. One that matches nothing is completed at once. Raises
+    asyncpg.UniqueViolationError if `request_id` started one already."""
+    job = await conn.fetchrow(
+        Q["bulk_insert"], new_bulk_operation_id(), kind, selector_proto, deployment, reason,
+        identity, request_id, max_per_second, traceparent, owner, lease_until, now,
+    )  # fmt: skip
+    await _custom_plans(conn)
+    status = await conn.execute(_SNAPSHOT, *_selector_args(selector), job["id"])
+    return await conn.fetchrow(Q["bulk_matched"], job["id"], int(status.split()[-1]))
+
+
+async def bulk_dry_run(conn: asyncpg.Connection, selector: Selector) -> tuple[int, list[str]]:
+    """How many invocations the selector matches now, and the first of them by ID."""
+    async with conn.transaction():
+        await _custom_plans(conn)
+        rows = await conn.fetch(_DRY_RUN, *_selector_args(selector), DRY_RUN_SAMPLE)
+    return (rows[0]["matched"] if rows else 0), [r["id"] for r in rows]
+
+
+async def bulk_get(conn: asyncpg.Connection, bulk_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(Q["bulk_get"], bulk_id)
+
+
+async def bulk_by_request_id(conn: asyncpg.Connection, request_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(Q["bulk_by_request_id"], request_id)
+
+
+async def bulk_page(
+    conn: asyncpg.Connection, *, states: Sequence[str] | None, before_id: str | None, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(Q["bulk_page"], states, before_id, limit)
+
+
+def _count(results: Sequence[ops.Result]) -> tuple[int, int, int, list[dict[str, str]]]:
+    """succeeded, skipped and failed, and the failures: a state where the operation does
+    not apply, or an invocation gone since, is skipped; any other refusal failed."""
+    succeeded = skipped = 0
+    failures: list[dict[str, str]] = []
+    for r in results:
+        if not isinstance(r, DomainError):
+            succeeded += 1
+        elif isinstance(r, InvalidTransition | InvocationNotFound):
+            skipped += 1
+        else:
+            failures.append(
+                {"invocation_id": r.metadata.get("invocation_id", ""), "reason": r.reason,
+                 "message": r.message}
+            )  # fmt: skip
+    return succeeded, skipped, len(failures), failures
+
+
+async def bulk_run_page(
+    conn: asyncpg.Connection,
+    bulk_id: str,
+    *,
+    owner: str,
+    size: int,
+    lease_until: datetime,
+    actor: str,
+    now: datetime,
+) -> asyncpg.Record | None:
+    """Act on the next page of the operation and return its row after; None when it is
+    no longer this server's to run (stopped, finished, or taken over). Its transitions
+    are traced in the current context."""
+    job = await conn.fetchrow(Q["bulk_lock_owned"], bulk_id, owner, now)
+    if job is None:
+        return None
+    ids = [r["invocation_id"] for r in await conn.fetch(Q["bulk_members_after"], bulk_id,
+                                                          job["cursor"], size)]  # fmt: skip
+    results: list[ops.Result] = []
+    if ids:
+        targets = [ops.Target(i, deployment=job["deployment"]) for i in ids]
+        results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now)
+    succeeded, skipped, failed, failures = _count(results)
+    processed = job["succeeded"] + job["skipped"] + job["failed"] + len(ids)
+    room = max(0, MAX_FAILURES - len(json.loads(job["failures"])))
+    return await conn.fetchrow(
+        Q["bulk_advance"], bulk_id, succeeded, skipped, failed, json.dumps(failures[:room]),
+        ids[-1] if ids else job["cursor"], lease_until, now,
+        not ids or processed >= job["matched"], notify.BULK,
+    )  # fmt: skip
+
+
+async def bulk_stop(conn: asyncpg.Connection, bulk_id: str, *, now: datetime):
+    """Stop the operation if it runs; returns its row (None: unknown)."""
+    row = await conn.fetchrow(Q["bulk_stop"], bulk_id, now, notify.BULK)
+    return row if row is not None else await bulk_get(conn, bulk_id)
+
+
+async def bulk_claim(
+    conn: asyncpg.Connection, *, owner: str, lease_until: datetime, now: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Take over running operations whose server stopped renewing them."""
+    return await conn.fetch(Q["bulk_claim"], owner, lease_until, now, limit)
+
+
+async def bulk_renew(
+    conn: asyncpg.Connection, bulk_id: str, *, owner: str, lease_until: datetime
+) -> bool:
+    return await conn.execute(Q["bulk_renew"], bulk_id, owner, lease_until) != "UPDATE 0"
+
+
+async def bulk_release(conn: asyncpg.Connection, *, owner: str) -> None:
+    await conn.execute(Q["bulk_release"], owner)

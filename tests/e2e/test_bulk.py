@@ -1,0 +1,243 @@
+"""Bulk operations (DESIGN.md section 5): a durable job per request that acts on what its
+selector matched when it started, page by page, with progress streamed to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import grpc
+import pytest
+
+from invoctl.client import Client, InvoctlError, selector
+from invoctl.sdk import Context, ObjectContext, Service, VirtualObject, Worker
+from invoctl.v1 import bulk_pb2 as bpb
+from invoctl.v1 import invocation_pb2 as pb
+from tests.e2e._helpers import row_counts, wait_state
+from tests.e2e._operator import Lab, assert_history_is_a_chain, transitions
+from tests.support import wait_for
+
+S = pb
+RUNNING = bpb.BULK_OPERATION_STATE_RUNNING
+COMPLETED = bpb.BULK_OPERATION_STATE_COMPLETED
+STOPPED = bpb.BULK_OPERATION_STATE_STOPPED
+
+
+async def naps(lab: Lab, n: int) -> list[str]:
+    """n invocations suspended on an hour-long sleep."""
+    ids = await asyncio.gather(*(lab.client.send("Lab", "nap") for _ in range(n)))
+    await asyncio.gather(*(wait_state(lab.client, i, S.INVOCATION_STATE_SUSPENDED) for i in ids))
+    return list(ids)
+
+
+async def states(client: Client, ids: list[str]) -> set[int]:
+    return {(await client.get_invocation(i)).state for i in ids}
+
+
+async def run(client: Client, operation: str, where, **options: Any) -> list:
+    """Every progress message of a bulk operation, to the final one."""
+    return [p async for p in client.bulk_operation(operation, where, **options)]
+
+
+def assert_sane(messages: list) -> bpb.BulkOperationProgress:
+    """Counts only grow, only the last message is final, and its counts add up."""
+    assert messages, "no progress at all"
+    fields = ("matched", "processed", "succeeded", "skipped", "failed")
+    for before, after in itertools.pairwise(messages):
+        for f in fields:
+            assert getattr(after, f) >= getattr(before, f), (f, before, after)
+        assert not before.final
+    last = messages[-1]
+    assert last.final and last.state in (COMPLETED, STOPPED)
+    assert last.processed == last.succeeded + last.skipped + last.failed
+    if last.state == COMPLETED:
+        assert last.processed == last.matched
+    return last
+
+
+async def test_bulk_cancel_acts_on_every_match_and_skips_what_it_cannot_cancel(lab, client):
+    suspended = await naps(lab, 120)
+    done = [await lab.make(S.INVOCATION_STATE_COMPLETED) for _ in range(3)]  # Lab/echo
+    messages = await run(client, "cancel", selector("Lab"), reason="bad deploy")
+    last = assert_sane(messages)
+    assert last.bulk_operation_id.startswith("bulk_")
+    assert last.kind == bpb.BULK_OPERATION_KIND_CANCEL
+    assert (last.matched, last.succeeded, last.skipped, last.failed) == (123, 120, 3, 0)
+    assert last.reason == "bad deploy" and last.selector.query == "Lab"
+    for inv_id in suspended:
+        inv = await client.attach(inv_id)  # woken: the cancel is raised at the sleep
+        assert (inv.state, inv.outcome) == (S.INVOCATION_STATE_COMPLETED, S.OUTCOME_CANCELLED)
+    steps = await transitions(client, suspended[0])
+    assert_history_is_a_chain(steps)
+    [cancelled] = [t for t in steps if t.event == "cancelled"]
+    assert cancelled.actor == f"bulk:{last.bulk_operation_id}"
+    for inv_id in done:
+        assert (await client.get_invocation(inv_id)).outcome == S.OUTCOME_SUCCEEDED
+
+
+async def test_dry_run_counts_and_samples_and_changes_nothing(lab, client, db):
+    ids = await naps(lab, 25)
+    before = await row_counts(db)
+    [only] = await run(client, "kill", selector("Lab/nap"), dry_run=True)
+    assert only.final and only.state == bpb.BULK_OPERATION_STATE_DRY_RUN
+    assert only.matched == 25 and only.bulk_operation_id == ""
+    assert list(only.sample_invocation_ids) == sorted(ids)[:20]
+    assert await row_counts(db) == before
+    assert await db.fetchval("SELECT count(*) FROM bulk_operations") == 0
+    assert await states(client, ids) == {S.INVOCATION_STATE_SUSPENDED}
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        (selector(), "EMPTY_SELECTOR"),
+        (selector("Lab/"), "INVALID_SELECTOR"),
+        (selector("inv_123"), "INVALID_SELECTOR"),
+        (selector("Nobody/there"), "INVALID_SELECTOR"),  # handler or key? unknown service
+        (selector("Lab/nap", handler="echo"), "INVALID_SELECTOR"),
+        (selector(invocation_ids=["nope"]), "MALFORMED_ID"),
+        (selector(deployment_id="dp_1"), "INVALID_DEPLOYMENT"),
+    ],
+)
+async def test_bad_selectors_are_refused_and_change_nothing(lab, client, db, where, reason):
+    before = await row_counts(db)
+    with pytest.raises(InvoctlError) as refused:
+        await run(client, "cancel", where)
+    assert (refused.value.code, refused.value.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        reason,
+    )
+    assert await row_counts(db) == before
+    assert await db.fetchval("SELECT count(*) FROM bulk_operations") == 0
+
+
+def query_services() -> list[Any]:
+    greeter = Service("Greeter")
+
+    @greeter.handler()
+    async def greet(ctx: Context) -> None:
+        await ctx.sleep(3600)
+
+    @greeter.handler()
+    async def wave(ctx: Context) -> None:
+        await ctx.sleep(3600)
+
+    cart = VirtualObject("CartObject")
+
+    @cart.handler()
+    async def add(ctx: ObjectContext) -> None:
+        await ctx.sleep(3600)
+
+    @cart.handler(shared=True)
+    async def peek(ctx: ObjectContext) -> None:
+        await ctx.sleep(3600)
+
+    return [greeter, cart]
+
+
+async def test_restate_query_strings_select_what_operators_expect(server, client):
+    async with Worker(query_services(), server=server.address):
+        sent = {
+            "greet": [await client.send("Greeter", "greet") for _ in range(2)],
+            "wave": [await client.send("Greeter", "wave")],
+            "cart55/add": [await client.send("CartObject", "add", key="cart55")],
+            "cart55/peek": [await client.send("CartObject", "peek", key="cart55")],
+            "a_b%": [await client.send("CartObject", "peek", key="a_b%")],
+            "axbx": [await client.send("CartObject", "peek", key="axbx")],
+        }
+        for ids in sent.values():
+            for inv_id in ids:
+                await wait_state(client, inv_id, S.INVOCATION_STATE_SUSPENDED)
+
+        async def matched(query: str) -> int:
+            [only] = await run(client, "cancel", selector(query), dry_run=True)
+            return only.matched
+
+        assert await matched("Greeter") == 3
+        assert await matched("Greeter/greet") == 2  # two parts, a service: the handler
+        assert await matched("CartObject/cart55") == 2  # two parts, an object: the key
+        assert await matched("CartObject/cart55/add") == 1
+        assert await matched("CartObject/a_b%") == 1  # literal: not a LIKE pattern
+        assert await matched(sent["wave"][0]) == 1
+        [peeks] = await run(client, "cancel", selector("CartObject", handler="peek"), dry_run=True)
+        assert peeks.matched == 3
+
+
+async def test_a_bulk_operation_outlives_its_stream_and_can_be_watched(lab, client):
+    ids = await naps(lab, 60)
+    stream = client.bulk_operation("pause", selector("Lab/nap"), max_per_second=100)
+    first = await anext(stream)
+    await stream.aclose()  # the client goes away; the operation goes on
+    assert first.state == RUNNING and first.matched == 60
+    watched = [p async for p in client.watch_bulk_operation(first.bulk_operation_id)]
+    last = assert_sane([first, *watched])
+    # Suspended is not a state pause applies to: every one is skipped, none failed.
+    assert (last.succeeded, last.skipped, last.failed) == (0, 60, 0)
+    assert await states(client, ids) == {S.INVOCATION_STATE_SUSPENDED}
+
+
+async def test_the_same_request_id_reattaches_instead_of_starting_again(lab, client, db):
+    await naps(lab, 30)
+    first = await run(client, "kill", selector("Lab/nap"), request_id="kill-naps")
+    again = await run(client, "kill", selector("Lab/nap"), request_id="kill-naps")
+    assert again[-1].bulk_operation_id == first[-1].bulk_operation_id
+    assert again[-1].succeeded == 30
+    assert await db.fetchval("SELECT count(*) FROM bulk_operations") == 1
+    with pytest.raises(InvoctlError) as reused:
+        await run(client, "cancel", selector("Lab/nap"), request_id="kill-naps")
+    assert reused.value.reason == "REQUEST_ID_REUSED"
+
+
+async def test_stop_ends_it_after_a_page_and_leaves_the_rest(lab, client):
+    ids = await naps(lab, 80)
+    stream = client.bulk_operation("kill", selector("Lab/nap"), max_per_second=40)
+    first = await anext(stream)
+    await wait_for(
+        lambda: _processed_at_least(client, first.bulk_operation_id, 10), what="a few pages"
+    )
+    stopped = await client.stop_bulk_operation(first.bulk_operation_id)
+    rest = [p async for p in stream]
+    last = assert_sane([first, *rest])
+    assert stopped.state == STOPPED and last.state == STOPPED
+    assert 10 <= last.processed < 80
+    outcomes = [(await client.get_invocation(i)).outcome for i in ids]
+    assert outcomes.count(S.OUTCOME_KILLED) == last.succeeded
+    # Stopping a stopped operation changes nothing.
+    assert (await client.stop_bulk_operation(first.bulk_operation_id)).processed == last.processed
+
+
+async def _processed_at_least(client: Client, bulk_id: str, n: int) -> bool:
+    ops, _ = await client.list_bulk_operations()
+    return any(o.bulk_operation_id == bulk_id and o.processed >= n for o in ops)
+
+
+async def test_max_per_second_holds(lab, client):
+    await naps(lab, 40)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    messages = await run(client, "kill", selector("Lab/nap"), max_per_second=20)
+    elapsed = loop.time() - started
+    last = assert_sane(messages)
+    assert last.processed == 40 and last.max_per_second == 20
+    # The first page (a quarter second's worth) goes at once; the rest at 20 a second.
+    assert elapsed >= (40 - 5) / 20
+    assert last.rate <= 20 * 1.5
+    assert len(messages) >= 4 * int(elapsed)  # at least 4 progress messages a second
+
+
+async def test_overlapping_bulk_operations_both_finish(lab, client):
+    ids = await naps(lab, 150)
+    kill, cancel = await asyncio.gather(
+        run(client, "kill", selector("Lab/nap")),
+        run(client, "cancel", selector("Lab", states=["suspended"])),
+    )
+    for messages in (kill, cancel):
+        last = assert_sane(messages)
+        assert last.state == COMPLETED and last.failed == 0
+    # Each invocation was acted on by one of them first; the other skipped it or, for a
+    # cancelled one the kill reached while it compensated, killed it.
+    assert kill[-1].succeeded + cancel[-1].succeeded >= 150
+    for inv_id in ids:
+        inv = await client.attach(inv_id)
+        assert inv.outcome in (S.OUTCOME_KILLED, S.OUTCOME_CANCELLED)
