@@ -11,11 +11,15 @@ SELECT * FROM invocations WHERE id = ANY($1::text[])
 SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
 -- invocations_lock_with_callers: lock invocations and their callers together, in ID order
--- (caller_id never changes, so the subquery may read it without a lock).
-SELECT * FROM invocations
-WHERE id = ANY($1::text[])
-   OR id IN (SELECT caller_id FROM invocations WHERE id = ANY($1::text[]))
-ORDER BY id FOR UPDATE
+-- (caller_id never changes, so the subquery may read it without a lock). The IDs are
+-- gathered first: an OR of the two conditions would scan the whole table.
+WITH wanted AS (
+    SELECT unnest($1::text[]) AS id
+    UNION
+    SELECT caller_id FROM invocations WHERE id = ANY($1::text[]) AND caller_id IS NOT NULL
+)
+SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
+ORDER BY i.id FOR UPDATE OF i
 
 -- invocation_by_idempotency_key: find the invocation an idempotency key already started.
 SELECT * FROM invocations
@@ -235,12 +239,15 @@ WITH RECURSIVE tree(id) AS (
     UNION
     SELECT i.id FROM invocations i JOIN tree t ON i.caller_id = t.id
     WHERE i.state <> 'completed'
+), wanted AS (
+    SELECT unnest($1::text[]) AS id
+    UNION
+    SELECT id FROM tree
+    UNION
+    SELECT caller_id FROM invocations WHERE id = ANY($1::text[]) AND caller_id IS NOT NULL
 )
-SELECT * FROM invocations
-WHERE id = ANY($1::text[])
-   OR id IN (SELECT id FROM tree)
-   OR id IN (SELECT caller_id FROM invocations WHERE id = ANY($1::text[]))
-ORDER BY id FOR UPDATE
+SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
+ORDER BY i.id FOR UPDATE OF i
 
 -- invocations_delete: purge: the invocations with their journals and histories (cascade).
 DELETE FROM invocations WHERE id = ANY($1::text[])
