@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,18 @@ import asyncpg
 import psutil
 
 from . import _procs
+from .bulk import bulk_operations
 from .operations import operator_actions
 
 RESULTS = Path(__file__).with_name("results.md")
+# Spans on, to a local OTLP receiver. The batch processor's queue holds a bulk page's
+# spans (its default, 2,048, drops most of them at 20,000 transitions a second).
+OTLP_ENV = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "262144",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8192",
+    "OTEL_BSP_SCHEDULE_DELAY": "1000",
+}
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -146,6 +156,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--baseline-seconds", type=float, default=3.0)
     parser.add_argument("--operations", type=int, default=300, help="per operator action")
+    parser.add_argument(
+        "--bulk-sizes", type=int, nargs="+", default=[10_000, 100_000], metavar="N",
+        help="invocations per bulk operation",
+    )  # fmt: skip
     args = parser.parse_args()
 
     rows: list[tuple[str, str, str]] = []
@@ -168,6 +182,16 @@ def main() -> None:
             actions = asyncio.run(
                 operator_actions(address, args.operations, args.operations, worker_pid)
             )
+        # Bulk operations on a server of their own, exporting its spans over OTLP.
+        count_file = Path(tempfile.mkdtemp(prefix="invoctl-otlp-")) / "spans"
+        with (
+            _procs.otlp_receiver(count_file) as endpoint,
+            _procs.server(dsn, env={**OTLP_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}) as (
+                bulk_address,
+                _,
+            ),
+        ):
+            bulk = asyncio.run(bulk_operations(bulk_address, dsn, count_file, args.bulk_sizes))
     label = f"3-step handler, call and await, concurrency {args.concurrency}"
     rows += [
         (f"{label}: throughput", f"{e2e['rate']:,.0f} inv/s", ">= 500 inv/s"),
@@ -191,6 +215,17 @@ def main() -> None:
             target = ">= 5,000 ops/s" if name.startswith("cancel") else ""
         rows.append(
             (f"{name}, {at}", f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rate:,.0f} ops/s", target)
+        )
+    for name, total, rate, gap_p50, gap_max, spans, limit in bulk:
+        target = ">= 20,000/s" if name.startswith("bulk cancel") else ""
+        rows.append(
+            (
+                name,
+                f"{total:.2f} s, {rate:,.0f}/s; progress every {gap_p50:.0f} ms (max "
+                f"{gap_max:.0f}); {spans:,} spans received"
+                + (f"; UPDATE limit {limit:,.0f} rows/s" if limit else ""),
+                target,
+            )
         )
     width = max(len(r[0]) for r in rows)
     lines = [

@@ -40,9 +40,26 @@ def embedded_postgres() -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def server(dsn: str, *args: str) -> Iterator[tuple[str, int]]:
+def otlp_receiver(count_file: Path) -> Iterator[str]:
+    """The bench's OTLP/gRPC receiver (otlp_receiver.py); yields its endpoint URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "otlp_receiver.py"), str(count_file)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        m = re.match(r"listening on (\S+)", proc.stdout.readline())
+        if m is None:
+            raise RuntimeError("the OTLP receiver did not start")
+        yield f"http://{m.group(1)}"
+    finally:
+        _terminate(proc)
+
+
+@contextlib.contextmanager
+def server(dsn: str, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """One `invoctl serve` process on a free loopback port; yields its address and PID."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env.setdefault("OTEL_TRACES_EXPORTER", "none")
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",

@@ -241,3 +241,52 @@ async def test_overlapping_bulk_operations_both_finish(lab, client):
     for inv_id in ids:
         inv = await client.attach(inv_id)
         assert inv.outcome in (S.OUTCOME_KILLED, S.OUTCOME_CANCELLED)
+
+
+async def test_bulk_transitions_are_traced_in_the_requests_trace(lab, client, spans):
+    ids = await naps(lab, 30)
+    spans.clear()
+    last = assert_sane(await run(client, "kill", selector("Lab/nap")))
+    [rpc] = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "/invoctl.v1.InvocationControl/KillInvocations"
+    ]
+    pages = {
+        s.context.span_id: s
+        for s in spans.get_finished_spans()
+        if s.name == "bulk kill page"
+        and s.attributes["invoctl.bulk_operation.id"] == last.bulk_operation_id
+    }
+    assert pages and all(p.context.trace_id == rpc.context.trace_id for p in pages.values())
+    killed = [
+        s for s in spans.get_finished_spans() if s.attributes.get("invoctl.event") == "killed"
+    ]
+    assert sorted(s.attributes["restate.invocation.id"] for s in killed) == sorted(ids)
+    for span in killed:
+        assert span.context.trace_id == rpc.context.trace_id
+        assert span.parent.span_id in pages  # the page that acted on it
+    history = await transitions(client, ids[0])
+    assert history[-1].trace_id == format(rpc.context.trace_id, "032x")
+
+
+async def test_the_audit_log_records_bulk_requests(lab, client, op):
+    await naps(lab, 5)
+    last = assert_sane(await run(client, "kill", selector("Lab/nap"), reason="cleanup"))
+    stopped = await client.stop_bulk_operation(last.bulk_operation_id)
+    assert stopped.state == COMPLETED  # it had finished: a stop changes nothing
+    with pytest.raises(InvoctlError):
+        await run(client, "kill", selector())
+    entries = await op.audit()
+    started, stop, refused = entries[2], entries[1], entries[0]
+    assert (started.operation, started.bulk_operation_id, started.reason, started.result) == (
+        "KillInvocations",
+        last.bulk_operation_id,
+        "cleanup",
+        "OK",
+    )
+    assert (stop.operation, stop.bulk_operation_id) == (
+        "StopBulkOperation",
+        last.bulk_operation_id,
+    )
+    assert (refused.operation, refused.result) == ("KillInvocations", "EMPTY_SELECTOR")

@@ -1,0 +1,146 @@
+"""Bulk operations: cancel and kill of suspended invocations, purge of completed ones, at
+10,000 and 100,000, with spans exported over OTLP to a local receiver.
+
+The invocations are seeded with SQL (what the server would have written for them:
+suspended on a day-long sleep, or completed) because running 100,000 handlers to that
+point would take the bench minutes; the bulk operation itself goes through the server
+like any other. Their deployment has no worker, so cancelled ones stay ready instead of
+running their handlers on the same two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from invoctl.client import Client, selector
+from invoctl.sdk import Context, Service, Worker
+from invoctl_server.domain.ids import new_invocation_id
+
+SERVICE = "BulkBench"
+PAGE = 1000
+
+_SEED = """
+    INSERT INTO invocations (id, service, handler, exclusive, state, outcome, deployment_id,
+        input, attempt, due_at, waiting_on, output, journal_length, created_at, modified_at,
+        completed_at, expires_at)
+    SELECT u.id, $2, $3, false, $4, $5, $6, 'null', 1, $7, $8, $9, $10, $11, $11, $12, $13
+    FROM unnest($1::text[]) AS u(id)
+"""
+_SEED_SLEEPS = """
+    INSERT INTO journal_entries (invocation_id, idx, kind, completed, wake_at, delay_ms,
+        created_at)
+    SELECT u.id, 0, 'sleep', false, $2, 86400000, $3 FROM unnest($1::text[]) AS u(id)
+"""
+
+
+async def _deployment(address: str) -> str:
+    svc = Service(SERVICE)
+
+    @svc.handler()
+    async def wait(ctx: Context) -> None:
+        await ctx.sleep(86400)
+
+    worker = Worker([svc], server=address)
+    deployment = await worker.register()
+    await worker.stop()
+    return deployment
+
+
+async def _seed(dsn: str, handler: str, n: int, state: str, deployment: str) -> list[str]:
+    ids = [new_invocation_id() for _ in range(n)]
+    now = datetime.now(UTC)
+    later = now + timedelta(days=1)
+    suspended = state == "suspended"
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                _SEED, ids, SERVICE, handler, state, None if suspended else "succeeded",
+                deployment, later if suspended else None, 0 if suspended else None,
+                None if suspended else "null", 1 if suspended else 0, now,
+                None if suspended else now, None if suspended else later,
+            )  # fmt: skip
+            if suspended:
+                await conn.execute(_SEED_SLEEPS, ids, later, now)
+        await conn.execute("ANALYZE invocations")
+    finally:
+        await conn.close()
+    return ids
+
+
+async def _update_limit(dsn: str, ids: list[str]) -> float:
+    """Rows/s of a set-based UPDATE ... WHERE id = ANY($1) of the same rows, in pages of
+    PAGE, one transaction each: what Postgres alone does with them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(ids), PAGE):
+            await conn.execute(
+                "UPDATE invocations SET modified_at = now() WHERE id = ANY($1::text[])",
+                ids[i : i + PAGE],
+            )
+        return len(ids) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def _spans_settled(count_file: Path, at_least: int) -> tuple[int, int]:
+    """The receiver's span counts once exports stop arriving (the exporter sends in
+    batches on a timer), with a deadline."""
+    deadline = time.monotonic() + 60
+    last = None
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(count_file.read_text)
+        spans, with_id = (int(x) for x in text.split())
+        if (spans, with_id) == last and with_id >= at_least:
+            return spans, with_id
+        last = (spans, with_id)
+        await asyncio.sleep(2)  # polling the receiver's file between export batches
+    return last or (0, 0)
+
+
+async def bulk_operations(address: str, dsn: str, count_file: Path, sizes: list[int]) -> list:
+    """Rows of (name, total s, invocations/s, median and max progress interval ms,
+    spans with restate.invocation.id the receiver got, UPDATE limit rows/s)."""
+    rows = []
+    deployment = await _deployment(address)
+    plan = [("cancel", n, "suspended") for n in sizes]
+    plan += [("kill", n, "suspended") for n in sizes]
+    plan += [("purge", sizes[-1], "completed")]
+    async with Client(address) as client:
+        for round_no, (operation, n, state) in enumerate(plan):
+            handler = f"h{round_no}"
+            ids = await _seed(dsn, handler, n, state, deployment)
+            _, before = await _spans_settled(count_file, 0)
+            stamps: list[float] = []
+            started = time.perf_counter()
+            messages = []
+            async for progress in client.bulk_operation(
+                operation, selector(service=SERVICE, handler=handler)
+            ):
+                stamps.append(time.perf_counter())
+                messages.append(progress)
+            total = time.perf_counter() - started
+            assert messages[-1].processed == n, messages[-1]
+            gaps = [b - a for a, b in itertools.pairwise(stamps)] or [0.0]
+            _, with_id = await _spans_settled(count_file, before + n)
+            limit = await _update_limit(dsn, ids) if operation != "purge" else 0.0
+            rows.append(
+                (
+                    f"bulk {operation} of {n:,} {state} invocations",
+                    total,
+                    n / total,
+                    statistics.median(gaps) * 1000,
+                    max(gaps) * 1000,
+                    with_id - before,
+                    limit,
+                )
+            )
+    return rows
