@@ -151,8 +151,9 @@ async def bulk_run_page(
     job = await conn.fetchrow(Q["bulk_lock_owned"], bulk_id, owner, now)
     if job is None:
         return None
+    after = job["cursor"] or ""
     ids = [r["invocation_id"] for r in await conn.fetch(Q["bulk_members_after"], bulk_id,
-                                                          job["cursor"], size)]  # fmt: skip
+                                                          after, size)]  # fmt: skip
     results: list[ops.Result] = []
     if ids:
         targets = [ops.Target(i, deployment=job["deployment"]) for i in ids]

@@ -324,9 +324,10 @@ SELECT * FROM bulk_operations
 WHERE id = $1 AND owner = $2 AND state = 'running' AND lease_until > $3
 FOR UPDATE
 
--- bulk_members_after: the next page of a bulk operation's invocations, in ID order.
+-- bulk_members_after: the next page of a bulk operation's invocations, in ID order, after
+-- the cursor ('' before the first page: a plain range, so the index finds the page).
 SELECT invocation_id FROM bulk_operation_members
-WHERE bulk_id = $1 AND ($2::text IS NULL OR invocation_id > $2)
+WHERE bulk_id = $1 AND invocation_id > $2
 ORDER BY invocation_id LIMIT $3
 
 -- bulk_advance: a page is done: counts, cursor, the first failures, a renewed lease;

@@ -187,12 +187,15 @@ def _start_span(
 
 # Wakes attached clients (completed) and dispatchers (ready) of every server at commit.
 _CHANNELS = {"completed": notify.COMPLETED, "ready": notify.READY}
+# Dispatchers need one wake-up per statement, attached clients one per invocation.
 _NOTIFY = """
     n AS (
-        SELECT pg_notify(
-            CASE WHEN state = 'completed' THEN '{completed}' ELSE '{ready}' END,
-            CASE WHEN state = 'completed' THEN id ELSE '' END)
-        FROM {src} WHERE state IN ('ready', 'completed')
+        SELECT pg_notify(channel, payload) FROM (
+            SELECT DISTINCT
+                CASE WHEN state = 'completed' THEN '{completed}' ELSE '{ready}' END,
+                CASE WHEN state = 'completed' THEN id ELSE '' END
+            FROM {src} WHERE state IN ('ready', 'completed')
+        ) AS wake(channel, payload)
     )
     SELECT {src}.* FROM {src}, (SELECT count(*) FROM n) AS notified
 """
