@@ -290,3 +290,67 @@ async def test_the_audit_log_records_bulk_requests(lab, client, op):
         last.bulk_operation_id,
     )
     assert (refused.operation, refused.result) == ("KillInvocations", "EMPTY_SELECTOR")
+
+
+async def test_bulk_purge_resume_and_restart_follow_the_single_invocation_rules(lab, client):
+    done = [await lab.make(S.INVOCATION_STATE_COMPLETED) for _ in range(4)]  # Lab/echo
+    stuck = [await lab.make(S.INVOCATION_STATE_PAUSED) for _ in range(3)]  # Lab/stuck
+
+    restarted = assert_sane(await run(client, "restart-as-new", selector("Lab/echo")))
+    assert (restarted.matched, restarted.succeeded) == (4, 4)
+    copies = [i for i in (await client.list_invocations(service="Lab"))[0] if i.restarted_from]
+    assert sorted(c.restarted_from for c in copies) == sorted(done)
+
+    resumed = assert_sane(await run(client, "resume", selector("Lab/stuck"), deployment="latest"))
+    assert (resumed.matched, resumed.succeeded) == (3, 3)
+    for inv_id in stuck:  # it ran again, failed again, and paused again
+        inv = await wait_state(client, inv_id, S.INVOCATION_STATE_PAUSED)
+        assert inv.attempt_count == 2
+
+    purged = assert_sane(await run(client, "purge", selector(invocation_ids=done)))
+    assert (purged.matched, purged.succeeded) == (4, 4)
+    for inv_id in done:
+        with pytest.raises(InvoctlError) as gone:
+            await client.get_invocation(inv_id)
+        assert gone.value.reason == "INVOCATION_NOT_FOUND"
+
+
+async def test_failures_are_counted_with_their_reasons(lab, client, db):
+    stuck = [await lab.make(S.INVOCATION_STATE_PAUSED) for _ in range(3)]
+    [idle] = await client.list_deployments(service="LabIdle")  # serves no Lab handler
+    last = assert_sane(await run(client, "resume", selector("Lab/stuck"), deployment=idle.id))
+    assert (last.matched, last.succeeded, last.skipped, last.failed) == (3, 0, 0, 3)
+    assert sorted(f.invocation_id for f in last.failures) == sorted(stuck)
+    assert {f.reason for f in last.failures} == {"DEPLOYMENT_DOES_NOT_SERVE"}
+    assert await states(client, stuck) == {S.INVOCATION_STATE_PAUSED}
+    # A deployment that does not exist at all is refused before anything starts.
+    with pytest.raises(InvoctlError) as unknown:
+        await run(client, "resume", selector("Lab/stuck"), deployment="dp_" + "A" * 22)
+    assert (unknown.value.code, unknown.value.reason) == (
+        grpc.StatusCode.NOT_FOUND,
+        "DEPLOYMENT_NOT_FOUND",
+    )
+    assert await db.fetchval("SELECT count(*) FROM bulk_operations") == 1
+
+
+async def test_bulk_cancel_propagates_down_each_call_tree(server, client):
+    from tests.e2e.test_operator_cancel import _callee_of, tree_services
+
+    release, events = asyncio.Event(), []
+    try:
+        async with Worker(tree_services(release, events), server=server.address):
+            roots = [await client.send("Root", "start") for _ in range(3)]
+            leaves = []
+            for root in roots:
+                middle = await _callee_of(client, root)
+                leaves.append(await _callee_of(client, middle))
+            for leaf in leaves:
+                await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
+            last = assert_sane(await run(client, "cancel", selector("Root")))
+            assert (last.matched, last.succeeded) == (3, 3)
+            release.set()
+            for leaf in leaves:  # reached through its root: it compensates and ends cancelled
+                assert (await client.attach(leaf)).outcome == S.OUTCOME_CANCELLED
+    finally:
+        release.set()
+    assert sorted(events).count("Leaf compensated") == 3

@@ -17,6 +17,7 @@ from invoctl.v1 import bulk_pb2 as bpb
 
 from ..domain.errors import (
     BulkOperationNotFound,
+    DeploymentNotFound,
     DomainError,
     InvalidArgument,
     RequestIdReused,
@@ -24,7 +25,7 @@ from ..domain.errors import (
 from ..domain.selector import Query, Selector, parse_query
 from ..store import audit, db
 from ..store import bulk as store
-from ..store.deployments import service_kind
+from ..store.deployments import deployment_exists, service_kind
 from ..store.operations import KEEP, LATEST
 from . import convert, ids
 from .context import Runtime
@@ -100,6 +101,11 @@ async def start(
         deployment = _deployment(request, KEEP if kind == "resume" else LATEST)
         async with rt.pool.acquire() as conn:
             selector = await resolve(conn, selector, query)
+            if deployment.startswith("dp_") and not await deployment_exists(conn, deployment):
+                # Refused up front: it would fail every invocation the same way.
+                raise DeploymentNotFound(
+                    f"deployment {deployment} not found", deployment_id=deployment
+                )
             dry_run = await store.bulk_dry_run(conn, selector) if request.dry_run else None
         if dry_run is None:
             job = await _start_or_attach(rt, rpc_name, kind, request, selector, deployment)

@@ -117,21 +117,22 @@ async def bulk_page(
     return await conn.fetch(Q["bulk_page"], states, before_id, limit)
 
 
-def _count(results: Sequence[ops.Result]) -> tuple[int, int, int, list[dict[str, str]]]:
+def _count(
+    ids: Sequence[str], results: Sequence[ops.Result]
+) -> tuple[int, int, int, list[dict[str, str]]]:
     """succeeded, skipped and failed, and the failures: a state where the operation does
     not apply, or an invocation gone since, is skipped; any other refusal failed."""
     succeeded = skipped = 0
     failures: list[dict[str, str]] = []
-    for r in results:
+    for invocation_id, r in zip(ids, results, strict=True):
         if not isinstance(r, DomainError):
             succeeded += 1
         elif isinstance(r, InvalidTransition | InvocationNotFound):
             skipped += 1
         else:
             failures.append(
-                {"invocation_id": r.metadata.get("invocation_id", ""), "reason": r.reason,
-                 "message": r.message}
-            )  # fmt: skip
+                {"invocation_id": invocation_id, "reason": r.reason, "message": r.message}
+            )
     return succeeded, skipped, len(failures), failures
 
 
@@ -158,7 +159,7 @@ async def bulk_run_page(
     if ids:
         targets = [ops.Target(i, deployment=job["deployment"]) for i in ids]
         results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now)
-    succeeded, skipped, failed, failures = _count(results)
+    succeeded, skipped, failed, failures = _count(ids, results)
     processed = job["succeeded"] + job["skipped"] + job["failed"] + len(ids)
     room = max(0, MAX_FAILURES - len(json.loads(job["failures"])))
     return await conn.fetchrow(

@@ -1,6 +1,8 @@
 """The `invoctl` command line: argument parsing, dispatch, and error presentation.
 
-Exit codes: 0 success, 1 a failed request or invocation, 2 bad usage, 130 interrupted.
+Exit codes: 0 success, 1 a failed request or invocation (or a bulk operation with
+failures, or stopped), 2 bad usage (or a bulk operation without --yes and without a
+terminal to ask on), 130 interrupted.
 Errors are one line on stderr (`error: NOT_FOUND (INVOCATION_NOT_FOUND): ...`), never a
 stack trace: the reason is what an operator searches for.
 """
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +33,7 @@ from invoctl.client import (
 )
 from invoctl.v1 import invocation_pb2
 
-from . import _commands, _operations
+from . import _bulk, _commands, _operations
 from ._commands import Output
 
 __all__ = ["build_parser", "main"]
@@ -114,6 +118,37 @@ def _positive_int(text: str) -> int:
     return number
 
 
+def _datetime(text: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2025-03-01T12:00:00Z, got {text!r}"
+        ) from None
+    # Naive means UTC, as every time the server shows is: the local zone would make one
+    # command select differently on two machines.
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not (rate > 0 and math.isfinite(rate)):
+        raise argparse.ArgumentTypeError(f"expected a number of invocations > 0, got {text!r}")
+    return rate
+
+
+def _bulk_state(text: str) -> int:
+    try:
+        return _bulk.LIST_STATES[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"unknown state {text!r} (choose from {', '.join(_bulk.LIST_STATES)})"
+        ) from None
+
+
 # -- the parser -----------------------------------------------------------------------
 
 
@@ -143,8 +178,12 @@ def _command(
     name: str,
     help_text: str,
     run: Command,
+    *,
+    allow_abbrev: bool = True,
 ) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser = subparsers.add_parser(
+        name, help=help_text, description=help_text, allow_abbrev=allow_abbrev
+    )
     _global_options(parser, suppress=True)
     parser.set_defaults(run=run)
     return parser
@@ -204,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
     )
 
+    _bulk_commands(commands)
+
     deployments = _group(commands, "deployments", "inspect deployments")
     dls = _command(deployments, "ls", "list deployments, newest first", _commands.deployments_ls)
     dls.add_argument("--service", help="only deployments serving this service")
@@ -235,12 +276,24 @@ def _operation_command(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     operation: _operations.Operation,
 ) -> None:
-    """`invoctl invocations <operation> ID` with the options that operation takes."""
-    sub = _command(
-        subparsers, operation.command, operation.summary, _operations.invocations_operate
-    )
+    """`invoctl invocations <operation> ID|QUERY` with the options that operation takes."""
+    bulk = _bulk.takes_query(operation)
+    run = _bulk.invocations_operate if bulk else _operations.invocations_operate
+    # No abbreviations where a selector can widen what is acted on: on kill, `--deployment`
+    # would otherwise be taken for `--deployment-id`, a filter.
+    sub = _command(subparsers, operation.command, operation.summary, run, allow_abbrev=not bulk)
     sub.set_defaults(operation=operation)
-    sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
+    if bulk:
+        # The destination stays invocation_id: one ID is still the common case.
+        sub.add_argument(
+            "invocation_id",
+            nargs="?",
+            metavar="QUERY",
+            help="an invocation ID (inv_...), or every invocation of Service, "
+            "Service/handler, Object/key or Object/key/handler",
+        )
+    else:
+        sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
     sub.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
     sub.add_argument(
         "--request-id",
@@ -264,6 +317,81 @@ def _operation_command(
             metavar="keep|latest|dp_...",
             help=f"the deployment to run on (default {default})",
         )
+    if bulk:
+        _selector_options(sub)
+
+
+def _selector_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of an operation's bulk form: a selector, the rate, and confirmation."""
+    group = parser.add_argument_group(
+        "acting on many invocations",
+        "A QUERY other than one ID, or any of these flags, starts a bulk operation: it "
+        "counts the matches, asks (--yes skips; refused without a terminal), then shows "
+        "progress. Ctrl-C detaches; the operation goes on (invoctl bulk watch).",
+    )
+    group.add_argument("--service", help="only this service")
+    group.add_argument("--handler", help="only this handler")
+    group.add_argument("--key", help="only this object key")
+    group.add_argument(
+        "--state",
+        type=_state,
+        nargs="+",
+        action="extend",
+        metavar="STATE",
+        help=f"only these states ({', '.join(STATE_NAMES)})",
+    )
+    group.add_argument(
+        "--deployment-id", metavar="DP", help="only invocations pinned to this deployment"
+    )
+    group.add_argument(
+        "--created-before",
+        type=_datetime,
+        metavar="TIME",
+        help="only invocations created before TIME (ISO 8601; UTC unless it names a zone)",
+    )
+    group.add_argument(
+        "--created-after",
+        type=_datetime,
+        metavar="TIME",
+        help="only invocations created at or after TIME",
+    )
+    group.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        metavar="ID",
+        help="only this invocation (repeatable)",
+    )
+    group.add_argument(
+        "--max-per-second", type=_rate, metavar="N", help="act on at most N invocations a second"
+    )
+    group.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    group.add_argument(
+        "--dry-run", action="store_true", help="print the count and a sample; change nothing"
+    )
+
+
+def _bulk_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`invoctl bulk ls|watch|stop`."""
+    bulk = _group(commands, "bulk", "follow and stop bulk operations")
+    ls = _command(bulk, "ls", "list bulk operations, newest first", _bulk.bulk_ls)
+    ls.add_argument(
+        "--state",
+        type=_bulk_state,
+        nargs="+",
+        action="extend",
+        metavar="STATE",
+        help=f"only these states ({', '.join(_bulk.LIST_STATES)})",
+    )
+    ls.add_argument(
+        "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    for name, help_text, run in (
+        ("watch", "show a bulk operation's progress until it ends", _bulk.bulk_watch),
+        ("stop", "stop a running bulk operation after its current page", _bulk.bulk_stop),
+    ):
+        sub = _command(bulk, name, help_text, run)
+        sub.add_argument("bulk_id", metavar="BULK_ID", help="bulk operation ID (bulk_...)")
 
 
 def _serve_args(argv: Sequence[str]) -> list[str] | None:
@@ -321,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "invoke" and args.delay is not None and not args.send:
             parser.error("--delay needs --send: only one-way sends can be delayed")
+        problem = _bulk.usage_problem(args)
+        if problem:
+            parser.error(problem)
     except SystemExit as exit_:  # argparse: --help (0) or bad usage (2)
         return exit_.code if isinstance(exit_.code, int) else 2
 

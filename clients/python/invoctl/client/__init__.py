@@ -15,6 +15,8 @@ from ._errors import InvocationFailed, InvoctlError, error_from_rpc_error
 from ._names import (
     STATE_NAMES,
     StateLike,
+    bulk_kind_name,
+    bulk_state_name,
     journal_entry_kind_name,
     outcome_name,
     parse_state,
@@ -32,6 +34,8 @@ __all__ = [
     "InvoctlError",
     "ParsedTarget",
     "StateLike",
+    "bulk_kind_name",
+    "bulk_state_name",
     "error_from_rpc_error",
     "format_target",
     "invoke_request",

@@ -337,15 +337,16 @@ class Client:
             yield progress
 
     async def list_bulk_operations(
-        self, *, states: Iterable[int] = (), page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[bulk_pb2.BulkOperationProgress], str]:
-        """One page of bulk operations, newest first, and the next page's token."""
+        self, *, states: Iterable[int] = (), page_size: int = 0, page_token: str | None = None
+    ) -> tuple[list[bulk_pb2.BulkOperationProgress], str | None]:
+        """One page of bulk operations, newest first, and the next page's token (None on
+        the last page)."""
         self._connect()
         request = bulk_pb2.ListBulkOperationsRequest(
-            states=list(states), page_size=page_size, page_token=page_token
+            states=list(states), page_size=page_size, page_token=page_token or ""
         )
         response = await self._rpc(self._control.ListBulkOperations, request)
-        return list(response.bulk_operations), response.next_page_token
+        return list(response.bulk_operations), response.next_page_token or None
 
     async def stop_bulk_operation(self, bulk_operation_id: str) -> bulk_pb2.BulkOperationProgress:
         """Stop a running bulk operation after its current page; returns its snapshot."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-from invoctl.v1 import invocation_pb2, workers_pb2
+from invoctl.v1 import bulk_pb2, invocation_pb2, workers_pb2
 
 __all__ = [
     "STATE_NAMES",
@@ -56,6 +56,16 @@ def journal_entry_kind_name(kind: int) -> str:
 def service_kind_name(kind: int) -> str:
     """The operator-facing name of a `ServiceKind` value, e.g. `virtual-object`."""
     return _label(workers_pb2.ServiceKind, "SERVICE_KIND_", kind)
+
+
+def bulk_kind_name(kind: int) -> str:
+    """`BULK_OPERATION_KIND_RESTART_AS_NEW` -> `restart-as-new`, as the CLI spells it."""
+    return _label(bulk_pb2.BulkOperationKind, "BULK_OPERATION_KIND_", kind)
+
+
+def bulk_state_name(state: int) -> str:
+    """`BULK_OPERATION_STATE_DRY_RUN` -> `dry-run`."""
+    return _label(bulk_pb2.BulkOperationState, "BULK_OPERATION_STATE_", state)
 
 
 #: Every state an invocation can be in, by operator-facing name, in lifecycle order.
