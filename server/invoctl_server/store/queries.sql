@@ -12,11 +12,13 @@ SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
 -- invocations_lock_with_callers: lock invocations and their callers together, in ID order
 -- (caller_id never changes, so the subquery may read it without a lock). The IDs are
--- gathered first: an OR of the two conditions would scan the whole table.
+-- gathered first: an OR of the two conditions would scan the whole table. (No filter on
+-- caller_id IS NOT NULL: it would steer the planner to the partial index of callers; a
+-- NULL joins nothing anyway.)
 WITH wanted AS (
     SELECT unnest($1::text[]) AS id
     UNION
-    SELECT caller_id FROM invocations WHERE id = ANY($1::text[]) AND caller_id IS NOT NULL
+    SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
 )
 SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
 ORDER BY i.id FOR UPDATE OF i
@@ -244,7 +246,7 @@ WITH RECURSIVE tree(id) AS (
     UNION
     SELECT id FROM tree
     UNION
-    SELECT caller_id FROM invocations WHERE id = ANY($1::text[]) AND caller_id IS NOT NULL
+    SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
 )
 SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
 ORDER BY i.id FOR UPDATE OF i
