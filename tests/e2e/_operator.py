@@ -14,6 +14,7 @@ from invoctl.sdk import Context, ObjectContext, RetryPolicy, Service, VirtualObj
 from invoctl.v1 import control_pb2, control_pb2_grpc
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
+from tests.support import wait_for
 
 UNKNOWN_ID = "inv_" + "A" * 22
 MALFORMED_IDS = ("not-an-id", "inv_123")
@@ -148,6 +149,17 @@ class Operator:
             token = page.next_page_token
             if not token:
                 return entries
+
+
+async def callee_of(client: Client, caller_id: str) -> str:
+    """The invocation `caller_id` called (waiting until there is one)."""
+
+    async def probe() -> str | None:
+        invs, _ = await client.list_invocations()
+        ids = [i.id for i in invs if i.caller_id == caller_id]
+        return ids[0] if ids else None
+
+    return await wait_for(probe, what=f"the callee of {caller_id}")
 
 
 def assert_refused(err: InvoctlError, code: grpc.StatusCode, reason: str, **metadata: str) -> None:

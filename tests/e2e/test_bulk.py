@@ -334,7 +334,8 @@ async def test_failures_are_counted_with_their_reasons(lab, client, db):
 
 
 async def test_bulk_cancel_propagates_down_each_call_tree(server, client):
-    from tests.e2e.test_operator_cancel import _callee_of, tree_services
+    from tests.e2e._operator import callee_of
+    from tests.e2e.test_operator_cancel import tree_services
 
     release, events = asyncio.Event(), []
     try:
@@ -342,8 +343,8 @@ async def test_bulk_cancel_propagates_down_each_call_tree(server, client):
             roots = [await client.send("Root", "start") for _ in range(3)]
             leaves = []
             for root in roots:
-                middle = await _callee_of(client, root)
-                leaves.append(await _callee_of(client, middle))
+                middle = await callee_of(client, root)
+                leaves.append(await callee_of(client, middle))
             for leaf in leaves:
                 await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
             last = assert_sane(await run(client, "cancel", selector("Root")))
@@ -354,3 +355,32 @@ async def test_bulk_cancel_propagates_down_each_call_tree(server, client):
     finally:
         release.set()
     assert sorted(events).count("Leaf compensated") == 3
+
+
+async def test_running_bulk_operations_are_limited(database):
+    from invoctl_server.app import App
+    from tests.conftest import server_config
+
+    app = await App.start(server_config(database, max_bulk_operations=2))
+    try:
+        async with Client(app.address) as client, Lab(app.address, client) as lab:
+            await naps(lab, 20)
+            slow = [
+                client.bulk_operation("pause", selector("Lab/nap"), max_per_second=2)
+                for _ in range(2)
+            ]
+            started = [await anext(s) for s in slow]
+            with pytest.raises(InvoctlError) as refused:
+                await run(client, "kill", selector("Lab/nap"))
+            assert (refused.value.code, refused.value.reason) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "TOO_MANY_BULK_OPERATIONS",
+            )
+            await client.stop_bulk_operation(started[0].bulk_operation_id)
+            last = assert_sane(await run(client, "kill", selector("Lab/nap")))
+            assert last.matched == 20
+            for s in slow:
+                await s.aclose()
+            await client.stop_bulk_operation(started[1].bulk_operation_id)
+    finally:
+        await app.stop(grace=0)

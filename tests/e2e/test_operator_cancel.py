@@ -28,6 +28,7 @@ from tests.e2e._operator import (
     Lab,
     assert_history_is_a_chain,
     assert_wrong_state,
+    callee_of,
     transitions,
 )
 from tests.support import wait_for
@@ -301,22 +302,13 @@ def tree_services(release: asyncio.Event, events: list[str]) -> list[Service]:
     return [*services, detached]
 
 
-async def _callee_of(client, caller_id: str) -> str:
-    async def probe() -> str | None:
-        invs, _ = await client.list_invocations()
-        ids = [i.id for i in invs if i.caller_id == caller_id]
-        return ids[0] if ids else None
-
-    return await wait_for(probe, what=f"the callee of {caller_id}")
-
-
 async def test_cancel_propagates_down_the_call_tree_but_not_to_sends(server, client, op):
     release, events = asyncio.Event(), []
     try:
         async with Worker(tree_services(release, events), server=server.address):
             root = await client.send("Root", "start")
-            middle = await _callee_of(client, root)
-            leaf = await _callee_of(client, middle)
+            middle = await callee_of(client, root)
+            leaf = await callee_of(client, middle)
             await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
             await wait_state(client, middle, S.INVOCATION_STATE_SUSPENDED)
             await wait_state(client, root, S.INVOCATION_STATE_SUSPENDED)
@@ -367,7 +359,7 @@ async def test_cancelling_a_callee_fails_the_callers_call(server, client, op):
     try:
         async with Worker([svc, leaf], server=server.address):
             caller = await client.send("Caller", "observe")
-            callee = await _callee_of(client, caller)
+            callee = await callee_of(client, caller)
             await wait_state(client, callee, S.INVOCATION_STATE_RUNNING)
             await op.cancel(callee)
             release.set()
@@ -431,8 +423,8 @@ async def test_concurrent_cancels_of_overlapping_call_trees(server, client, op):
     try:
         async with Worker(tree_services(release, events), server=server.address):
             root = await client.send("Root", "start")
-            middle = await _callee_of(client, root)
-            leaf = await _callee_of(client, middle)
+            middle = await callee_of(client, root)
+            leaf = await callee_of(client, middle)
             await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
             await wait_state(client, root, S.INVOCATION_STATE_SUSPENDED)
             answers = await asyncio.gather(

@@ -20,6 +20,7 @@ from tests.e2e._operator import (
     OPERATOR,
     Lab,
     assert_history_is_a_chain,
+    callee_of,
     transitions,
 )
 from tests.e2e.test_stale_attempt import RawSession
@@ -103,22 +104,13 @@ def tree_services(release: asyncio.Event, seen: dict[str, Any]) -> list[Service]
     return [root, middle, leaf, detached]
 
 
-async def _callee_of(client, caller_id: str) -> str:
-    async def probe() -> str | None:
-        invs, _ = await client.list_invocations()
-        ids = [i.id for i in invs if i.caller_id == caller_id]
-        return ids[0] if ids else None
-
-    return await wait_for(probe, what=f"the callee of {caller_id}")
-
-
 async def test_kill_propagates_down_the_call_tree_but_not_to_sends(server, client, op):
     release = asyncio.Event()
     try:
         async with Worker(tree_services(release, {}), server=server.address):
             root = await client.send("Root", "start")
-            middle = await _callee_of(client, root)
-            leaf = await _callee_of(client, middle)
+            middle = await callee_of(client, root)
+            leaf = await callee_of(client, middle)
             await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
             await wait_state(client, middle, pb.INVOCATION_STATE_SUSPENDED)
             await wait_state(client, root, pb.INVOCATION_STATE_SUSPENDED)
@@ -157,7 +149,7 @@ async def test_killing_a_callee_fails_the_callers_call_with_killed(server, clien
     try:
         async with Worker(tree_services(release, seen), server=server.address):
             caller = await client.send("Middle", "observe")
-            leaf = await _callee_of(client, caller)
+            leaf = await callee_of(client, caller)
             await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
             assert_killed(await op.kill(leaf, reason="stuck leaf"))
             done = await client.attach(caller)

@@ -8,8 +8,8 @@ import asyncio
 from invoctl.sdk import Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
-from tests.e2e._operator import OPERATOR, Lab, transitions
-from tests.e2e.test_operator_kill import _callee_of, tree_services
+from tests.e2e._operator import OPERATOR, Lab, callee_of, transitions
+from tests.e2e.test_operator_kill import tree_services
 
 SERVER_SCOPE = "invoctl.server"
 
@@ -52,8 +52,8 @@ async def test_kill_of_a_call_tree_is_one_trace(server, client, op, spans):
     try:
         async with Worker(tree_services(release, {}), server=server.address):
             root = await client.send("Root", "start")
-            middle = await _callee_of(client, root)
-            leaf = await _callee_of(client, middle)
+            middle = await callee_of(client, root)
+            leaf = await callee_of(client, middle)
             await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
             spans.clear()
             await op.kill(root)
@@ -74,8 +74,8 @@ async def test_cancel_of_a_call_tree_is_one_trace(server, client, op, spans):
     try:
         async with Worker(tree_services(release, {}), server=server.address):
             root = await client.send("Root", "start")
-            middle = await _callee_of(client, root)
-            leaf = await _callee_of(client, middle)
+            middle = await callee_of(client, root)
+            leaf = await callee_of(client, middle)
             await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
             await wait_state(client, middle, pb.INVOCATION_STATE_SUSPENDED)
             spans.clear()

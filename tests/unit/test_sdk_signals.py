@@ -87,7 +87,7 @@ class FakeStub:
     def __init__(self, stream: FakeStream) -> None:
         self.stream = stream
 
-    def Connect(self) -> FakeStream:  # named as on the generated stub
+    def Connect(self, metadata=()) -> FakeStream:  # named as on the generated stub
         return self.stream
 
 

@@ -21,6 +21,7 @@ from ..domain.errors import (
     DomainError,
     InvalidArgument,
     RequestIdReused,
+    TooManyBulkOperations,
 )
 from ..domain.selector import Query, Selector, parse_query
 from ..store import audit, db
@@ -28,8 +29,9 @@ from ..store import bulk as store
 from ..store.deployments import deployment_exists, service_kind
 from ..store.operations import KEEP, LATEST
 from . import convert, ids
+from .auth import principal
 from .context import Runtime
-from .operator import IDENTITY, record_refusal
+from .operator import record_refusal
 
 # RPC name -> the kind of its jobs.
 KINDS = {
@@ -123,7 +125,7 @@ async def start(
             sample_invocation_ids=sample,
             selector=request.selector,
             reason=request.reason,
-            identity=IDENTITY,
+            identity=principal().identity,
             max_per_second=request.max_per_second,
         )
         return
@@ -137,21 +139,28 @@ async def _start_or_attach(
     rt: Runtime, rpc_name: str, kind: str, request: Any, selector: Selector, deployment: str
 ) -> asyncpg.Record:
     request_id = request.request_id or None
+    identity = principal().identity
     span = trace.get_current_span().get_span_context()
 
     async def create(conn: asyncpg.Connection) -> asyncpg.Record:
         if request_id and (job := await _attach(conn, rpc_name, request_id)) is not None:
             return job
+        limit = rt.config.max_bulk_operations
+        if await store.bulk_running(conn) >= limit:
+            raise TooManyBulkOperations(
+                f"{limit} bulk operations are running: wait for one to finish, or stop one",
+                limit=str(limit),
+            )
         now = rt.now()
         job = await store.bulk_create(
             conn, kind=kind, selector=selector,
             selector_proto=request.selector.SerializeToString(), deployment=deployment,
-            reason=request.reason, identity=IDENTITY, request_id=request_id,
+            reason=request.reason, identity=identity, request_id=request_id,
             max_per_second=request.max_per_second, traceparent=convert.traceparent(span) or None,
             owner=rt.bulk.owner, lease_until=rt.bulk.lease_until(), now=now,
         )  # fmt: skip
         entry = audit.AuditEntry(
-            identity=IDENTITY, operation=rpc_name, invocation_id="", reason=request.reason,
+            identity=identity, operation=rpc_name, invocation_id="", reason=request.reason,
             request_id=request_id, result="OK", bulk_operation_id=job["id"],
         )  # fmt: skip
         await audit.audit_record(conn, [entry], now=now)
@@ -186,6 +195,7 @@ async def _attach(
 
 async def stop(rt: Runtime, text: str) -> bpb.StopBulkOperationResponse:
     """Stop a running operation after its current page; audited like any request."""
+    identity = principal().identity
     try:
         bulk_id = ids.bulk_operation_id(text)
 
@@ -196,8 +206,8 @@ async def stop(rt: Runtime, text: str) -> bpb.StopBulkOperationResponse:
                     f"bulk operation {bulk_id} not found", bulk_operation_id=bulk_id
                 )
             entry = audit.AuditEntry(
-                identity=IDENTITY, operation="StopBulkOperation", invocation_id="", reason="",
-                request_id=None, result="OK", bulk_operation_id=bulk_id,
+                identity=identity, operation="StopBulkOperation", invocation_id="",
+                reason="", request_id=None, result="OK", bulk_operation_id=bulk_id,
             )  # fmt: skip
             await audit.audit_record(conn, [entry], now=rt.now())
             return row

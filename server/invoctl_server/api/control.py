@@ -45,6 +45,18 @@ def _decode_token(token: str, valid=is_invocation_id) -> str:
     return last_id
 
 
+def _bulk_rpc(name: str):
+    """The servicer method of a bulk RPC: they differ only in the operation."""
+
+    @rpc
+    async def method(self, request, context):
+        async for progress in bulk.start(self.rt, name, request):
+            yield progress
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
 class InvocationControl(control_pb2_grpc.InvocationControlServicer):
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -142,35 +154,12 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
 
     # --- bulk operations (api/bulk.py) ---------------------------------------------
 
-    @rpc
-    async def CancelInvocations(self, request, context):
-        async for progress in bulk.start(self.rt, "CancelInvocations", request):
-            yield progress
-
-    @rpc
-    async def KillInvocations(self, request, context):
-        async for progress in bulk.start(self.rt, "KillInvocations", request):
-            yield progress
-
-    @rpc
-    async def PauseInvocations(self, request, context):
-        async for progress in bulk.start(self.rt, "PauseInvocations", request):
-            yield progress
-
-    @rpc
-    async def ResumeInvocations(self, request, context):
-        async for progress in bulk.start(self.rt, "ResumeInvocations", request):
-            yield progress
-
-    @rpc
-    async def PurgeInvocations(self, request, context):
-        async for progress in bulk.start(self.rt, "PurgeInvocations", request):
-            yield progress
-
-    @rpc
-    async def RestartInvocationsAsNew(self, request, context):
-        async for progress in bulk.start(self.rt, "RestartInvocationsAsNew", request):
-            yield progress
+    CancelInvocations = _bulk_rpc("CancelInvocations")
+    KillInvocations = _bulk_rpc("KillInvocations")
+    PauseInvocations = _bulk_rpc("PauseInvocations")
+    ResumeInvocations = _bulk_rpc("ResumeInvocations")
+    PurgeInvocations = _bulk_rpc("PurgeInvocations")
+    RestartInvocationsAsNew = _bulk_rpc("RestartInvocationsAsNew")
 
     @rpc
     async def WatchBulkOperation(self, request, context):

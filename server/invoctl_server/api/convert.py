@@ -252,6 +252,9 @@ def json_payload(text: str, *, field: str, limit: int) -> str:
         json.loads(text)
     except ValueError as exc:
         raise InvalidJson(f"{field} is not valid JSON: {exc}", field=field) from exc
+    except RecursionError:
+        # Deeper than a JSON parser (here, and in the worker that decodes it) can follow.
+        raise InvalidJson(f"{field} is nested too deeply", field=field) from None
     return text
 
 

@@ -36,7 +36,10 @@ CODES: dict[type[e.DomainError], grpc.StatusCode] = {
     e.JournalPurged: grpc.StatusCode.FAILED_PRECONDITION,
     e.JournalMismatch: grpc.StatusCode.FAILED_PRECONDITION,
     e.LockTimeout: grpc.StatusCode.ABORTED,
+    e.TooManyBulkOperations: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.DatabaseUnavailable: grpc.StatusCode.UNAVAILABLE,
+    e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    e.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 
@@ -47,13 +50,26 @@ def code_for(exc: e.DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# Errors echo what the client sent (a malformed ID, a query). They travel in trailing
+# metadata, which clients refuse beyond 16 KiB, so long echoes are cut short.
+_MAX_VALUE = 200
+_MAX_MESSAGE = 2000
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def status_for(exc: e.DomainError) -> grpc.Status:
     code = code_for(exc)
-    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata)
+    metadata = {k: _clip(v, _MAX_VALUE) for k, v in exc.metadata.items()}
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=exc.message, details=[detail]
+        code=getattr(code_pb2, code.name),
+        message=_clip(exc.message, _MAX_MESSAGE),
+        details=[detail],
     )
     return rpc_status.to_status(status)
 

@@ -26,12 +26,9 @@ from ..runtime.batcher import Request as Batched
 from ..store import audit, db, transition
 from ..store import operations as ops
 from . import convert, ids
+from .auth import principal
 
 log = logging.getLogger("invoctl.audit")
-
-# Until authentication exists (a later issue), every operator is anonymous.
-IDENTITY = "anonymous"
-ACTOR = f"operator:{IDENTITY}"
 
 ActMany = Callable[..., Awaitable[list[ops.Result]]]
 
@@ -55,6 +52,7 @@ class OperatorRequest:
     invocation_id: str
     reason: str
     request_id: str | None
+    identity: str  # who asked (api/auth.py): in the audit log and as the actor
     deployment: str = ""
     from_entry: int = 0
 
@@ -87,6 +85,7 @@ async def operate(
     operation's own fields and returns them as OperatorRequest fields."""
     text, reason = request.invocation_id, request.reason
     request_id = request.request_id or None
+    identity = principal().identity
     try:
         invocation_id = ids.invocation_id(text)
         fields = check() if check else {}
@@ -95,7 +94,7 @@ async def operate(
         raise
     # Refusals from here on are recorded in the batch's own transaction.
     payload = await operator.submit(
-        OperatorRequest(operation, invocation_id, reason, request_id, **fields)
+        OperatorRequest(operation, invocation_id, reason, request_id, identity, **fields)
     )
     # The stored bytes, so that a retried request_id gets exactly the first answer.
     return OPERATIONS[operation][1].FromString(payload)
@@ -109,18 +108,19 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[bytes |
     results: list[bytes | DomainError | None] = [None] * len(batch)
     entries: list[audit.AuditEntry] = []
     repeats = await _answer_retries(conn, requests, results)
-    by_operation: dict[str, list[int]] = {}
+    # One set-based call per operation and identity: the identity is the actor.
+    by_operation: dict[tuple[str, str], list[int]] = {}
     for i, q in enumerate(requests):
         if results[i] is None and i not in repeats:
-            by_operation.setdefault(q.operation, []).append(i)
-    for operation, indices in by_operation.items():
+            by_operation.setdefault((q.operation, q.identity), []).append(i)
+    for (operation, identity), indices in by_operation.items():
         act, response_type = OPERATIONS[operation]
         targets = [
             ops.Target(requests[i].invocation_id, batch[i].parent, requests[i].deployment,
                        requests[i].from_entry)
             for i in indices
         ]  # fmt: skip
-        outcomes = await act(conn, targets, actor=ACTOR, now=now)
+        outcomes = await act(conn, targets, actor=f"operator:{identity}", now=now)
         for i, out in zip(indices, outcomes, strict=True):
             if isinstance(out, DomainError):
                 results[i] = out
@@ -196,7 +196,7 @@ def _audited(
     if row is not None and not restarted and q.operation != "PurgeInvocation":
         state_after = row["state"]
     return audit.AuditEntry(
-        identity=IDENTITY,
+        identity=q.identity,
         operation=q.operation,
         invocation_id=q.invocation_id,
         reason=q.reason,
@@ -217,7 +217,7 @@ async def record_refusal(
     if isinstance(refused, DatabaseUnavailable):
         return  # nowhere to write it
     entry = audit.AuditEntry(
-        identity=IDENTITY,
+        identity=principal().identity,
         operation=operation,
         invocation_id=text[:200],
         reason=reason,

@@ -68,6 +68,12 @@ class InvalidSelector(InvalidArgument):
     reason = "INVALID_SELECTOR"
 
 
+class TooManyBulkOperations(DomainError):
+    """As many bulk operations run as the server allows (--max-bulk-operations)."""
+
+    reason = "TOO_MANY_BULK_OPERATIONS"
+
+
 class BulkOperationNotFound(DomainError):
     reason = "BULK_OPERATION_NOT_FOUND"
 
@@ -122,6 +128,18 @@ class LockTimeout(DomainError):
     """The invocation's row stayed locked longer than the lock timeout."""
 
     reason = "LOCK_TIMEOUT"
+
+
+class Unauthenticated(DomainError):
+    """No token, or one the server does not know."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    """The caller's role does not allow the RPC."""
+
+    reason = "PERMISSION_DENIED"
 
 
 class DatabaseUnavailable(DomainError):

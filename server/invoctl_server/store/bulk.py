@@ -67,6 +67,12 @@ async def _custom_plans(conn: asyncpg.Connection) -> None:
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
+async def bulk_running(conn: asyncpg.Connection) -> int:
+    """Bulk operations running now, under a lock held until this transaction ends, so
+    that concurrent starts count each other."""
+    return await conn.fetchval(Q["bulk_running_count"])
+
+
 async def bulk_create(
     conn: asyncpg.Connection,
     *,

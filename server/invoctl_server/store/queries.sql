@@ -297,6 +297,11 @@ WHERE id IN (
 )
 RETURNING id, service, handler, object_key
 
+-- bulk_running_count: bulk operations running now; new ones wait for the others to be
+-- counted (the lock is released at commit), so the limit holds across servers.
+SELECT count(*) FROM bulk_operations, (SELECT pg_advisory_xact_lock(hashtext('invoctl_bulk'))) l
+WHERE state = 'running'
+
 -- bulk_insert: a new bulk operation, owned by the server that starts it.
 INSERT INTO bulk_operations (id, kind, state, selector, deployment, reason, identity,
     request_id, max_per_second, traceparent, owner, lease_until, created_at, updated_at)

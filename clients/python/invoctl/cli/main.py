@@ -30,6 +30,7 @@ from invoctl.client import (
     ParsedTarget,
     parse_state,
     parse_target,
+    tls_credentials,
 )
 from invoctl.v1 import invocation_pb2
 
@@ -41,7 +42,9 @@ __all__ = ["build_parser", "main"]
 Command = Callable[[Client, argparse.Namespace, Output], Awaitable[int]]
 
 # Global options that take a value; `serve` detection must skip their values.
-_GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--server"})
+_GLOBAL_OPTIONS_WITH_VALUE = frozenset(
+    {"--server", "--token", "--tls-ca", "--tls-cert", "--tls-key"}
+)
 
 
 # -- argument types: a bad value is a usage error (exit 2) naming the argument ----------
@@ -153,7 +156,7 @@ def _bulk_state(text: str) -> int:
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """--server and --json, accepted before and after the command.
+    """--server, --json, --token and the TLS options, accepted before and after the command.
 
     On subcommands the defaults are suppressed so that an option given before the
     command is not overwritten by the subcommand's default.
@@ -170,6 +173,35 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
         help="print one JSON document (proto3 JSON mapping) instead of tables",
+    )
+
+    def from_env(name: str) -> str | None:
+        return argparse.SUPPRESS if suppress else os.environ.get(name) or None
+
+    # The token's value is never shown in the help.
+    parser.add_argument(
+        "--token",
+        default=from_env("INVOCTL_TOKEN"),
+        help="bearer token for a server with auth (env INVOCTL_TOKEN, which keeps it "
+        "out of the process list)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        default=from_env("INVOCTL_TLS_CA"),
+        help="connect with TLS, trusting this CA (env INVOCTL_TLS_CA)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=from_env("INVOCTL_TLS_CERT"),
+        help="client certificate for mutual TLS, with --tls-key (env INVOCTL_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=from_env("INVOCTL_TLS_KEY"),
+        help="client private key for mutual TLS (env INVOCTL_TLS_KEY)",
     )
 
 
@@ -432,8 +464,28 @@ def _report(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-async def _run(args: argparse.Namespace, out: Output) -> int:
-    async with Client(args.server) as client:
+def _uses_tls(args: argparse.Namespace) -> bool:
+    return any((args.tls_ca, args.tls_cert, args.tls_key))
+
+
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials when a TLS option is given, else None (plaintext).
+
+    Raises:
+        ValueError: --tls-cert without --tls-key or the reverse.
+        OSError: a PEM file cannot be read.
+    """
+    if not _uses_tls(args):
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    return tls_credentials(args.tls_ca, args.tls_cert or None, args.tls_key or None)
+
+
+async def _run(
+    args: argparse.Namespace, out: Output, credentials: grpc.ChannelCredentials | None
+) -> int:
+    async with Client(args.server, token=args.token, credentials=credentials) as client:
         return await args.run(client, args, out)
 
 
@@ -452,11 +504,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = _bulk.usage_problem(args)
         if problem:
             parser.error(problem)
+        try:
+            credentials = _credentials(args)
+        except (ValueError, OSError) as err:
+            parser.error(f"TLS: {err}")
     except SystemExit as exit_:  # argparse: --help (0) or bad usage (2)
         return exit_.code if isinstance(exit_.code, int) else 2
 
     try:
-        return asyncio.run(_run(args, Output(json=args.json)))
+        return asyncio.run(_run(args, Output(json=args.json), credentials))
     except InvoctlError as err:
         _report(str(err))
         if err.code == grpc.StatusCode.UNAVAILABLE:
@@ -464,6 +520,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"hint: is a server running at {args.server}? (invoctl serve, or --server)",
                 file=sys.stderr,
             )
+            if _uses_tls(args):
+                print(
+                    "hint: does it serve TLS, does --tls-ca trust its certificate, and "
+                    "does it accept --tls-cert?",
+                    file=sys.stderr,
+                )
         return 1
     except InvocationFailed as err:
         _report(str(err))

@@ -24,6 +24,7 @@ from ._names import (
     state_name,
 )
 from ._targets import ParsedTarget, format_target, parse_target
+from ._tls import tls_credentials
 
 __all__ = [
     "BULK_OPERATIONS",
@@ -47,4 +48,5 @@ __all__ = [
     "selector",
     "service_kind_name",
     "state_name",
+    "tls_credentials",
 ]

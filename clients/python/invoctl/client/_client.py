@@ -56,7 +56,8 @@ class Client:
     Args:
         address: `host:port` of any server replica.
         token: bearer token sent as `authorization` metadata on every RPC.
-        credentials: TLS channel credentials; plaintext when None (the loopback default).
+        credentials: TLS channel credentials (see `tls_credentials`); plaintext when None
+            (the loopback default).
         timeout: deadline in seconds for RPCs that answer at once (reads, sends).
             Calls and `attach` wait for the invocation to complete and have none.
     """

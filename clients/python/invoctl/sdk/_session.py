@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -52,8 +52,11 @@ class Session:
         services: Mapping[str, AnyService],
         concurrency: asyncio.Semaphore,
         on_welcome: Callable[[workers_pb2.WorkerWelcome], None],
+        *,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._stub = stub
+        self._metadata = tuple(metadata)
         self._hello = hello
         self._services = services
         self._concurrency = concurrency
@@ -76,7 +79,7 @@ class Session:
         """
         if self._closing:
             return
-        call = self._stub.Connect()
+        call = self._stub.Connect(metadata=self._metadata)
         self._send(workers_pb2.ConnectRequest(hello=self._hello))
         reader = asyncio.create_task(self._read_loop(call))
         writer = asyncio.create_task(self._write_loop(call))

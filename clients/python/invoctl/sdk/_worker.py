@@ -37,6 +37,10 @@ class Worker:
     is ready. ``retry_policy`` applies to services without their own; at most
     ``max_concurrency`` attempts run at once; ``name`` is the actor shown in the
     invocations' history (default: host and process ID).
+
+    ``token`` is sent as ``authorization: Bearer <token>`` on every RPC (a server with
+    auth needs a ``worker`` token); ``credentials`` are TLS channel credentials (see
+    ``invoctl.client.tls_credentials``), plaintext when None.
     """
 
     def __init__(
@@ -47,6 +51,8 @@ class Worker:
         retry_policy: RetryPolicy | None = None,
         max_concurrency: int = 64,
         name: str | None = None,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         if not services:
             raise ValueError("a worker needs at least one service")
@@ -59,6 +65,11 @@ class Worker:
         self._server = server
         self._retry_policy = retry_policy
         self._max_concurrency = max_concurrency
+        self._credentials = credentials
+        # Sent with every RPC, the Connect stream of each reconnect included.
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.deployment_id: str | None = None
         """The registered deployment (``dp_...``); set by ``register`` or ``run``."""
@@ -87,7 +98,7 @@ class Worker:
         async with self._register_lock:
             if self.deployment_id is None:
                 response = await self._stub().RegisterDeployment(
-                    self.deployment_request(), timeout=_REGISTER_TIMEOUT
+                    self.deployment_request(), timeout=_REGISTER_TIMEOUT, metadata=self._metadata
                 )
                 self.deployment_id = response.deployment.id
                 logger.info("registered deployment %s", self.deployment_id)
@@ -171,7 +182,12 @@ class Worker:
         delay = _BACKOFF_FIRST
         while not self._stopping.is_set():
             session = Session(
-                self._stub(), hello, self._services, concurrency, lambda _: self.ready.set()
+                self._stub(),
+                hello,
+                self._services,
+                concurrency,
+                lambda _: self.ready.set(),
+                metadata=self._metadata,
             )
             self._session = session
             try:
@@ -198,7 +214,10 @@ class Worker:
 
     def _stub(self) -> workers_pb2_grpc.WorkersStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._server)
+            if self._credentials is None:
+                self._channel = grpc.aio.insecure_channel(self._server)
+            else:
+                self._channel = grpc.aio.secure_channel(self._server, self._credentials)
         return workers_pb2_grpc.WorkersStub(self._channel)
 
     async def _close_channel(self) -> None:
@@ -214,6 +233,8 @@ def run_worker(
     retry_policy: RetryPolicy | None = None,
     max_concurrency: int = 64,
     name: str | None = None,
+    token: str | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
     """Runs a worker in a new event loop until SIGINT or SIGTERM, then stops it gracefully.
 
@@ -225,6 +246,8 @@ def run_worker(
         retry_policy=retry_policy,
         max_concurrency=max_concurrency,
         name=name,
+        token=token,
+        credentials=credentials,
     )
 
     async def main() -> None:

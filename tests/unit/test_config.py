@@ -1,0 +1,81 @@
+"""The safe default: without auth the server serves loopback only, unless told otherwise;
+and TLS options that cannot work are refused before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from invoctl_server.config import Config, ConfigError, check_exposure, parse_args
+
+LOOPBACK = ["127.0.0.1:9090", "127.0.0.1:0", "127.5.6.7:9090", "[::1]:9090", "localhost:9090"]
+REMOTE = ["0.0.0.0:9090", "[::]:9090", "192.0.2.1:9090", "[2001:db8::1]:9090", "example.com:9090"]
+
+
+@pytest.mark.parametrize("listen", LOOPBACK)
+def test_loopback_needs_no_auth(listen: str) -> None:
+    check_exposure(Config(listen=listen), auth=False)
+
+
+@pytest.mark.parametrize("listen", REMOTE)
+def test_anything_else_without_auth_is_refused_with_a_way_out(listen: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_exposure(Config(listen=listen), auth=False)
+    message = str(refused.value)
+    assert listen in message
+    assert "--insecure-allow-remote" in message
+    assert "--auth-tokens-file" in message
+
+
+@pytest.mark.parametrize("listen", REMOTE)
+def test_anything_else_is_allowed_with_auth(listen: str) -> None:
+    check_exposure(Config(listen=listen), auth=True)
+
+
+@pytest.mark.parametrize("listen", REMOTE)
+def test_anything_else_is_allowed_when_insecure_remote_is_asked_for(listen: str) -> None:
+    check_exposure(Config(listen=listen, insecure_allow_remote=True), auth=False)
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [
+        {"tls_cert": Path("server.pem")},
+        {"tls_key": Path("server.key")},
+        {"tls_client_ca": Path("ca.pem")},
+        {"tls_key": Path("server.key"), "tls_client_ca": Path("ca.pem")},
+    ],
+)
+def test_incomplete_tls_is_refused(tls: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match="--tls-"):
+        check_exposure(Config(**tls), auth=False)
+
+
+def test_complete_tls_is_accepted() -> None:
+    check_exposure(Config(tls_cert=Path("s.pem"), tls_key=Path("s.key")), auth=False)
+    check_exposure(
+        Config(tls_cert=Path("s.pem"), tls_key=Path("s.key"), tls_client_ca=Path("ca.pem")),
+        auth=False,
+    )
+
+
+def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("INSECURE_ALLOW_REMOTE", "TLS_CERT", "TLS_KEY", "TLS_CLIENT_CA"):
+        monkeypatch.delenv(f"INVOCTL_{name}", raising=False)
+    assert parse_args([]).listen == "127.0.0.1:9090"
+    assert parse_args([]).insecure_allow_remote is False
+    flags = parse_args(
+        ["--insecure-allow-remote", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+         "--tls-client-ca", "ca.pem"]
+    )  # fmt: skip
+    assert flags.insecure_allow_remote is True
+    assert (flags.tls_cert, flags.tls_key) == (Path("c.pem"), Path("k.pem"))
+    assert flags.tls_client_ca == Path("ca.pem")
+    monkeypatch.setenv("INVOCTL_INSECURE_ALLOW_REMOTE", "1")
+    monkeypatch.setenv("INVOCTL_TLS_CERT", "/e/c.pem")
+    monkeypatch.setenv("INVOCTL_TLS_KEY", "/e/k.pem")
+    env = parse_args([])
+    assert env.insecure_allow_remote is True
+    assert (env.tls_cert, env.tls_key) == (Path("/e/c.pem"), Path("/e/k.pem"))
+    assert env.tls_client_ca is None
