@@ -95,12 +95,28 @@ class Batcher:
             batch = [r for r in batch if not r.future.done()]
             if not batch:
                 continue
+            write = asyncio.create_task(self._write(batch))
+
+            def abandon(_future: asyncio.Future, write=write, batch=batch) -> None:
+                # Every caller went away (deadline, cancelled RPC): stop the database
+                # work too; the transaction rolls back.
+                if all(r.future.cancelled() for r in batch):
+                    write.cancel()
+
+            for r in batch:
+                r.future.add_done_callback(abandon)
             try:
-                await self._write(batch)
+                await asyncio.wait({write})
             except asyncio.CancelledError:
+                write.cancel()
+                await asyncio.gather(write, return_exceptions=True)
                 raise
-            except Exception as exc:  # a batcher task must never die
-                log.exception("%s: a batch of %d failed unexpectedly", self._name, len(batch))
+            if write.cancelled():
+                log.info("%s: a batch of %d was abandoned by its callers", self._name, len(batch))
+            elif (exc := write.exception()) is not None:  # a batcher task must never die
+                log.error(
+                    "%s: a batch of %d failed unexpectedly", self._name, len(batch), exc_info=exc
+                )
                 for r in batch:
                     _settle(r, exc)
 
