@@ -45,7 +45,7 @@ ALLOWED = {
         "KillInvocation", "PurgeInvocation", "PurgeJournal", "KillInvocations",
         "PurgeInvocations",
     },
-    "worker": {"RegisterDeployment", "Connect", "ListDeployments", "ServerReflectionInfo"},
+    "worker": {"RegisterDeployment", "Connect"},
 }  # fmt: skip
 PUBLIC = {"Check", "Watch"}  # health
 

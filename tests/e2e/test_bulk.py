@@ -384,3 +384,15 @@ async def test_running_bulk_operations_are_limited(database):
             await client.stop_bulk_operation(started[1].bulk_operation_id)
     finally:
         await app.stop(grace=0)
+
+
+async def test_an_explicit_id_list_is_capped(lab, client, db):
+    too_many = ["inv_" + format(n, "022d") for n in range(10_001)]
+    with pytest.raises(InvoctlError) as refused:
+        await run(client, "cancel", selector(invocation_ids=too_many))
+    assert (refused.value.code, refused.value.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
+    assert refused.value.metadata["limit"] == "10000"
+    assert await db.fetchval("SELECT count(*) FROM bulk_operations") == 0

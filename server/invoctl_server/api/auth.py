@@ -90,9 +90,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "/invoctl.v1.Ingress/Attach": _READ,
     "/invoctl.v1.Workers/RegisterDeployment": _WORKER,
     "/invoctl.v1.Workers/Connect": _WORKER,
-    "/invoctl.v1.Workers/ListDeployments": _READ | _WORKER,
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": _READ | _WORKER,
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": _READ | _WORKER,
+    # A worker token registers deployments and runs attempts, and nothing else.
+    "/invoctl.v1.Workers/ListDeployments": _READ,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": _READ,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": _READ,
 }  # fmt: skip
 # Load balancers probe health without credentials.
 PUBLIC = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
