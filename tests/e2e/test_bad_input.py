@@ -128,3 +128,13 @@ async def test_bad_list_filters_are_invalid_arguments(deployed, client):
         with pytest.raises(InvoctlError) as refused:
             await client.list_invocations(**kwargs)
         assert (refused.value.code, refused.value.reason) == (INVALID, reason), kwargs
+
+
+async def test_a_message_over_the_size_limit_is_refused_by_grpc(deployed, client, db):
+    # Over the server's receive limit (4 MiB here): gRPC refuses it before any handler,
+    # so there is no ErrorInfo, and nothing is written.
+    request = _invoke("Greeter", "greet", text=_json_string_of_size(5 * MiB), send=True)
+    with pytest.raises(InvoctlError) as refused:
+        await client.invoke_raw(request)
+    assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (await row_counts(db))["invocations"] == 0
