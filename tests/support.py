@@ -40,16 +40,20 @@ async def wait_for(
 
 
 class ServerProcess:
-    """`python -m invoctl_server` in a child process on a free loopback port."""
+    """`python -m invoctl_server` in a child process on a free loopback port.
 
-    def __init__(self, database: str, *extra: str) -> None:
+    Tracing is off (OTEL_TRACES_EXPORTER=none) unless `env` says otherwise; `env` adds to
+    or overrides the inherited environment."""
+
+    def __init__(self, database: str, *extra: str, env: dict[str, str] | None = None) -> None:
         self.database = database
         self.extra = extra
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.address = ""
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", OTEL_TRACES_EXPORTER="none")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OTEL_TRACES_EXPORTER": "none", **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",
              "--database-url", self.database, *self.extra],

@@ -29,6 +29,7 @@ from .api.ingress import Ingress
 from .api.operator import Operator
 from .api.workers import Workers
 from .config import Config, ConfigError, check_exposure
+from .metrics import Metrics
 from .runtime.batches import Batches
 from .runtime.bulk import BulkRunner
 from .runtime.cleaner import Cleaner
@@ -85,6 +86,15 @@ class App:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._loops: list = []
+        self._metrics: Metrics | None = None
+
+    @property
+    def metrics_address(self) -> str | None:
+        """host:port of the metrics endpoint (None when it is off)."""
+        if self._metrics is None or self._metrics.port is None:
+            return None
+        host = (self.config.metrics_listen or "").rpartition(":")[0]
+        return f"{host}:{self._metrics.port}"
 
     @property
     def address(self) -> str:
@@ -188,6 +198,10 @@ class App:
             loop.start()
             self._loops.append(loop)
         await asyncio.wait_for(listener.connected.wait(), 30)
+        if self.config.metrics_listen is not None:
+            self._metrics = Metrics(self._pool, refresh_interval=self.config.metrics_refresh)
+            await self._metrics.start(self.config.metrics_listen)
+            log.info("metrics on http://%s/metrics", self.metrics_address)
         await self._server.start()
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -198,6 +212,8 @@ class App:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
+        if self._metrics is not None:
+            await self._metrics.stop()
         for loop in reversed(self._loops):
             await loop.stop()
         self._loops.clear()

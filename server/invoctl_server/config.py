@@ -38,6 +38,11 @@ class Config:
     tls_client_ca: Path | None = None
     # Bulk operations running at once, across every server on the database.
     max_bulk_operations: int = 8
+    # Prometheus metrics over HTTP (metrics.py): host:port, None for none. Loopback only,
+    # as the gRPC address without auth, unless insecure_allow_remote.
+    metrics_listen: str | None = None
+    # The database-wide metrics are read at most this often (seconds), however many scrape.
+    metrics_refresh: float = 5.0
 
     @property
     def heartbeat_interval(self) -> timedelta:
@@ -67,6 +72,17 @@ def check_exposure(config: Config, *, auth: bool) -> None:
             "could kill every invocation. Configure tokens (--auth-tokens-file or "
             "INVOCTL_AUTH_TOKENS), listen on 127.0.0.1, or pass --insecure-allow-remote."
         )
+    if config.metrics_listen is not None:
+        metrics_host, _, metrics_port = config.metrics_listen.rpartition(":")
+        if not metrics_host or not metrics_port.isdigit():
+            raise ConfigError(f"--metrics-listen {config.metrics_listen!r}: expected HOST:PORT")
+        if not _is_loopback(metrics_host) and not config.insecure_allow_remote:
+            raise ConfigError(
+                f"refusing to serve metrics on {config.metrics_listen}: the metrics endpoint "
+                "has no auth. It carries counts, no payloads or secrets, but anyone who can "
+                "reach it reads your load. Serve it on 127.0.0.1 (for a local agent or a "
+                "proxy that adds auth), or pass --insecure-allow-remote."
+            )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     if config.tls_client_ca is not None and config.tls_cert is None:
@@ -148,6 +164,19 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default=int(_env("MAX_BULK_OPERATIONS", str(base.max_bulk_operations))),
         help="bulk operations running at once, all servers together (default %(default)s)",
     )
+    p.add_argument(
+        "--metrics-listen",
+        default=_env("METRICS_LISTEN"),
+        help="host:port to serve Prometheus metrics on, at /metrics (default: none; "
+        "loopback only unless --insecure-allow-remote, as it has no auth)",
+    )
+    p.add_argument(
+        "--metrics-refresh-seconds",
+        type=float,
+        default=float(_env("METRICS_REFRESH_SECONDS", str(base.metrics_refresh))),
+        help="read the database-wide metrics (a count of every invocation) at most this "
+        "often, however many scrape (default %(default)s)",
+    )
     a = p.parse_args(argv)
     return Config(
         listen=a.listen,
@@ -165,4 +194,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
         tls_key=a.tls_key,
         tls_client_ca=a.tls_client_ca,
         max_bulk_operations=a.max_bulk_operations,
+        metrics_listen=a.metrics_listen or None,
+        metrics_refresh=a.metrics_refresh_seconds,
     )

@@ -3,7 +3,9 @@
 OTEL_TRACES_EXPORTER: otlp (OTLP/gRPC to OTEL_EXPORTER_OTLP_ENDPOINT), console, or none
 (the default here, so a server started without a collector does not log export errors).
 OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER(_ARG) are read by the
-SDK itself.
+SDK itself when the provider is built below (tests/e2e/test_traces.py checks that they take
+effect), and the OTEL_EXPORTER_OTLP_* and OTEL_BSP_* ones by the exporter and the batch
+processor. The provider flushes its queue when the process exits.
 """
 
 from __future__ import annotations

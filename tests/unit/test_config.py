@@ -79,3 +79,38 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env.insecure_allow_remote is True
     assert (env.tls_cert, env.tls_key) == (Path("/e/c.pem"), Path("/e/k.pem"))
     assert env.tls_client_ca is None
+
+
+@pytest.mark.parametrize("metrics", LOOPBACK)
+def test_metrics_on_loopback_need_nothing(metrics: str) -> None:
+    check_exposure(Config(metrics_listen=metrics), auth=False)
+
+
+@pytest.mark.parametrize("metrics", REMOTE)
+def test_remote_metrics_are_refused_even_with_auth(metrics: str) -> None:
+    # The metrics endpoint has no auth of its own: tokens on gRPC do not cover it.
+    for auth in (False, True):
+        with pytest.raises(ConfigError) as refused:
+            check_exposure(Config(metrics_listen=metrics), auth=auth)
+        assert metrics in str(refused.value) and "--insecure-allow-remote" in str(refused.value)
+    check_exposure(Config(metrics_listen=metrics, insecure_allow_remote=True), auth=False)
+
+
+@pytest.mark.parametrize("metrics", ["9464", ":9464", "127.0.0.1:", "127.0.0.1:http"])
+def test_a_metrics_address_needs_host_and_port(metrics: str) -> None:
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        check_exposure(Config(metrics_listen=metrics), auth=False)
+
+
+def test_metrics_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("METRICS_LISTEN", "METRICS_REFRESH_SECONDS"):
+        monkeypatch.delenv(f"INVOCTL_{name}", raising=False)
+    assert (parse_args([]).metrics_listen, parse_args([]).metrics_refresh) == (None, 5.0)
+    flags = parse_args(["--metrics-listen", "127.0.0.1:9464", "--metrics-refresh-seconds", "30"])
+    assert (flags.metrics_listen, flags.metrics_refresh) == ("127.0.0.1:9464", 30.0)
+    monkeypatch.setenv("INVOCTL_METRICS_LISTEN", "[::1]:9464")
+    monkeypatch.setenv("INVOCTL_METRICS_REFRESH_SECONDS", "1.5")
+    env = parse_args([])
+    assert (env.metrics_listen, env.metrics_refresh) == ("[::1]:9464", 1.5)
+    monkeypatch.setenv("INVOCTL_METRICS_LISTEN", "")
+    assert parse_args([]).metrics_listen is None

@@ -117,7 +117,8 @@ async def transaction(
 ) -> T:
     """Run `work(conn)` in a transaction, retrying it on deadlock or serialization failure.
 
-    The spans of its transitions end after the commit (none for a rolled-back attempt).
+    The spans of its transitions end after the commit, where they are counted too (none
+    for a rolled-back attempt).
     Maps lost connections to DatabaseUnavailable and lock timeouts to LockTimeout.
     """
     return await _retrying(pool, work, attempts=attempts, in_transaction=True)

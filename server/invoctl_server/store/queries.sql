@@ -379,3 +379,16 @@ WHERE id = $1 AND owner = $2 AND state = 'running'
 -- bulk_release: a stopping server hands its operations over at once.
 UPDATE bulk_operations SET lease_until = NULL
 WHERE owner = $1 AND state = 'running'
+
+-- metrics_invocation_states: invocations per state, for the metrics endpoint. A full
+-- count (the table is read whole, or an index of it): the endpoint runs it at most every
+-- --metrics-refresh-seconds, however often it is scraped.
+SELECT state, count(*) AS n FROM invocations GROUP BY state
+
+-- metrics_bulk_states: bulk operations per kind and state, for the metrics endpoint.
+SELECT kind, state, count(*) AS n FROM bulk_operations GROUP BY kind, state
+
+-- metrics_bulk_running: the progress of the running bulk operations (the partial index of
+-- running ones), for the metrics endpoint.
+SELECT id, kind, matched, succeeded, skipped, failed FROM bulk_operations
+WHERE state = 'running' ORDER BY id

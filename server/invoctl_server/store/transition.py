@@ -27,13 +27,15 @@ from opentelemetry import trace
 
 from ..domain.errors import InvalidTransition
 from ..domain.states import NEW, Event, State, allowed_targets
+from ..metrics import TransitionCount
 from . import notify
 from ._sql import Q
 
 _tracer = trace.get_tracer("invoctl.server")
 
 # Spans of transitions made inside db.transaction() end when it commits: a transition
-# that is rolled back (a deadlock retry, a failed batch) leaves no span behind.
+# that is rolled back (a deadlock retry, a failed batch) leaves no span behind. Their
+# count (metrics.py) is ended with them: one TransitionCount per apply() batch.
 _after_commit: contextvars.ContextVar[list | None] = contextvars.ContextVar(
     "invoctl_spans_after_commit", default=None
 )
@@ -41,8 +43,9 @@ _after_commit: contextvars.ContextVar[list | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def spans_after_commit() -> Iterator[list]:
-    """Collect the spans of transitions made in this block; the caller ends them once the
-    transaction committed and drops them (never ends them) if it did not."""
+    """Collect the spans of transitions made in this block, and their counts; the caller
+    ends them (`.end()`) once the transaction committed and drops them (never ends them)
+    if it did not."""
     spans: list = []
     token = _after_commit.set(spans)
     try:
@@ -51,13 +54,16 @@ def spans_after_commit() -> Iterator[list]:
         _after_commit.reset(token)
 
 
-def _done(spans: list) -> None:
+def _done(spans: list, event: str) -> None:
+    count = TransitionCount(event, len(spans))
     pending = _after_commit.get()
     if pending is None:
         for sp in spans:
             sp.end()
+        count.end()
     else:
         pending.extend(spans)
+        pending.append(count)
 
 
 def _failed(spans: list, exc: BaseException) -> None:
@@ -274,7 +280,7 @@ async def apply(
     except BaseException as exc:
         _failed(spans, exc)
         raise
-    _done(spans)
+    _done(spans, event)
     by_id = {r["id"]: r for r in rows}
     return [
         Applied(by_id[step.row["id"]], sp.get_span_context())
@@ -298,7 +304,7 @@ def trace_purge(
             "invoctl.actor": actor,
         },
     )
-    _done([span])
+    _done([span], "purged")
 
 
 async def accept(
@@ -362,7 +368,7 @@ async def accept(
     except BaseException as exc:
         _failed(spans, exc)
         raise
-    _done(spans)
+    _done(spans, Event.ACCEPTED)
     by_id = {r["id"]: r for r in rows}
     return [
         Applied(by_id[row["id"]], sp.get_span_context())

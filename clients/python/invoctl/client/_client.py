@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
+from opentelemetry import propagate
 
 from invoctl.v1 import (
     bulk_pb2,
@@ -113,6 +114,16 @@ class Client:
     ) -> None:
         await self.close()
 
+    def _call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata of one RPC: the token, and the caller's OpenTelemetry context
+        (W3C `traceparent`, `tracestate`, `baggage`, or whatever the global propagator
+        writes), so that the server's spans of the call join the caller's trace."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # writes nothing without an active span or baggage
+        if not carrier:
+            return self._metadata
+        return (*self._metadata, *((k.lower(), v) for k, v in carrier.items()))
+
     async def _rpc(
         self,
         method: Callable[..., Awaitable[_Resp]],
@@ -126,7 +137,7 @@ class Client:
         """
         timeout = None if waits else self._timeout
         try:
-            return await method(request, timeout=timeout, metadata=self._metadata)
+            return await method(request, timeout=timeout, metadata=self._call_metadata())
         except grpc.aio.AioRpcError as err:
             raise error_from_rpc_error(err) from None
 
@@ -356,7 +367,7 @@ class Client:
         return (await self._rpc(self._control.StopBulkOperation, request)).bulk_operation
 
     async def _stream(self, method, request: Message) -> AsyncIterator[Any]:
-        call = method(request, metadata=self._metadata)
+        call = method(request, metadata=self._call_metadata())
         try:
             async for message in call:
                 yield message

@@ -40,8 +40,16 @@ async def run_attempt(
         "restate.invocation.id": start.invocation_id,
         "invoctl.target": path,
         "invoctl.attempt": start.attempt,
+        # Entries this attempt replays before it runs live (their steps have no spans).
+        "invoctl.journal.replayed": len(start.journal),
     }
-    with _tracer.start_as_current_span(f"attempt {path}", context=parent, attributes=attributes):
+    # The transition that started the attempt is its parent and, explicitly, a link: a
+    # back end that shows only one trace at a time still leads from here to it.
+    started_by = trace.get_current_span(parent).get_span_context() if parent else None
+    links = [trace.Link(started_by)] if started_by is not None and started_by.is_valid else None
+    with _tracer.start_as_current_span(
+        f"attempt {path}", context=parent, attributes=attributes, links=links
+    ):
         try:
             await _run(start, services, channel, label)
         except Suspended as suspended:

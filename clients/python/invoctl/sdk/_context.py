@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol, TypeVar
 
+from opentelemetry import trace
+
 from invoctl.v1 import invocation_pb2
 
 from ._durations import Interval, to_millis
@@ -22,6 +24,7 @@ from ._journal import Journal, JournalEntry
 from ._json import decode, encode
 
 T = TypeVar("T")
+_tracer = trace.get_tracer("invoctl.sdk")
 
 _RUN = invocation_pb2.JOURNAL_ENTRY_KIND_RUN
 _SLEEP = invocation_pb2.JOURNAL_ENTRY_KIND_SLEEP
@@ -126,6 +129,11 @@ class Context:
         decodes it (the same on replay as live). A TerminalError raised by ``fn`` is
         journaled and re-raised, on replay too; any other exception fails the attempt,
         which is retried and runs ``fn`` again.
+
+        A live step is traced as a span ``run <name>``, a child of the current span (the
+        attempt's, or one the handler opened), from the call of ``fn`` until its result
+        is durable; spans ``fn`` makes are its children. A replayed step runs nothing
+        and makes no span: the attempt that ran it traced it.
         """
         with self._action():
             await self._cancel_point()
@@ -134,21 +142,28 @@ class Context:
                 if journaled.HasField("failure"):
                     raise terminal_error(journaled.failure.code, journaled.failure.message)
                 return decode(journaled.value)
-            try:
-                result = fn(*args)
-                if inspect.isawaitable(result):
-                    result = await result
-            except TerminalError as err:
-                failure = invocation_pb2.Failure(code=err.code, message=err.message)
-                self._journal.stage(
-                    JournalEntry(kind=_RUN, name=name, completed=True, failure=failure)
-                )
+            attributes = {
+                "restate.invocation.id": self._invocation_id,
+                "invoctl.step": name,
+                "invoctl.attempt": self._attempt,
+                "invoctl.journal.index": self._journal.next_index,
+            }
+            with _tracer.start_as_current_span(f"run {name}", attributes=attributes):
+                try:
+                    result = fn(*args)
+                    if inspect.isawaitable(result):
+                        result = await result
+                except TerminalError as err:
+                    failure = invocation_pb2.Failure(code=err.code, message=err.message)
+                    self._journal.stage(
+                        JournalEntry(kind=_RUN, name=name, completed=True, failure=failure)
+                    )
+                    await self._flush()
+                    raise
+                value = encode(result)
+                self._journal.stage(JournalEntry(kind=_RUN, name=name, completed=True, value=value))
+                # The result is durable before the handler sees it.
                 await self._flush()
-                raise
-            value = encode(result)
-            self._journal.stage(JournalEntry(kind=_RUN, name=name, completed=True, value=value))
-            # The result is durable before the handler sees it.
-            await self._flush()
             return decode(value)
 
     async def sleep(self, delay: Interval) -> None:
