@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_OUT := clients/python
 PROTOS := $(wildcard protos/invoctl/v1/*.proto)
+# The TypeScript client: its packages come from its package-lock.json (npm ci), and its
+# stubs from protos/ through buf with the protoc-gen-es that npm installed.
+TS := clients/typescript
+TS_STAMP := $(TS)/node_modules/.installed
+TS_GEN := $(BIN)/buf generate --template $(TS)/buf.gen.yaml
 
 .DEFAULT_GOAL := help
 
@@ -21,31 +26,42 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install invoctl with its dev tools.
 
+$(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund
+	@touch $(TS_STAMP)
+
+ts-deps: $(TS_STAMP) ## Install the TypeScript client's packages (npm ci).
+
 run: $(STAMP) ## Start the server on 127.0.0.1:9090 with an embedded Postgres.
 	$(BIN)/invoctl serve
 
-test: $(STAMP) ## Run the whole test suite against a real Postgres and real servers.
+test: $(STAMP) $(TS_STAMP) ## Run the whole test suite against a real Postgres and real servers.
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## Ruff, buf lint, and the generated-code check.
+lint: $(STAMP) $(TS_STAMP) ## Ruff, buf lint, tsc, and the generated-code check.
 	$(BIN)/ruff check server clients/python tests bench
 	$(BIN)/ruff format --check server clients/python tests bench
 	$(BIN)/buf lint
+	cd $(TS) && node node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
 	$(MAKE) --no-print-directory proto-check
 
-proto: $(STAMP) ## Regenerate the Python stubs from protos/.
+proto: $(STAMP) $(TS_STAMP) ## Regenerate the Python and TypeScript stubs from protos/.
 	$(BIN)/python -m grpc_tools.protoc -I protos \
 	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) $(PROTOS)
+	$(TS_GEN)
 
-proto-check: $(STAMP) ## Fail when the committed stubs differ from what protos/ generates.
+proto-check: $(STAMP) $(TS_STAMP) ## Fail when the committed stubs differ from what protos/ generates.
 	@tmp=$$(mktemp -d); \
 	$(BIN)/python -m grpc_tools.protoc -I protos \
 	  --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
 	for f in $$(cd $$tmp && find . -name '*.py*'); do \
 	  cmp -s $$tmp/$$f $(PROTO_OUT)/$$f || { echo "stale: $(PROTO_OUT)/$$f (run make proto)"; rm -rf $$tmp; exit 1; }; \
-	done; rm -rf $$tmp; echo "generated code is current"
+	done; \
+	$(TS_GEN) -o $$tmp/ts || { rm -rf $$tmp; exit 1; }; \
+	diff -r -q $$tmp/ts/$(TS)/src/gen $(TS)/src/gen || { echo "stale: $(TS)/src/gen (run make proto)"; rm -rf $$tmp; exit 1; }; \
+	rm -rf $$tmp; echo "generated code is current"
 
 bench: $(STAMP) ## Measure throughput and latency; prints a table and writes bench/results.md.
 	$(BIN)/python -m bench
 
-.PHONY: help install run test lint proto proto-check bench
+.PHONY: help install ts-deps run test lint proto proto-check bench
