@@ -138,3 +138,25 @@ async def test_a_message_over_the_size_limit_is_refused_by_grpc(deployed, client
         await client.invoke_raw(request)
     assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert (await row_counts(db))["invocations"] == 0
+
+
+async def test_nul_characters_are_invalid_arguments(deployed, client, db):
+    # Postgres text cannot hold NUL: the statement fails, and the client hears why.
+    from invoctl.client import selector
+
+    before = await row_counts(db)
+    for attempt in (
+        lambda: client.send("Greeter\x00", "greet"),
+        lambda: client.send("Greeter", "greet", idempotency_key="k\x00"),
+    ):
+        with pytest.raises(InvoctlError) as refused:
+            await attempt()
+        assert (refused.value.code, refused.value.reason) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_ARGUMENT",
+        ), refused.value
+    for where in (selector(service="a\x00b"), selector("Greeter/a\x00")):
+        with pytest.raises(InvoctlError) as refused:
+            [p async for p in client.bulk_operation("cancel", where, dry_run=True)]
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+    assert await row_counts(db) == before

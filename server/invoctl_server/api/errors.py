@@ -12,6 +12,7 @@ import inspect
 import logging
 from collections.abc import Callable
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -80,6 +81,13 @@ def to_domain_error(exc: BaseException) -> e.DomainError | None:
         return exc
     if is_connection_error(exc):
         return e.DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
+    if isinstance(exc, asyncpg.DataError):
+        # SQLSTATE class 22: a value Postgres cannot take, which came from the request
+        # (a NUL character in a name, above all). Its statement, and transaction, failed.
+        return e.InvalidArgument(
+            f"a value in the request cannot be stored: {exc.__class__.__name__}"
+            + (": text must not contain NUL characters" if "0x00" in str(exc) else "")
+        )
     return None
 
 
