@@ -170,11 +170,16 @@ async def _tree_action(
     conn: asyncpg.Connection,
     targets: Sequence[Target],
     operation: str,
+    event: Event,
     act: Callable[..., Any],
+    actor: str,
+    now: datetime,
 ) -> list[Result]:
-    """Lock the targets with their call trees and call `act(conn, round, trees, results)`
-    per round, where a round holds (index, target row, not-completed members) of targets
-    whose trees and callers do not meet. A completed target is refused."""
+    """Lock the targets with their call trees and, per round, call `act(conn, work, rows)`,
+    where `work` holds (index, target row, not-completed members) of targets whose trees
+    and callers do not meet. `act` makes its own transitions and returns the invocations
+    to complete (Finishing) and the signals for running attempts; this completes them
+    with `event`. A completed target is refused."""
     ids = list(dict.fromkeys(t.invocation_id for t in targets))
     trees = await _lock_trees(conn, ids)
     rows = trees.rows
@@ -200,7 +205,12 @@ async def _tree_action(
                 continue
             members = [rows[m] for m in trees.members[target["id"]]]
             work.append((i, target, [m for m in members if m["state"] != State.COMPLETED]))
-        await act(conn, work, rows, results)
+        finishing, signals = await act(conn, work, rows)
+        for row in await finish_many(conn, finishing, event, actor=actor, now=now):
+            rows[row["id"]] = row
+        await _signal(conn, signals)
+        for i, target, _ in work:
+            results[i] = rows[target["id"]]
     return results  # type: ignore[return-value]
 
 
@@ -225,7 +235,7 @@ async def cancel_many(
     await. A member cancelled before is left as it is (a cancel is delivered once)."""
     failure = Failure(CANCELLED, "cancelled by an operator")
 
-    async def act(conn, work, rows, results) -> None:
+    async def act(conn, work, rows):
         steps, signals, woken, not_started = [], [], [], []
         for i, target, members in work:
             parent = targets[i].parent
@@ -259,13 +269,9 @@ async def cancel_many(
                       parent=parent)
             for m, parent in not_started
         ]  # fmt: skip
-        for row in await finish_many(conn, finishing, Event.CANCELLED, actor=actor, now=now):
-            rows[row["id"]] = row
-        await _signal(conn, signals)
-        for i, target, _ in work:
-            results[i] = rows[target["id"]]
+        return finishing, signals
 
-    return await _tree_action(conn, targets, "cancelled", act)
+    return await _tree_action(conn, targets, "cancelled", Event.CANCELLED, act, actor, now)
 
 
 async def kill_many(
@@ -276,7 +282,7 @@ async def kill_many(
     keys pass to the next pending invocation, and the target's caller gets the failure."""
     failure = Failure("KILLED", "killed by an operator")
 
-    async def act(conn, work, rows, results) -> None:
+    async def act(conn, work, rows):
         items, signals = [], []
         for i, target, members in work:
             parent = targets[i].parent
@@ -291,13 +297,9 @@ async def kill_many(
                 for r in (target, *members)
                 if r["state"] == State.RUNNING
             ]
-        for row in await finish_many(conn, items, Event.KILLED, actor=actor, now=now):
-            rows[row["id"]] = row
-        await _signal(conn, signals)
-        for i, target, _ in work:
-            results[i] = rows[target["id"]]
+        return items, signals
 
-    return await _tree_action(conn, targets, "killed", act)
+    return await _tree_action(conn, targets, "killed", Event.KILLED, act, actor, now)
 
 
 # --- the target alone ------------------------------------------------------------------
