@@ -244,17 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     invocations = _group(commands, "invocations", "inspect and operate on invocations")
     ls = _command(invocations, "ls", "list invocations, newest first", _commands.invocations_ls)
-    ls.add_argument("--service", help="only this service")
-    ls.add_argument("--handler", help="only this handler")
-    ls.add_argument("--key", help="only this object key")
-    ls.add_argument(
-        "--state",
-        type=_state,
-        nargs="+",
-        action="extend",
-        metavar="STATE",
-        help=f"only these states ({', '.join(STATE_NAMES)})",
-    )
+    _target_filters(ls)
     ls.add_argument("--deployment", metavar="DP", help="only invocations pinned to this deployment")
     ls.add_argument(
         "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
@@ -353,6 +343,21 @@ def _operation_command(
         _selector_options(sub)
 
 
+def _target_filters(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--service, --handler, --key and --state: the filters `ls` and bulk forms share."""
+    parser.add_argument("--service", help="only this service")
+    parser.add_argument("--handler", help="only this handler")
+    parser.add_argument("--key", help="only this object key")
+    parser.add_argument(
+        "--state",
+        type=_state,
+        nargs="+",
+        action="extend",
+        metavar="STATE",
+        help=f"only these states ({', '.join(STATE_NAMES)})",
+    )
+
+
 def _selector_options(parser: argparse.ArgumentParser) -> None:
     """The flags of an operation's bulk form: a selector, the rate, and confirmation."""
     group = parser.add_argument_group(
@@ -361,17 +366,7 @@ def _selector_options(parser: argparse.ArgumentParser) -> None:
         "counts the matches, asks (--yes skips; refused without a terminal), then shows "
         "progress. Ctrl-C detaches; the operation goes on (invoctl bulk watch).",
     )
-    group.add_argument("--service", help="only this service")
-    group.add_argument("--handler", help="only this handler")
-    group.add_argument("--key", help="only this object key")
-    group.add_argument(
-        "--state",
-        type=_state,
-        nargs="+",
-        action="extend",
-        metavar="STATE",
-        help=f"only these states ({', '.join(STATE_NAMES)})",
-    )
+    _target_filters(group)
     group.add_argument(
         "--deployment-id", metavar="DP", help="only invocations pinned to this deployment"
     )
