@@ -292,6 +292,23 @@ class Client:
     # `request_id`: repeating a request with the same ID is a no-op that returns the
     # first result, so a caller that retries after UNAVAILABLE should pass one.
 
+    async def _operate(
+        self,
+        rpc: str,
+        invocation_id: str,
+        reason: str | None,
+        request_id: str | None,
+        **fields: Any,
+    ) -> invocation_pb2.Invocation:
+        """Send `<rpc>Request` with the fields every action takes; the invocation after."""
+        self._connect()
+        request = getattr(control_pb2, f"{rpc}Request")(
+            invocation_id=invocation_id, reason=reason or "", request_id=request_id or "",
+            **fields,
+        )  # fmt: skip
+        response = await self._rpc(getattr(self._control, rpc), request)
+        return response.invocation
+
     async def cancel_invocation(
         self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
     ) -> invocation_pb2.Invocation:
@@ -302,12 +319,118 @@ class Client:
         completes cancelled unless it handles it differently; attach to see the end.
         Returns the invocation after the change. Completed already: FAILED_PRECONDITION.
         """
-        self._connect()
-        request = control_pb2.CancelInvocationRequest(
-            invocation_id=invocation_id, reason=reason or "", request_id=request_id or ""
+        return await self._operate("CancelInvocation", invocation_id, reason, request_id)
+
+    async def kill_invocation(
+        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
+    ) -> invocation_pb2.Invocation:
+        """Kill an invocation and its not-completed call tree at once, without compensation.
+
+        Returns the invocation after the change (completed, outcome killed).
+        Completed already: FAILED_PRECONDITION.
+        """
+        return await self._operate("KillInvocation", invocation_id, reason, request_id)
+
+    async def pause_invocation(
+        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
+    ) -> invocation_pb2.Invocation:
+        """Pause a running or backing-off invocation until it is resumed.
+
+        Returns the invocation after the change. Pausing a paused one is a no-op success;
+        other states: FAILED_PRECONDITION.
+        """
+        return await self._operate("PauseInvocation", invocation_id, reason, request_id)
+
+    async def resume_invocation(
+        self,
+        invocation_id: str,
+        *,
+        deployment: str | None = None,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> invocation_pb2.Invocation:
+        """Resume a paused, suspended or backing-off invocation with a new attempt.
+
+        `deployment`: `"keep"` (the default, also None), `"latest"`, or a `dp_` ID that
+        serves the handler. Returns the invocation after the change. Other states:
+        FAILED_PRECONDITION; unknown deployment: NOT_FOUND.
+        """
+        return await self._operate(
+            "ResumeInvocation", invocation_id, reason, request_id, deployment=deployment or ""
         )
-        response = await self._rpc(self._control.CancelInvocation, request)
-        return response.invocation
+
+    async def purge_invocation(
+        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
+    ) -> invocation_pb2.Invocation:
+        """Delete a completed invocation, its journal and history; frees its idempotency key.
+
+        Returns the invocation as it was when deleted. Not completed: FAILED_PRECONDITION.
+        """
+        return await self._operate("PurgeInvocation", invocation_id, reason, request_id)
+
+    async def purge_journal(
+        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
+    ) -> invocation_pb2.Invocation:
+        """Delete the journal of a completed invocation and keep its result.
+
+        Returns the invocation after the change (journal_length 0). Not completed:
+        FAILED_PRECONDITION.
+        """
+        return await self._operate("PurgeJournal", invocation_id, reason, request_id)
+
+    async def restart_invocation_as_new(
+        self,
+        invocation_id: str,
+        *,
+        from_entry: int = 0,
+        deployment: str | None = None,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> invocation_pb2.Invocation:
+        """Start a new invocation with the target, input and headers of a completed one.
+
+        `from_entry` = N keeps the old journal's entries before N, which the new attempt
+        replays before running live (0 keeps none). `deployment`: `"latest"` (the
+        default, also None), `"keep"`, or a `dp_` ID. Returns the new invocation; the old
+        one is untouched. Not completed or journal purged: FAILED_PRECONDITION; N out of
+        range or not at a completed entry: INVALID_ARGUMENT.
+
+        Raises:
+            ValueError: a negative `from_entry`.
+        """
+        if from_entry < 0:
+            raise ValueError(f"from_entry must not be negative, got {from_entry}")
+        return await self._operate(
+            "RestartInvocationAsNew", invocation_id, reason, request_id,
+            from_entry=from_entry, deployment=deployment or "",
+        )  # fmt: skip
+
+    async def list_audit_entries(
+        self,
+        invocation_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[control_pb2.AuditEntry], str | None]:
+        """Return one page of the audit log of operator requests, newest first, and the
+        next page's token (None on the last page).
+
+        `invocation_id` keeps only the entries about that invocation; they outlive a purge.
+        """
+        self._connect()
+        request = control_pb2.ListAuditEntriesRequest(
+            invocation_id=invocation_id or "",
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        response = await self._rpc(self._control.ListAuditEntries, request)
+        return list(response.entries), response.next_page_token or None
+
+    async def list_deployments(self, service: str | None = None) -> list[workers_pb2.Deployment]:
+        """Return registered deployments, newest first, optionally only those serving a service."""
+        self._connect()
+        request = workers_pb2.ListDeploymentsRequest(service=service or "")
+        response = await self._rpc(self._workers.ListDeployments, request)
+        return list(response.deployments)
 
     # -- bulk operations (DESIGN.md section 5) --------------------------------------
 
@@ -375,149 +498,6 @@ class Client:
             raise error_from_rpc_error(err) from None
         finally:
             call.cancel()  # a consumer that stops early ends the stream, not the operation
-
-    async def kill_invocation(
-        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
-    ) -> invocation_pb2.Invocation:
-        """Kill an invocation and its not-completed call tree at once, without compensation.
-
-        Returns the invocation after the change (completed, outcome killed).
-        Completed already: FAILED_PRECONDITION.
-        """
-        self._connect()
-        request = control_pb2.KillInvocationRequest(
-            invocation_id=invocation_id, reason=reason or "", request_id=request_id or ""
-        )
-        response = await self._rpc(self._control.KillInvocation, request)
-        return response.invocation
-
-    async def pause_invocation(
-        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
-    ) -> invocation_pb2.Invocation:
-        """Pause a running or backing-off invocation until it is resumed.
-
-        Returns the invocation after the change. Pausing a paused one is a no-op success;
-        other states: FAILED_PRECONDITION.
-        """
-        self._connect()
-        request = control_pb2.PauseInvocationRequest(
-            invocation_id=invocation_id, reason=reason or "", request_id=request_id or ""
-        )
-        response = await self._rpc(self._control.PauseInvocation, request)
-        return response.invocation
-
-    async def resume_invocation(
-        self,
-        invocation_id: str,
-        *,
-        deployment: str | None = None,
-        reason: str | None = None,
-        request_id: str | None = None,
-    ) -> invocation_pb2.Invocation:
-        """Resume a paused, suspended or backing-off invocation with a new attempt.
-
-        `deployment`: `"keep"` (the default, also None), `"latest"`, or a `dp_` ID that
-        serves the handler. Returns the invocation after the change. Other states:
-        FAILED_PRECONDITION; unknown deployment: NOT_FOUND.
-        """
-        self._connect()
-        request = control_pb2.ResumeInvocationRequest(
-            invocation_id=invocation_id,
-            deployment=deployment or "",
-            reason=reason or "",
-            request_id=request_id or "",
-        )
-        response = await self._rpc(self._control.ResumeInvocation, request)
-        return response.invocation
-
-    async def purge_invocation(
-        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
-    ) -> invocation_pb2.Invocation:
-        """Delete a completed invocation, its journal and history; frees its idempotency key.
-
-        Returns the invocation as it was when deleted. Not completed: FAILED_PRECONDITION.
-        """
-        self._connect()
-        request = control_pb2.PurgeInvocationRequest(
-            invocation_id=invocation_id, reason=reason or "", request_id=request_id or ""
-        )
-        response = await self._rpc(self._control.PurgeInvocation, request)
-        return response.invocation
-
-    async def purge_journal(
-        self, invocation_id: str, *, reason: str | None = None, request_id: str | None = None
-    ) -> invocation_pb2.Invocation:
-        """Delete the journal of a completed invocation and keep its result.
-
-        Returns the invocation after the change (journal_length 0). Not completed:
-        FAILED_PRECONDITION.
-        """
-        self._connect()
-        request = control_pb2.PurgeJournalRequest(
-            invocation_id=invocation_id, reason=reason or "", request_id=request_id or ""
-        )
-        response = await self._rpc(self._control.PurgeJournal, request)
-        return response.invocation
-
-    async def restart_invocation_as_new(
-        self,
-        invocation_id: str,
-        *,
-        from_entry: int = 0,
-        deployment: str | None = None,
-        reason: str | None = None,
-        request_id: str | None = None,
-    ) -> invocation_pb2.Invocation:
-        """Start a new invocation with the target, input and headers of a completed one.
-
-        `from_entry` = N keeps the old journal's entries before N, which the new attempt
-        replays before running live (0 keeps none). `deployment`: `"latest"` (the
-        default, also None), `"keep"`, or a `dp_` ID. Returns the new invocation; the old
-        one is untouched. Not completed or journal purged: FAILED_PRECONDITION; N out of
-        range or not at a completed entry: INVALID_ARGUMENT.
-
-        Raises:
-            ValueError: a negative `from_entry`.
-        """
-        if from_entry < 0:
-            raise ValueError(f"from_entry must not be negative, got {from_entry}")
-        self._connect()
-        request = control_pb2.RestartInvocationAsNewRequest(
-            invocation_id=invocation_id,
-            from_entry=from_entry,
-            deployment=deployment or "",
-            reason=reason or "",
-            request_id=request_id or "",
-        )
-        response = await self._rpc(self._control.RestartInvocationAsNew, request)
-        return response.invocation
-
-    async def list_audit_entries(
-        self,
-        invocation_id: str | None = None,
-        page_size: int | None = None,
-        page_token: str | None = None,
-    ) -> tuple[list[control_pb2.AuditEntry], str | None]:
-        """Return one page of the audit log of operator requests, newest first, and the
-        next page's token (None on the last page).
-
-        `invocation_id` keeps only the entries about that invocation; they outlive a purge.
-        """
-        self._connect()
-        request = control_pb2.ListAuditEntriesRequest(
-            invocation_id=invocation_id or "",
-            page_size=page_size or 0,
-            page_token=page_token or "",
-        )
-        response = await self._rpc(self._control.ListAuditEntries, request)
-        return list(response.entries), response.next_page_token or None
-
-    async def list_deployments(self, service: str | None = None) -> list[workers_pb2.Deployment]:
-        """Return registered deployments, newest first, optionally only those serving a service."""
-        self._connect()
-        request = workers_pb2.ListDeploymentsRequest(service=service or "")
-        response = await self._rpc(self._workers.ListDeployments, request)
-        return list(response.deployments)
 
 
 def invoke_request(
