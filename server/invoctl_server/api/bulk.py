@@ -48,9 +48,7 @@ MAX_IDS = 10_000
 
 def selector_of(msg: bpb.BulkSelector) -> tuple[Selector, Query]:
     """The selector's fields, validated, and its parsed query (resolved later)."""
-    states = tuple(str(convert.STATE_FROM_PROTO[s]) for s in msg.states if s)
-    if len(states) != len(msg.states):
-        raise InvalidArgument("states must not contain INVOCATION_STATE_UNSPECIFIED")
+    states = tuple(convert.states(msg.states))
     if len(msg.invocation_ids) > MAX_IDS:
         raise InvalidArgument(
             f"{len(msg.invocation_ids)} invocation IDs; at most {MAX_IDS} in one request",
@@ -83,13 +81,6 @@ async def resolve(conn: asyncpg.Connection, selector: Selector, query: Query) ->
     return selector.with_query(query, is_object=is_object).check_not_empty()
 
 
-def _deployment(request: Any, default: str) -> str:
-    text = getattr(request, "deployment", "")
-    if text in (KEEP, LATEST):
-        return text
-    return ids.deployment_id(text) if text else default
-
-
 async def start(
     rt: Runtime, rpc_name: str, request: Any
 ) -> AsyncIterator[bpb.BulkOperationProgress]:
@@ -100,7 +91,9 @@ async def start(
         if not math.isfinite(request.max_per_second) or request.max_per_second < 0:
             raise InvalidArgument("max_per_second must be a non-negative number")
         selector, query = selector_of(request.selector)
-        deployment = _deployment(request, KEEP if kind == "resume" else LATEST)
+        deployment = ids.deployment_choice(getattr(request, "deployment", "")) or (
+            KEEP if kind == "resume" else LATEST
+        )
         async with rt.pool.acquire() as conn:
             selector = await resolve(conn, selector, query)
             if deployment.startswith("dp_") and not await deployment_exists(conn, deployment):

@@ -13,7 +13,6 @@ from ..domain.ids import is_bulk_operation_id, is_invocation_id
 from ..store import audit
 from ..store import bulk as bulk_store
 from ..store import invocations as store
-from ..store import operations as ops
 from . import bulk, convert, ids
 from .context import Runtime
 from .errors import rpc
@@ -71,9 +70,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
     @rpc
     async def ListInvocations(self, request, context):
         size = _page_size(request.page_size)
-        states = [str(convert.STATE_FROM_PROTO[s]) for s in request.states if s]
-        if len(states) != len(request.states):
-            raise InvalidArgument("states must not contain INVOCATION_STATE_UNSPECIFIED")
+        states = convert.states(request.states)
         if request.deployment_id:
             ids.deployment_id(request.deployment_id)
         before = _decode_token(request.page_token) if request.page_token else None
@@ -130,7 +127,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         return await self._act(
             "ResumeInvocation",
             request,
-            lambda: {"deployment": _deployment_arg(request.deployment)},
+            lambda: {"deployment": ids.deployment_choice(request.deployment)},
         )
 
     @rpc
@@ -147,7 +144,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
             "RestartInvocationAsNew",
             request,
             lambda: {
-                "deployment": _deployment_arg(request.deployment),
+                "deployment": ids.deployment_choice(request.deployment),
                 "from_entry": request.from_entry,
             },
         )
@@ -203,14 +200,6 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         return pb.ListAuditEntriesResponse(
             entries=[convert.audit_entry(r) for r in rows[:size]], next_page_token=token
         )
-
-
-def _deployment_arg(text: str) -> str:
-    """keep, latest or a well-formed dp_ ID (INVALID_ARGUMENT otherwise; operate audits
-    the refusal like any other)."""
-    if text in ("", ops.KEEP, ops.LATEST):
-        return text
-    return ids.deployment_id(text)
 
 
 def _decode_audit_token(token: str) -> int:

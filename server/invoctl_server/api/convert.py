@@ -24,6 +24,15 @@ from ..store.transition import target_of
 
 STATE_TO_PROTO = {s: getattr(pb, f"INVOCATION_STATE_{s.name}") for s in State}
 STATE_FROM_PROTO = {v: k for k, v in STATE_TO_PROTO.items()}
+
+
+def states(values) -> list[str]:
+    """State filters of a request, as the database names them."""
+    if any(v not in STATE_FROM_PROTO for v in values):
+        raise InvalidArgument("states must be invocation states other than UNSPECIFIED")
+    return [str(STATE_FROM_PROTO[s]) for s in values]
+
+
 OUTCOME_TO_PROTO = {o: getattr(pb, f"OUTCOME_{o.name}") for o in Outcome}
 KIND_TO_PROTO = {
     "run": pb.JOURNAL_ENTRY_KIND_RUN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..domain.errors import InvalidDeployment, MalformedId
 from ..domain.ids import is_bulk_operation_id, is_deployment_id, is_invocation_id
+from ..store.operations import KEEP, LATEST
 
 
 def invocation_id(text: str) -> str:
@@ -22,6 +23,14 @@ def bulk_operation_id(text: str) -> str:
             bulk_operation_id=text,
         )
     return text
+
+
+def deployment_choice(text: str) -> str:
+    """Where a resume or restart runs: "" (the operation's default), keep, latest, or a
+    well-formed dp_ ID; INVALID_ARGUMENT otherwise."""
+    if text in ("", KEEP, LATEST):
+        return text
+    return deployment_id(text)
 
 
 def deployment_id(text: str) -> str:
