@@ -186,6 +186,10 @@ async def _attach(
     return await store.bulk_get(conn, prior["bulk_operation_id"])
 
 
+def _not_found(bulk_id: str) -> BulkOperationNotFound:
+    return BulkOperationNotFound(f"bulk operation {bulk_id} not found", bulk_operation_id=bulk_id)
+
+
 async def stop(rt: Runtime, text: str) -> bpb.StopBulkOperationResponse:
     """Stop a running operation after its current page; audited like any request."""
     identity = principal().identity
@@ -195,9 +199,7 @@ async def stop(rt: Runtime, text: str) -> bpb.StopBulkOperationResponse:
         async def stop_and_record(conn: asyncpg.Connection) -> asyncpg.Record:
             row = await store.bulk_stop(conn, bulk_id, now=rt.now())
             if row is None:
-                raise BulkOperationNotFound(
-                    f"bulk operation {bulk_id} not found", bulk_operation_id=bulk_id
-                )
+                raise _not_found(bulk_id)
             entry = audit.AuditEntry(
                 identity=identity, operation="StopBulkOperation", invocation_id="",
                 reason="", request_id=None, result="OK", bulk_operation_id=bulk_id,
@@ -219,9 +221,7 @@ async def watch(rt: Runtime, bulk_id: str) -> AsyncIterator[bpb.BulkOperationPro
         async with rt.pool.acquire() as conn:
             row = await store.bulk_get(conn, bulk_id)
         if row is None:
-            raise BulkOperationNotFound(
-                f"bulk operation {bulk_id} not found", bulk_operation_id=bulk_id
-            )
+            raise _not_found(bulk_id)
         progress = convert.bulk_progress(row)
         yield progress
         if progress.final:

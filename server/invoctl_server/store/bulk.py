@@ -113,10 +113,6 @@ async def bulk_get(conn: asyncpg.Connection, bulk_id: str) -> asyncpg.Record | N
     return await conn.fetchrow(Q["bulk_get"], bulk_id)
 
 
-async def bulk_by_request_id(conn: asyncpg.Connection, request_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(Q["bulk_by_request_id"], request_id)
-
-
 async def bulk_page(
     conn: asyncpg.Connection, *, states: Sequence[str] | None, before_id: str | None, limit: int
 ) -> list[asyncpg.Record]:

@@ -217,10 +217,8 @@ WHERE session_id = $1 AND state = 'running' AND id = ANY($2::text[])
 -- session_leases_expire: the worker's stream closed: its leases lapse now.
 UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
 
--- notify: a notification to every server's listener, delivered at commit (notify.py).
-SELECT pg_notify($1, $2)
-
--- notify_many: notifications on one channel, one per payload.
+-- notify_many: notifications to every server's listener on one channel, one per payload,
+-- delivered at commit (notify.py).
 SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p
 
 -- invocation_call_trees: for each invocation of $1, the not-completed invocations it
@@ -316,9 +314,6 @@ WHERE id = $1 RETURNING *
 
 -- bulk_get: one bulk operation.
 SELECT * FROM bulk_operations WHERE id = $1
-
--- bulk_by_request_id: the bulk operation a request_id started, if any.
-SELECT * FROM bulk_operations WHERE request_id = $1
 
 -- bulk_page: a page of bulk operations, newest first, keyset-paged by ID.
 SELECT * FROM bulk_operations
