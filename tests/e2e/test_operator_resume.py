@@ -200,8 +200,11 @@ async def test_resume_on_diverging_code_fails_with_non_determinism(server, clien
             assert resumed.deployment_id == w3.deployment_id
 
             async def failed_on_v3() -> pb.Invocation | None:
+                # Attempt 3 counts from its claim, while last_failure still holds attempt
+                # 2's: wait for the attempt to have ended.
                 inv = await client.get_invocation(inv_id)
-                return inv if inv.attempt_count == 3 and inv.last_failure.code else None
+                ended = inv.state in (PAUSED, BACKING_OFF)
+                return inv if inv.attempt_count == 3 and ended else None
 
             inv = await wait_for(failed_on_v3, what="the attempt on v3 to fail")
     assert inv.last_failure.code == "NON_DETERMINISM"
