@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 
 from invoctl.client import Client, state_name
-from invoctl.sdk import RetryPolicy
+from invoctl.sdk import Context, RetryPolicy, Service
 from invoctl.v1 import invocation_pb2 as pb
 from tests.support import wait_for
 
@@ -73,3 +73,14 @@ class Gates:
             await asyncio.wait_for(self._entered[name].wait(), timeout)
         except TimeoutError:
             raise AssertionError(f"timed out after {timeout}s waiting for {name!r}") from None
+
+
+def greeter() -> Service:
+    """Greeter/greet: one step that composes a greeting."""
+    svc = Service("Greeter")
+
+    @svc.handler()
+    async def greet(ctx: Context, name: str) -> str:
+        return await ctx.run("compose", lambda: f"Hello, {name}!")
+
+    return svc

@@ -6,7 +6,8 @@ import asyncio
 import json
 import sys
 
-from invoctl.sdk import Context, Service, Worker
+from invoctl.sdk import Worker
+from tests.e2e._helpers import greeter
 
 
 async def invoctl(server, *args: str) -> tuple[int, str, str]:
@@ -16,16 +17,6 @@ async def invoctl(server, *args: str) -> tuple[int, str, str]:
     )  # fmt: skip
     out, err = await proc.communicate()
     return proc.returncode, out.decode(), err.decode()
-
-
-def greeter() -> Service:
-    svc = Service("Greeter")
-
-    @svc.handler()
-    async def greet(ctx: Context, name: str) -> str:
-        return await ctx.run("compose", lambda: f"Hello, {name}!")
-
-    return svc
 
 
 async def test_invoke_get_journal_ls_and_deployments(server):

@@ -17,11 +17,12 @@ import grpc
 import pytest
 
 from invoctl.client import Client, InvoctlError, tls_credentials
-from invoctl.sdk import Context, Service, Worker
+from invoctl.sdk import Worker
 from invoctl_server.app import App
 from invoctl_server.domain.ids import new_invocation_id
 from tests._certs import Certs, make_certs
 from tests.conftest import server_config
+from tests.e2e._helpers import greeter
 
 OK = grpc.StatusCode.NOT_FOUND  # GetInvocation of an unknown ID: the call got through
 REFUSED = grpc.StatusCode.UNAVAILABLE  # no secure connection: the RPC never ran
@@ -56,16 +57,6 @@ async def status_of(address: str, credentials: grpc.ChannelCredentials | None) -
     if refused.value.code == OK:
         assert refused.value.reason == "INVOCATION_NOT_FOUND"
     return refused.value.code
-
-
-def greeter() -> Service:
-    svc = Service("Greeter")
-
-    @svc.handler()
-    async def greet(ctx: Context, name: str) -> str:
-        return await ctx.run("compose", lambda: f"Hello, {name}!")
-
-    return svc
 
 
 async def test_tls_serves_only_clients_that_trust_its_ca(database, certs):

@@ -12,11 +12,12 @@ import grpc
 import pytest
 
 from invoctl.client import Client, tls_credentials
-from invoctl.sdk import Context, Service, Worker
+from invoctl.sdk import Worker
 from invoctl_server.api.auth import token_hash
 from invoctl_server.app import App
 from tests._certs import make_certs
 from tests.conftest import server_config
+from tests.e2e._helpers import greeter
 from tests.support import wait_for
 
 WORKER_TOKEN = "worker-token-for-tests"
@@ -38,16 +39,6 @@ async def serving(database: str, **overrides) -> AsyncIterator[App]:
         yield app
     finally:
         await app.stop(grace=0)
-
-
-def greeter() -> Service:
-    svc = Service("Greeter")
-
-    @svc.handler()
-    async def greet(ctx: Context, name: str) -> str:
-        return await ctx.run("compose", lambda: f"Hello, {name}!")
-
-    return svc
 
 
 async def test_a_worker_with_a_worker_token_registers_and_runs(database):
