@@ -69,7 +69,7 @@ class Operator:
     async def stop(self) -> None:
         await self._batcher.stop()
 
-    async def submit(self, request: OperatorRequest) -> bytes:
+    async def submit(self, request: OperatorRequest) -> Message:
         return await self._batcher.submit(request)
 
 
@@ -93,19 +93,17 @@ async def operate(
         await record_refusal(pool, operation, text, reason, request_id, refused)
         raise
     # Refusals from here on are recorded in the batch's own transaction.
-    payload = await operator.submit(
+    return await operator.submit(
         OperatorRequest(operation, invocation_id, reason, request_id, identity, **fields)
     )
-    # The stored bytes, so that a retried request_id gets exactly the first answer.
-    return OPERATIONS[operation][1].FromString(payload)
 
 
-async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[bytes | DomainError]:
-    """Act on a batch of requests in one transaction: per request the response bytes,
+async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message | DomainError]:
+    """Act on a batch of requests in one transaction: per request the response,
     or the refusal. Every request is recorded in the audit log."""
     now = datetime.now(UTC)
     requests: list[OperatorRequest] = [b.payload for b in batch]
-    results: list[bytes | DomainError | None] = [None] * len(batch)
+    results: list[Message | DomainError | None] = [None] * len(batch)
     entries: list[audit.AuditEntry] = []
     repeats = await _answer_retries(conn, requests, results)
     # One set-based call per operation and identity: the identity is the actor.
@@ -126,9 +124,10 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[bytes |
                 results[i] = out
                 entries.append(_audited(requests[i], out.reason))
                 continue
-            response = response_type(invocation=convert.invocation(out)).SerializeToString()
+            response = response_type(invocation=convert.invocation(out))
             results[i] = response
-            entries.append(_audited(requests[i], "OK", out, response))
+            # Stored, so that a retried request_id gets exactly this answer.
+            entries.append(_audited(requests[i], "OK", out, response.SerializeToString()))
     for i, j in repeats.items():
         # The same request_id twice in one batch: the repeat gets the first one's answer.
         results[i] = results[j]
@@ -142,7 +141,7 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[bytes |
 async def _answer_retries(
     conn: asyncpg.Connection,
     requests: Sequence[OperatorRequest],
-    results: list[bytes | DomainError | None],
+    results: list[Message | DomainError | None],
 ) -> dict[int, int]:
     """Answer requests whose request_id named an earlier successful request from the log
     (or refuse them, if it named another operation). Returns {index: earlier index} for
@@ -162,7 +161,9 @@ async def _answer_retries(
         if earlier is not None:
             same = (earlier["operation"], earlier["invocation_id"])
             results[i] = (
-                earlier["response"] if same == (q.operation, q.invocation_id) else _reused(q, same)
+                OPERATIONS[q.operation][1].FromString(earlier["response"])
+                if same == (q.operation, q.invocation_id)
+                else _reused(q, same)
             )
         elif q.request_id in first:
             j = first[q.request_id]
