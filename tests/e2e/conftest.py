@@ -1,10 +1,12 @@
-"""Fixtures of the operator-action tests: a control-plane client and a worker that parks
-invocations in any state (see _operator.py)."""
+"""Fixtures of the end-to-end tests: a control-plane client and a worker that parks
+invocations in any state (see _operator.py), and a Workers stub for raw streams (_raw.py)."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
+from invoctl.v1 import workers_pb2_grpc
 from tests.e2e._operator import Lab, Operator
 
 
@@ -18,3 +20,9 @@ async def op(server):
 async def lab(server, client):
     async with Lab(server.address, client) as lab:
         yield lab
+
+
+@pytest.fixture
+async def workers(server):
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        yield workers_pb2_grpc.WorkersStub(channel)

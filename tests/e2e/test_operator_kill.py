@@ -23,7 +23,7 @@ from tests.e2e._operator import (
     callee_of,
     transitions,
 )
-from tests.e2e.test_stale_attempt import RawSession
+from tests.e2e._raw import RawSession
 from tests.support import wait_for
 
 COMPLETED = pb.INVOCATION_STATE_COMPLETED

@@ -3,101 +3,14 @@ STALE_ATTEMPT and change nothing. Driven by a hand-written worker on the raw str
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-
-import grpc
-import pytest
-
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
-from invoctl.v1 import workers_pb2_grpc
 from tests.e2e._helpers import history, row_counts
-
-READ_TIMEOUT = 15.0  # more than the server fixture's 3 s lease plus the retry
-
-
-class RawSession:
-    """One Connect stream, spoken by hand. It heart-beats only if told to."""
-
-    _seq = itertools.count(1)
-
-    def __init__(self, stub: workers_pb2_grpc.WorkersStub, deployment_id: str, name: str):
-        self.call = stub.Connect()
-        self.hello = wpb.WorkerHello(
-            deployment_id=deployment_id, max_concurrency=1, worker_name=name
-        )
-        self._heartbeat: asyncio.Task | None = None
-        self._writing = asyncio.Lock()  # grpc.aio allows one write at a time
-
-    async def write(self, message: wpb.ConnectRequest) -> None:
-        async with self._writing:
-            await self.call.write(message)
-
-    async def open(self, *, heartbeat: bool) -> None:
-        await self.write(wpb.ConnectRequest(hello=self.hello))
-        welcome = (await self.read("welcome")).welcome
-        if heartbeat:
-            interval = welcome.heartbeat_interval.ToTimedelta().total_seconds()
-            self._heartbeat = asyncio.create_task(self._beat(interval))
-
-    async def _beat(self, interval: float) -> None:
-        while True:
-            await self.write(wpb.ConnectRequest(heartbeat=wpb.WorkerHeartbeat()))
-            await asyncio.sleep(interval)  # the heart-beat period, not a wait for a condition
-
-    async def read(self, kind: str) -> wpb.ConnectResponse:
-        response = await asyncio.wait_for(self.call.read(), READ_TIMEOUT)
-        assert response is not grpc.aio.EOF, "the server ended the stream"
-        assert response.WhichOneof("message") == kind, response
-        return response
-
-    async def request(self, **message) -> wpb.WorkerAck:
-        """Send a message with a new seq and return its ack (the test sends one at a time)."""
-        seq = next(self._seq)
-        await self.write(wpb.ConnectRequest(seq=seq, **message))
-        ack = (await self.read("ack")).ack
-        assert ack.seq == seq
-        return ack
-
-    async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
-        self.call.cancel()
-
-
-@pytest.fixture
-async def workers(server):
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        yield workers_pb2_grpc.WorkersStub(channel)
-
-
-async def _register(stub: workers_pb2_grpc.WorkersStub) -> str:
-    policy = wpb.RetryPolicy(max_attempts=5)
-    policy.initial_interval.FromMilliseconds(50)
-    policy.max_interval.FromMilliseconds(50)
-    response = await stub.RegisterDeployment(
-        wpb.RegisterDeploymentRequest(
-            services=[
-                wpb.ServiceDefinition(
-                    name="Raw",
-                    kind=wpb.SERVICE_KIND_SERVICE,
-                    handlers=[wpb.HandlerDefinition(name="work")],
-                    retry_policy=policy,
-                )
-            ]
-        )
-    )
-    return response.deployment.id
-
-
-def _run_entry(index: int, value: str) -> pb.JournalEntry:
-    return pb.JournalEntry(index=index, kind=pb.JOURNAL_ENTRY_KIND_RUN, name="step", value=value)
+from tests.e2e._raw import RawSession, register, run_entry
 
 
 async def test_writes_of_a_lapsed_attempt_are_refused(workers, client, db):
-    deployment_id = await _register(workers)
+    deployment_id = await register(workers)
     assert deployment_id.startswith("dp_")
     old = RawSession(workers, deployment_id, "old")
     fresh = RawSession(workers, deployment_id, "fresh")
@@ -110,7 +23,7 @@ async def test_writes_of_a_lapsed_attempt_are_refused(workers, client, db):
         # The old worker journals one step, then goes silent: no heartbeat, so its lease
         # lapses and the invocation is retried on the other, live session.
         ack = await old.request(
-            append=wpb.JournalAppend(invocation_id=inv_id, attempt=1, entries=[_run_entry(0, "1")])
+            append=wpb.JournalAppend(invocation_id=inv_id, attempt=1, entries=[run_entry(0, "1")])
         )
         assert ack.error_reason == ""
         await fresh.open(heartbeat=True)
@@ -131,7 +44,7 @@ async def test_writes_of_a_lapsed_attempt_are_refused(workers, client, db):
 
         stale_messages = {
             "append": wpb.JournalAppend(
-                invocation_id=inv_id, attempt=1, entries=[_run_entry(1, "2")]
+                invocation_id=inv_id, attempt=1, entries=[run_entry(1, "2")]
             ),
             "suspend": wpb.AttemptSuspend(invocation_id=inv_id, attempt=1, waiting_on=0),
             "fail": wpb.AttemptFail(

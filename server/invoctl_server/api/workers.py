@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from invoctl import wire
 from invoctl.v1 import workers_pb2 as pb
 from invoctl.v1 import workers_pb2_grpc
 
@@ -55,19 +56,26 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 heartbeat_interval=convert.duration_pb(
                     int(self.rt.config.heartbeat_interval.total_seconds() * 1000)
                 ),
+                accepts_batches=True,
             )
         )
         self.rt.dispatcher.add(session)
         reader = asyncio.create_task(self._read(session, request_iterator))
         reader.add_done_callback(lambda _t: session.outbox.put_nowait(None))
         try:
-            while (item := await session.outbox.get()) is not None:
-                if isinstance(item, pb.WorkerAck):
-                    yield pb.ConnectResponse(ack=item)
-                elif isinstance(item, operations.Signal):
-                    yield pb.ConnectResponse(signal=convert.attempt_signal(item))
-                else:
-                    yield pb.ConnectResponse(attempt=convert.attempt_start(item))
+            ended = False
+            while not ended:
+                items = [await session.outbox.get()]
+                # What piled up while the last message was written (the acks of one group
+                # commit, the attempts of one claim) goes as one, to a worker that can
+                # read that: a stream message costs more than its bytes.
+                while session.batching and not session.outbox.empty():
+                    items.append(session.outbox.get_nowait())
+                if None in items:
+                    ended = True
+                    items = items[: items.index(None)]
+                for message in wire.packed([_response(i) for i in items], _batch):
+                    yield message
         finally:
             self.rt.dispatcher.remove(session)
             reader.cancel()
@@ -92,6 +100,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             deployment_id=deployment_id,
             name=hello.worker_name or session_id,
             capacity=max(1, hello.max_concurrency or 1),
+            batching=hello.accepts_batches,
         )
 
     async def _expire(self, session: Session) -> None:
@@ -107,9 +116,13 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         tasks: set[asyncio.Task] = set()
         try:
             async for msg in requests:
-                task = asyncio.create_task(self._handle(session, msg))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                # A batch is read as its messages sent one by one; one nested in it (a
+                # hello, a batch) is refused by _handle like any unexpected message.
+                batch = msg.batch.messages if msg.WhichOneof("message") == "batch" else (msg,)
+                for one in batch:
+                    task = asyncio.create_task(self._handle(session, one))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
         finally:
             for task in tasks:
                 task.cancel()
@@ -241,3 +254,15 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         self.rt.dispatcher.done(session, body.invocation_id)
         if kind in ("suspend", "fail"):
             self.rt.timers.poke()
+
+
+def _response(item: pb.WorkerAck | operations.Signal | attempts.Claimed) -> pb.ConnectResponse:
+    if isinstance(item, pb.WorkerAck):
+        return pb.ConnectResponse(ack=item)
+    if isinstance(item, operations.Signal):
+        return pb.ConnectResponse(signal=convert.attempt_signal(item))
+    return pb.ConnectResponse(attempt=convert.attempt_start(item))
+
+
+def _batch(messages: list[pb.ConnectResponse]) -> pb.ConnectResponse:
+    return pb.ConnectResponse(batch=pb.ConnectResponseBatch(messages=messages))

@@ -27,6 +27,8 @@ class Session:
     deployment_id: str
     name: str
     capacity: int
+    # The worker reads ConnectResponse.batch (its hello said so).
+    batching: bool = False
     inflight: set[str] = dataclasses.field(default_factory=set)
     outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
     # When the worker last sent anything (monotonic clock): a worker that stopped talking

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from invoctl import wire
 from invoctl.v1 import invocation_pb2, workers_pb2, workers_pb2_grpc
 
 from ._attempt import run_attempt
@@ -68,6 +69,8 @@ class Session:
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
         self._ended = False
+        # The server reads ConnectRequest.batch (its welcome said so).
+        self._batching = False
         self.welcomed = False
         """Whether the server answered the hello (the session was usable)."""
 
@@ -130,11 +133,18 @@ class Session:
 
     async def _write_loop(self, call: grpc.aio.StreamStreamCall) -> None:
         while True:
-            message = await self._outbox.get()
-            if isinstance(message, _Close):
+            items = [await self._outbox.get()]
+            # What piled up while the last message was written (the next steps of the
+            # handlers one batch of acks woke) goes as one: a stream message costs more
+            # than its bytes.
+            while self._batching and not self._outbox.empty():
+                items.append(self._outbox.get_nowait())
+            close = next((i for i, m in enumerate(items) if isinstance(m, _Close)), None)
+            for message in wire.packed(items[:close], _batch):
+                await call.write(message)
+            if close is not None:
                 await call.done_writing()
                 return
-            await call.write(message)
 
     async def _read_loop(self, call: grpc.aio.StreamStreamCall) -> None:
         while True:
@@ -142,17 +152,24 @@ class Session:
             if response is grpc.aio.EOF:
                 logger.info("server ended the worker session")
                 return
-            which = response.WhichOneof("message")
-            if which == "welcome":
-                self._welcome(response.welcome)
-            elif which == "attempt":
-                self._start_attempt(response.attempt)
-            elif which == "ack":
-                self._resolve(response.ack)
-            elif which == "signal":
-                self._signal(response.signal)
+            if response.WhichOneof("message") == "batch":
+                for message in response.batch.messages:
+                    self._receive(message)
             else:
-                logger.warning("ignoring unknown server message %r", which)
+                self._receive(response)
+
+    def _receive(self, response: workers_pb2.ConnectResponse) -> None:
+        which = response.WhichOneof("message")
+        if which == "welcome":
+            self._welcome(response.welcome)
+        elif which == "attempt":
+            self._start_attempt(response.attempt)
+        elif which == "ack":
+            self._resolve(response.ack)
+        elif which == "signal":
+            self._signal(response.signal)
+        else:
+            logger.warning("ignoring unknown server message %r", which)
 
     def _welcome(self, welcome: workers_pb2.WorkerWelcome) -> None:
         interval = welcome.heartbeat_interval.ToTimedelta().total_seconds()
@@ -160,6 +177,7 @@ class Session:
         logger.info("worker session %s open, heartbeat every %.2fs", welcome.session_id, interval)
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._heartbeat_loop(interval))
+        self._batching = welcome.accepts_batches
         self.welcomed = True
         self._on_welcome(welcome)
 
@@ -334,3 +352,7 @@ class _SessionChannel:
         if ack.error_reason:
             raise AttemptAborted(ack.error_reason, ack.error_message)
         return ack
+
+
+def _batch(messages: list[workers_pb2.ConnectRequest]) -> workers_pb2.ConnectRequest:
+    return workers_pb2.ConnectRequest(batch=workers_pb2.ConnectRequestBatch(messages=messages))

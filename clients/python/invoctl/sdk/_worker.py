@@ -176,6 +176,7 @@ class Worker:
             deployment_id=self.deployment_id,
             max_concurrency=self._max_concurrency,
             worker_name=self.name,
+            accepts_batches=True,
         )
         # Shared by all sessions: cancelled attempts of a broken session release it.
         concurrency = asyncio.Semaphore(self._max_concurrency)

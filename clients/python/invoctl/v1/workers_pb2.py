@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from invoctl.v1 import invocation_pb2 as invoctl_dot_v1_dot_invocation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18invoctl/v1/workers.proto\x12\ninvoctl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binvoctl/v1/invocation.proto\"\xcd\x01\n\x0bRetryPolicy\x12\x33\n\x10initial_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x66\x61\x63tor\x18\x02 \x01(\x01\x12/\n\x0cmax_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x12\x32\n\x0fon_max_attempts\x18\x05 \x01(\x0e\x32\x19.invoctl.v1.OnMaxAttempts\"`\n\x11HandlerDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06shared\x18\x02 \x01(\x08\x12-\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x17.invoctl.v1.RetryPolicy\"\xd6\x01\n\x11ServiceDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.invoctl.v1.ServiceKind\x12/\n\x08handlers\x18\x03 \x03(\x0b\x32\x1d.invoctl.v1.HandlerDefinition\x12-\n\x0cretry_policy\x18\x04 \x01(\x0b\x32\x17.invoctl.v1.RetryPolicy\x12,\n\tretention\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"y\n\nDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x08services\x18\x02 \x03(\x0b\x32\x1d.invoctl.v1.ServiceDefinition\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x19RegisterDeploymentRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.invoctl.v1.ServiceDefinition\"H\n\x1aRegisterDeploymentResponse\x12*\n\ndeployment\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Deployment\")\n\x16ListDeploymentsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\"F\n\x17ListDeploymentsResponse\x12+\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.Deployment\"\xba\x02\n\x0e\x43onnectRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12(\n\x05hello\x18\x02 \x01(\x0b\x32\x17.invoctl.v1.WorkerHelloH\x00\x12\x30\n\theartbeat\x18\x03 \x01(\x0b\x32\x1b.invoctl.v1.WorkerHeartbeatH\x00\x12+\n\x06\x61ppend\x18\x04 \x01(\x0b\x32\x19.invoctl.v1.JournalAppendH\x00\x12-\n\x07suspend\x18\x05 \x01(\x0b\x32\x1a.invoctl.v1.AttemptSuspendH\x00\x12/\n\x08\x63omplete\x18\x06 \x01(\x0b\x32\x1b.invoctl.v1.AttemptCompleteH\x00\x12\'\n\x04\x66\x61il\x18\x07 \x01(\x0b\x32\x17.invoctl.v1.AttemptFailH\x00\x42\t\n\x07message\"R\n\x0bWorkerHello\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x02 \x01(\x05\x12\x13\n\x0bworker_name\x18\x03 \x01(\t\"\x11\n\x0fWorkerHeartbeat\"b\n\rJournalAppend\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12)\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\"L\n\x0e\x41ttemptSuspend\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x12\n\nwaiting_on\x18\x03 \x01(\x05\"}\n\x0f\x41ttemptComplete\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x06output\x18\x03 \x01(\tH\x00\x12&\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x13.invoctl.v1.FailureH\x00\x42\x08\n\x06result\"[\n\x0b\x41ttemptFail\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12$\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x13.invoctl.v1.Failure\"\xca\x01\n\x0f\x43onnectResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.invoctl.v1.WorkerWelcomeH\x00\x12+\n\x07\x61ttempt\x18\x02 \x01(\x0b\x32\x18.invoctl.v1.AttemptStartH\x00\x12$\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.invoctl.v1.WorkerAckH\x00\x12+\n\x06signal\x18\x04 \x01(\x0b\x32\x19.invoctl.v1.AttemptSignalH\x00\x42\t\n\x07message\"]\n\rAttemptSignal\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.invoctl.v1.SignalKind\"Z\n\rWorkerWelcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa4\x02\n\x0c\x41ttemptStart\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\"\n\x06target\x18\x03 \x01(\x0b\x32\x12.invoctl.v1.Target\x12\r\n\x05input\x18\x04 \x01(\t\x12\x36\n\x07headers\x18\x05 \x03(\x0b\x32%.invoctl.v1.AttemptStart.HeadersEntry\x12)\n\x07journal\x18\x06 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\x12\x13\n\x0btraceparent\x18\x07 \x01(\t\x12\x11\n\tcancelled\x18\x08 \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"p\n\tWorkerAck\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x14\n\x0c\x65rror_reason\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12)\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry*f\n\x0bServiceKind\x12\x1c\n\x18SERVICE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14SERVICE_KIND_SERVICE\x10\x01\x12\x1f\n\x1bSERVICE_KIND_VIRTUAL_OBJECT\x10\x02*e\n\rOnMaxAttempts\x12\x1f\n\x1bON_MAX_ATTEMPTS_UNSPECIFIED\x10\x00\x12\x19\n\x15ON_MAX_ATTEMPTS_PAUSE\x10\x01\x12\x18\n\x14ON_MAX_ATTEMPTS_KILL\x10\x02*n\n\nSignalKind\x12\x1b\n\x17SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11SIGNAL_KIND_PAUSE\x10\x01\x12\x14\n\x10SIGNAL_KIND_KILL\x10\x02\x12\x16\n\x12SIGNAL_KIND_CANCEL\x10\x03\x32\x92\x02\n\x07Workers\x12\x63\n\x12RegisterDeployment\x12%.invoctl.v1.RegisterDeploymentRequest\x1a&.invoctl.v1.RegisterDeploymentResponse\x12Z\n\x0fListDeployments\x12\".invoctl.v1.ListDeploymentsRequest\x1a#.invoctl.v1.ListDeploymentsResponse\x12\x46\n\x07\x43onnect\x12\x1a.invoctl.v1.ConnectRequest\x1a\x1b.invoctl.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18invoctl/v1/workers.proto\x12\ninvoctl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binvoctl/v1/invocation.proto\"\xcd\x01\n\x0bRetryPolicy\x12\x33\n\x10initial_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x66\x61\x63tor\x18\x02 \x01(\x01\x12/\n\x0cmax_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x12\x32\n\x0fon_max_attempts\x18\x05 \x01(\x0e\x32\x19.invoctl.v1.OnMaxAttempts\"`\n\x11HandlerDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06shared\x18\x02 \x01(\x08\x12-\n\x0cretry_policy\x18\x03 \x01(\x0b\x32\x17.invoctl.v1.RetryPolicy\"\xd6\x01\n\x11ServiceDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.invoctl.v1.ServiceKind\x12/\n\x08handlers\x18\x03 \x03(\x0b\x32\x1d.invoctl.v1.HandlerDefinition\x12-\n\x0cretry_policy\x18\x04 \x01(\x0b\x32\x17.invoctl.v1.RetryPolicy\x12,\n\tretention\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"y\n\nDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x08services\x18\x02 \x03(\x0b\x32\x1d.invoctl.v1.ServiceDefinition\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x19RegisterDeploymentRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.invoctl.v1.ServiceDefinition\"H\n\x1aRegisterDeploymentResponse\x12*\n\ndeployment\x18\x01 \x01(\x0b\x32\x16.invoctl.v1.Deployment\")\n\x16ListDeploymentsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\"F\n\x17ListDeploymentsResponse\x12+\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x16.invoctl.v1.Deployment\"\xec\x02\n\x0e\x43onnectRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12(\n\x05hello\x18\x02 \x01(\x0b\x32\x17.invoctl.v1.WorkerHelloH\x00\x12\x30\n\theartbeat\x18\x03 \x01(\x0b\x32\x1b.invoctl.v1.WorkerHeartbeatH\x00\x12+\n\x06\x61ppend\x18\x04 \x01(\x0b\x32\x19.invoctl.v1.JournalAppendH\x00\x12-\n\x07suspend\x18\x05 \x01(\x0b\x32\x1a.invoctl.v1.AttemptSuspendH\x00\x12/\n\x08\x63omplete\x18\x06 \x01(\x0b\x32\x1b.invoctl.v1.AttemptCompleteH\x00\x12\'\n\x04\x66\x61il\x18\x07 \x01(\x0b\x32\x17.invoctl.v1.AttemptFailH\x00\x12\x30\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1f.invoctl.v1.ConnectRequestBatchH\x00\x42\t\n\x07message\"C\n\x13\x43onnectRequestBatch\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.invoctl.v1.ConnectRequest\"k\n\x0bWorkerHello\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x02 \x01(\x05\x12\x13\n\x0bworker_name\x18\x03 \x01(\t\x12\x17\n\x0f\x61\x63\x63\x65pts_batches\x18\x04 \x01(\x08\"\x11\n\x0fWorkerHeartbeat\"b\n\rJournalAppend\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12)\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\"L\n\x0e\x41ttemptSuspend\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x12\n\nwaiting_on\x18\x03 \x01(\x05\"}\n\x0f\x41ttemptComplete\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x06output\x18\x03 \x01(\tH\x00\x12&\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x13.invoctl.v1.FailureH\x00\x42\x08\n\x06result\"[\n\x0b\x41ttemptFail\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12$\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x13.invoctl.v1.Failure\"\xfd\x01\n\x0f\x43onnectResponse\x12,\n\x07welcome\x18\x01 \x01(\x0b\x32\x19.invoctl.v1.WorkerWelcomeH\x00\x12+\n\x07\x61ttempt\x18\x02 \x01(\x0b\x32\x18.invoctl.v1.AttemptStartH\x00\x12$\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x15.invoctl.v1.WorkerAckH\x00\x12+\n\x06signal\x18\x04 \x01(\x0b\x32\x19.invoctl.v1.AttemptSignalH\x00\x12\x31\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32 .invoctl.v1.ConnectResponseBatchH\x00\x42\t\n\x07message\"E\n\x14\x43onnectResponseBatch\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.invoctl.v1.ConnectResponse\"]\n\rAttemptSignal\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.invoctl.v1.SignalKind\"s\n\rWorkerWelcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0f\x61\x63\x63\x65pts_batches\x18\x03 \x01(\x08\"\xa4\x02\n\x0c\x41ttemptStart\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\"\n\x06target\x18\x03 \x01(\x0b\x32\x12.invoctl.v1.Target\x12\r\n\x05input\x18\x04 \x01(\t\x12\x36\n\x07headers\x18\x05 \x03(\x0b\x32%.invoctl.v1.AttemptStart.HeadersEntry\x12)\n\x07journal\x18\x06 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry\x12\x13\n\x0btraceparent\x18\x07 \x01(\t\x12\x11\n\tcancelled\x18\x08 \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"p\n\tWorkerAck\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x14\n\x0c\x65rror_reason\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12)\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x18.invoctl.v1.JournalEntry*f\n\x0bServiceKind\x12\x1c\n\x18SERVICE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14SERVICE_KIND_SERVICE\x10\x01\x12\x1f\n\x1bSERVICE_KIND_VIRTUAL_OBJECT\x10\x02*e\n\rOnMaxAttempts\x12\x1f\n\x1bON_MAX_ATTEMPTS_UNSPECIFIED\x10\x00\x12\x19\n\x15ON_MAX_ATTEMPTS_PAUSE\x10\x01\x12\x18\n\x14ON_MAX_ATTEMPTS_KILL\x10\x02*n\n\nSignalKind\x12\x1b\n\x17SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11SIGNAL_KIND_PAUSE\x10\x01\x12\x14\n\x10SIGNAL_KIND_KILL\x10\x02\x12\x16\n\x12SIGNAL_KIND_CANCEL\x10\x03\x32\x92\x02\n\x07Workers\x12\x63\n\x12RegisterDeployment\x12%.invoctl.v1.RegisterDeploymentRequest\x1a&.invoctl.v1.RegisterDeploymentResponse\x12Z\n\x0fListDeployments\x12\".invoctl.v1.ListDeploymentsRequest\x1a#.invoctl.v1.ListDeploymentsResponse\x12\x46\n\x07\x43onnect\x12\x1a.invoctl.v1.ConnectRequest\x1a\x1b.invoctl.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ATTEMPTSTART_HEADERSENTRY']._loaded_options = None
   _globals['_ATTEMPTSTART_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_SERVICEKIND']._serialized_start=2666
-  _globals['_SERVICEKIND']._serialized_end=2768
-  _globals['_ONMAXATTEMPTS']._serialized_start=2770
-  _globals['_ONMAXATTEMPTS']._serialized_end=2871
-  _globals['_SIGNALKIND']._serialized_start=2873
-  _globals['_SIGNALKIND']._serialized_end=2983
+  _globals['_SERVICEKIND']._serialized_start=2957
+  _globals['_SERVICEKIND']._serialized_end=3059
+  _globals['_ONMAXATTEMPTS']._serialized_start=3061
+  _globals['_ONMAXATTEMPTS']._serialized_end=3162
+  _globals['_SIGNALKIND']._serialized_start=3164
+  _globals['_SIGNALKIND']._serialized_end=3274
   _globals['_RETRYPOLICY']._serialized_start=135
   _globals['_RETRYPOLICY']._serialized_end=340
   _globals['_HANDLERDEFINITION']._serialized_start=342
@@ -59,31 +59,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_start=975
   _globals['_LISTDEPLOYMENTSRESPONSE']._serialized_end=1045
   _globals['_CONNECTREQUEST']._serialized_start=1048
-  _globals['_CONNECTREQUEST']._serialized_end=1362
-  _globals['_WORKERHELLO']._serialized_start=1364
-  _globals['_WORKERHELLO']._serialized_end=1446
-  _globals['_WORKERHEARTBEAT']._serialized_start=1448
-  _globals['_WORKERHEARTBEAT']._serialized_end=1465
-  _globals['_JOURNALAPPEND']._serialized_start=1467
-  _globals['_JOURNALAPPEND']._serialized_end=1565
-  _globals['_ATTEMPTSUSPEND']._serialized_start=1567
-  _globals['_ATTEMPTSUSPEND']._serialized_end=1643
-  _globals['_ATTEMPTCOMPLETE']._serialized_start=1645
-  _globals['_ATTEMPTCOMPLETE']._serialized_end=1770
-  _globals['_ATTEMPTFAIL']._serialized_start=1772
-  _globals['_ATTEMPTFAIL']._serialized_end=1863
-  _globals['_CONNECTRESPONSE']._serialized_start=1866
-  _globals['_CONNECTRESPONSE']._serialized_end=2068
-  _globals['_ATTEMPTSIGNAL']._serialized_start=2070
-  _globals['_ATTEMPTSIGNAL']._serialized_end=2163
-  _globals['_WORKERWELCOME']._serialized_start=2165
-  _globals['_WORKERWELCOME']._serialized_end=2255
-  _globals['_ATTEMPTSTART']._serialized_start=2258
-  _globals['_ATTEMPTSTART']._serialized_end=2550
-  _globals['_ATTEMPTSTART_HEADERSENTRY']._serialized_start=2504
-  _globals['_ATTEMPTSTART_HEADERSENTRY']._serialized_end=2550
-  _globals['_WORKERACK']._serialized_start=2552
-  _globals['_WORKERACK']._serialized_end=2664
-  _globals['_WORKERS']._serialized_start=2986
-  _globals['_WORKERS']._serialized_end=3260
+  _globals['_CONNECTREQUEST']._serialized_end=1412
+  _globals['_CONNECTREQUESTBATCH']._serialized_start=1414
+  _globals['_CONNECTREQUESTBATCH']._serialized_end=1481
+  _globals['_WORKERHELLO']._serialized_start=1483
+  _globals['_WORKERHELLO']._serialized_end=1590
+  _globals['_WORKERHEARTBEAT']._serialized_start=1592
+  _globals['_WORKERHEARTBEAT']._serialized_end=1609
+  _globals['_JOURNALAPPEND']._serialized_start=1611
+  _globals['_JOURNALAPPEND']._serialized_end=1709
+  _globals['_ATTEMPTSUSPEND']._serialized_start=1711
+  _globals['_ATTEMPTSUSPEND']._serialized_end=1787
+  _globals['_ATTEMPTCOMPLETE']._serialized_start=1789
+  _globals['_ATTEMPTCOMPLETE']._serialized_end=1914
+  _globals['_ATTEMPTFAIL']._serialized_start=1916
+  _globals['_ATTEMPTFAIL']._serialized_end=2007
+  _globals['_CONNECTRESPONSE']._serialized_start=2010
+  _globals['_CONNECTRESPONSE']._serialized_end=2263
+  _globals['_CONNECTRESPONSEBATCH']._serialized_start=2265
+  _globals['_CONNECTRESPONSEBATCH']._serialized_end=2334
+  _globals['_ATTEMPTSIGNAL']._serialized_start=2336
+  _globals['_ATTEMPTSIGNAL']._serialized_end=2429
+  _globals['_WORKERWELCOME']._serialized_start=2431
+  _globals['_WORKERWELCOME']._serialized_end=2546
+  _globals['_ATTEMPTSTART']._serialized_start=2549
+  _globals['_ATTEMPTSTART']._serialized_end=2841
+  _globals['_ATTEMPTSTART_HEADERSENTRY']._serialized_start=2795
+  _globals['_ATTEMPTSTART_HEADERSENTRY']._serialized_end=2841
+  _globals['_WORKERACK']._serialized_start=2843
+  _globals['_WORKERACK']._serialized_end=2955
+  _globals['_WORKERS']._serialized_start=3277
+  _globals['_WORKERS']._serialized_end=3551
 # @@protoc_insertion_point(module_scope)

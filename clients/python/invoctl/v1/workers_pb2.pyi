@@ -114,7 +114,7 @@ class ListDeploymentsResponse(_message.Message):
     def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("seq", "hello", "heartbeat", "append", "suspend", "complete", "fail")
+    __slots__ = ("seq", "hello", "heartbeat", "append", "suspend", "complete", "fail", "batch")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class ConnectRequest(_message.Message):
     SUSPEND_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     FAIL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     seq: int
     hello: WorkerHello
     heartbeat: WorkerHeartbeat
@@ -129,17 +130,26 @@ class ConnectRequest(_message.Message):
     suspend: AttemptSuspend
     complete: AttemptComplete
     fail: AttemptFail
-    def __init__(self, seq: _Optional[int] = ..., hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., append: _Optional[_Union[JournalAppend, _Mapping]] = ..., suspend: _Optional[_Union[AttemptSuspend, _Mapping]] = ..., complete: _Optional[_Union[AttemptComplete, _Mapping]] = ..., fail: _Optional[_Union[AttemptFail, _Mapping]] = ...) -> None: ...
+    batch: ConnectRequestBatch
+    def __init__(self, seq: _Optional[int] = ..., hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., append: _Optional[_Union[JournalAppend, _Mapping]] = ..., suspend: _Optional[_Union[AttemptSuspend, _Mapping]] = ..., complete: _Optional[_Union[AttemptComplete, _Mapping]] = ..., fail: _Optional[_Union[AttemptFail, _Mapping]] = ..., batch: _Optional[_Union[ConnectRequestBatch, _Mapping]] = ...) -> None: ...
+
+class ConnectRequestBatch(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ConnectRequest]
+    def __init__(self, messages: _Optional[_Iterable[_Union[ConnectRequest, _Mapping]]] = ...) -> None: ...
 
 class WorkerHello(_message.Message):
-    __slots__ = ("deployment_id", "max_concurrency", "worker_name")
+    __slots__ = ("deployment_id", "max_concurrency", "worker_name", "accepts_batches")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_BATCHES_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     max_concurrency: int
     worker_name: str
-    def __init__(self, deployment_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., worker_name: _Optional[str] = ...) -> None: ...
+    accepts_batches: bool
+    def __init__(self, deployment_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., worker_name: _Optional[str] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
 
 class WorkerHeartbeat(_message.Message):
     __slots__ = ()
@@ -188,16 +198,24 @@ class AttemptFail(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_invocation_pb2.Failure, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("welcome", "attempt", "ack", "signal")
+    __slots__ = ("welcome", "attempt", "ack", "signal", "batch")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     welcome: WorkerWelcome
     attempt: AttemptStart
     ack: WorkerAck
     signal: AttemptSignal
-    def __init__(self, welcome: _Optional[_Union[WorkerWelcome, _Mapping]] = ..., attempt: _Optional[_Union[AttemptStart, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ..., signal: _Optional[_Union[AttemptSignal, _Mapping]] = ...) -> None: ...
+    batch: ConnectResponseBatch
+    def __init__(self, welcome: _Optional[_Union[WorkerWelcome, _Mapping]] = ..., attempt: _Optional[_Union[AttemptStart, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ..., signal: _Optional[_Union[AttemptSignal, _Mapping]] = ..., batch: _Optional[_Union[ConnectResponseBatch, _Mapping]] = ...) -> None: ...
+
+class ConnectResponseBatch(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ConnectResponse]
+    def __init__(self, messages: _Optional[_Iterable[_Union[ConnectResponse, _Mapping]]] = ...) -> None: ...
 
 class AttemptSignal(_message.Message):
     __slots__ = ("invocation_id", "attempt", "kind")
@@ -210,12 +228,14 @@ class AttemptSignal(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., kind: _Optional[_Union[SignalKind, str]] = ...) -> None: ...
 
 class WorkerWelcome(_message.Message):
-    __slots__ = ("session_id", "heartbeat_interval")
+    __slots__ = ("session_id", "heartbeat_interval", "accepts_batches")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_BATCHES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     heartbeat_interval: _duration_pb2.Duration
-    def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    accepts_batches: bool
+    def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
 
 class AttemptStart(_message.Message):
     __slots__ = ("invocation_id", "attempt", "target", "input", "headers", "journal", "traceparent", "cancelled")

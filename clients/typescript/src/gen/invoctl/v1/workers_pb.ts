@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file invoctl/v1/workers.proto.
  */
 export const file_invoctl_v1_workers: GenFile = /*@__PURE__*/
-  fileDesc("ChhpbnZvY3RsL3YxL3dvcmtlcnMucHJvdG8SCmludm9jdGwudjEizQEKC1JldHJ5UG9saWN5EjMKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSMgoPb25fbWF4X2F0dGVtcHRzGAUgASgOMhkuaW52b2N0bC52MS5Pbk1heEF0dGVtcHRzImAKEUhhbmRsZXJEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSDgoGc2hhcmVkGAIgASgIEi0KDHJldHJ5X3BvbGljeRgDIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3ki1gEKEVNlcnZpY2VEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSJQoEa2luZBgCIAEoDjIXLmludm9jdGwudjEuU2VydmljZUtpbmQSLwoIaGFuZGxlcnMYAyADKAsyHS5pbnZvY3RsLnYxLkhhbmRsZXJEZWZpbml0aW9uEi0KDHJldHJ5X3BvbGljeRgEIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3kSLAoJcmV0ZW50aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInkKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSLwoIc2VydmljZXMYAiADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGVJlZ2lzdGVyRGVwbG95bWVudFJlcXVlc3QSLwoIc2VydmljZXMYASADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uIkgKGlJlZ2lzdGVyRGVwbG95bWVudFJlc3BvbnNlEioKCmRlcGxveW1lbnQYASABKAsyFi5pbnZvY3RsLnYxLkRlcGxveW1lbnQiKQoWTGlzdERlcGxveW1lbnRzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJIkYKF0xpc3REZXBsb3ltZW50c1Jlc3BvbnNlEisKC2RlcGxveW1lbnRzGAEgAygLMhYuaW52b2N0bC52MS5EZXBsb3ltZW50IroCCg5Db25uZWN0UmVxdWVzdBILCgNzZXEYASABKAQSKAoFaGVsbG8YAiABKAsyFy5pbnZvY3RsLnYxLldvcmtlckhlbGxvSAASMAoJaGVhcnRiZWF0GAMgASgLMhsuaW52b2N0bC52MS5Xb3JrZXJIZWFydGJlYXRIABIrCgZhcHBlbmQYBCABKAsyGS5pbnZvY3RsLnYxLkpvdXJuYWxBcHBlbmRIABItCgdzdXNwZW5kGAUgASgLMhouaW52b2N0bC52MS5BdHRlbXB0U3VzcGVuZEgAEi8KCGNvbXBsZXRlGAYgASgLMhsuaW52b2N0bC52MS5BdHRlbXB0Q29tcGxldGVIABInCgRmYWlsGAcgASgLMhcuaW52b2N0bC52MS5BdHRlbXB0RmFpbEgAQgkKB21lc3NhZ2UiUgoLV29ya2VySGVsbG8SFQoNZGVwbG95bWVudF9pZBgBIAEoCRIXCg9tYXhfY29uY3VycmVuY3kYAiABKAUSEwoLd29ya2VyX25hbWUYAyABKAkiEQoPV29ya2VySGVhcnRiZWF0ImIKDUpvdXJuYWxBcHBlbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEikKB2VudHJpZXMYAyADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeSJMCg5BdHRlbXB0U3VzcGVuZBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEgoKd2FpdGluZ19vbhgDIAEoBSJ9Cg9BdHRlbXB0Q29tcGxldGUSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKBm91dHB1dBgDIAEoCUgAEiYKB2ZhaWx1cmUYBCABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmVIAEIICgZyZXN1bHQiWwoLQXR0ZW1wdEZhaWwSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEiQKB2ZhaWx1cmUYAyABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUiygEKD0Nvbm5lY3RSZXNwb25zZRIsCgd3ZWxjb21lGAEgASgLMhkuaW52b2N0bC52MS5Xb3JrZXJXZWxjb21lSAASKwoHYXR0ZW1wdBgCIAEoCzIYLmludm9jdGwudjEuQXR0ZW1wdFN0YXJ0SAASJAoDYWNrGAMgASgLMhUuaW52b2N0bC52MS5Xb3JrZXJBY2tIABIrCgZzaWduYWwYBCABKAsyGS5pbnZvY3RsLnYxLkF0dGVtcHRTaWduYWxIAEIJCgdtZXNzYWdlIl0KDUF0dGVtcHRTaWduYWwSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEiQKBGtpbmQYAyABKA4yFi5pbnZvY3RsLnYxLlNpZ25hbEtpbmQiWgoNV29ya2VyV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKkAgoMQXR0ZW1wdFN0YXJ0EhUKDWludm9jYXRpb25faWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRIiCgZ0YXJnZXQYAyABKAsyEi5pbnZvY3RsLnYxLlRhcmdldBINCgVpbnB1dBgEIAEoCRI2CgdoZWFkZXJzGAUgAygLMiUuaW52b2N0bC52MS5BdHRlbXB0U3RhcnQuSGVhZGVyc0VudHJ5EikKB2pvdXJuYWwYBiADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeRITCgt0cmFjZXBhcmVudBgHIAEoCRIRCgljYW5jZWxsZWQYCCABKAgaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicAoJV29ya2VyQWNrEgsKA3NlcRgBIAEoBBIUCgxlcnJvcl9yZWFzb24YAiABKAkSFQoNZXJyb3JfbWVzc2FnZRgDIAEoCRIpCgdlbnRyaWVzGAQgAygLMhguaW52b2N0bC52MS5Kb3VybmFsRW50cnkqZgoLU2VydmljZUtpbmQSHAoYU0VSVklDRV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU0VSVklDRV9LSU5EX1NFUlZJQ0UQARIfChtTRVJWSUNFX0tJTkRfVklSVFVBTF9PQkpFQ1QQAiplCg1Pbk1heEF0dGVtcHRzEh8KG09OX01BWF9BVFRFTVBUU19VTlNQRUNJRklFRBAAEhkKFU9OX01BWF9BVFRFTVBUU19QQVVTRRABEhgKFE9OX01BWF9BVFRFTVBUU19LSUxMEAIqbgoKU2lnbmFsS2luZBIbChdTSUdOQUxfS0lORF9VTlNQRUNJRklFRBAAEhUKEVNJR05BTF9LSU5EX1BBVVNFEAESFAoQU0lHTkFMX0tJTkRfS0lMTBACEhYKElNJR05BTF9LSU5EX0NBTkNFTBADMpICCgdXb3JrZXJzEmMKElJlZ2lzdGVyRGVwbG95bWVudBIlLmludm9jdGwudjEuUmVnaXN0ZXJEZXBsb3ltZW50UmVxdWVzdBomLmludm9jdGwudjEuUmVnaXN0ZXJEZXBsb3ltZW50UmVzcG9uc2USWgoPTGlzdERlcGxveW1lbnRzEiIuaW52b2N0bC52MS5MaXN0RGVwbG95bWVudHNSZXF1ZXN0GiMuaW52b2N0bC52MS5MaXN0RGVwbG95bWVudHNSZXNwb25zZRJGCgdDb25uZWN0EhouaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdBobLmludm9jdGwudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_invoctl_v1_invocation]);
+  fileDesc("ChhpbnZvY3RsL3YxL3dvcmtlcnMucHJvdG8SCmludm9jdGwudjEizQEKC1JldHJ5UG9saWN5EjMKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSMgoPb25fbWF4X2F0dGVtcHRzGAUgASgOMhkuaW52b2N0bC52MS5Pbk1heEF0dGVtcHRzImAKEUhhbmRsZXJEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSDgoGc2hhcmVkGAIgASgIEi0KDHJldHJ5X3BvbGljeRgDIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3ki1gEKEVNlcnZpY2VEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSJQoEa2luZBgCIAEoDjIXLmludm9jdGwudjEuU2VydmljZUtpbmQSLwoIaGFuZGxlcnMYAyADKAsyHS5pbnZvY3RsLnYxLkhhbmRsZXJEZWZpbml0aW9uEi0KDHJldHJ5X3BvbGljeRgEIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3kSLAoJcmV0ZW50aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInkKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSLwoIc2VydmljZXMYAiADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGVJlZ2lzdGVyRGVwbG95bWVudFJlcXVlc3QSLwoIc2VydmljZXMYASADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uIkgKGlJlZ2lzdGVyRGVwbG95bWVudFJlc3BvbnNlEioKCmRlcGxveW1lbnQYASABKAsyFi5pbnZvY3RsLnYxLkRlcGxveW1lbnQiKQoWTGlzdERlcGxveW1lbnRzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJIkYKF0xpc3REZXBsb3ltZW50c1Jlc3BvbnNlEisKC2RlcGxveW1lbnRzGAEgAygLMhYuaW52b2N0bC52MS5EZXBsb3ltZW50IuwCCg5Db25uZWN0UmVxdWVzdBILCgNzZXEYASABKAQSKAoFaGVsbG8YAiABKAsyFy5pbnZvY3RsLnYxLldvcmtlckhlbGxvSAASMAoJaGVhcnRiZWF0GAMgASgLMhsuaW52b2N0bC52MS5Xb3JrZXJIZWFydGJlYXRIABIrCgZhcHBlbmQYBCABKAsyGS5pbnZvY3RsLnYxLkpvdXJuYWxBcHBlbmRIABItCgdzdXNwZW5kGAUgASgLMhouaW52b2N0bC52MS5BdHRlbXB0U3VzcGVuZEgAEi8KCGNvbXBsZXRlGAYgASgLMhsuaW52b2N0bC52MS5BdHRlbXB0Q29tcGxldGVIABInCgRmYWlsGAcgASgLMhcuaW52b2N0bC52MS5BdHRlbXB0RmFpbEgAEjAKBWJhdGNoGAggASgLMh8uaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdEJhdGNoSABCCQoHbWVzc2FnZSJDChNDb25uZWN0UmVxdWVzdEJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdCJrCgtXb3JrZXJIZWxsbxIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhcKD21heF9jb25jdXJyZW5jeRgCIAEoBRITCgt3b3JrZXJfbmFtZRgDIAEoCRIXCg9hY2NlcHRzX2JhdGNoZXMYBCABKAgiEQoPV29ya2VySGVhcnRiZWF0ImIKDUpvdXJuYWxBcHBlbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEikKB2VudHJpZXMYAyADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeSJMCg5BdHRlbXB0U3VzcGVuZBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEgoKd2FpdGluZ19vbhgDIAEoBSJ9Cg9BdHRlbXB0Q29tcGxldGUSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKBm91dHB1dBgDIAEoCUgAEiYKB2ZhaWx1cmUYBCABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmVIAEIICgZyZXN1bHQiWwoLQXR0ZW1wdEZhaWwSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEiQKB2ZhaWx1cmUYAyABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUi/QEKD0Nvbm5lY3RSZXNwb25zZRIsCgd3ZWxjb21lGAEgASgLMhkuaW52b2N0bC52MS5Xb3JrZXJXZWxjb21lSAASKwoHYXR0ZW1wdBgCIAEoCzIYLmludm9jdGwudjEuQXR0ZW1wdFN0YXJ0SAASJAoDYWNrGAMgASgLMhUuaW52b2N0bC52MS5Xb3JrZXJBY2tIABIrCgZzaWduYWwYBCABKAsyGS5pbnZvY3RsLnYxLkF0dGVtcHRTaWduYWxIABIxCgViYXRjaBgFIAEoCzIgLmludm9jdGwudjEuQ29ubmVjdFJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkUKFENvbm5lY3RSZXNwb25zZUJhdGNoEi0KCG1lc3NhZ2VzGAEgAygLMhsuaW52b2N0bC52MS5Db25uZWN0UmVzcG9uc2UiXQoNQXR0ZW1wdFNpZ25hbBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSJAoEa2luZBgDIAEoDjIWLmludm9jdGwudjEuU2lnbmFsS2luZCJzCg1Xb3JrZXJXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSNQoSaGVhcnRiZWF0X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD2FjY2VwdHNfYmF0Y2hlcxgDIAEoCCKkAgoMQXR0ZW1wdFN0YXJ0EhUKDWludm9jYXRpb25faWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRIiCgZ0YXJnZXQYAyABKAsyEi5pbnZvY3RsLnYxLlRhcmdldBINCgVpbnB1dBgEIAEoCRI2CgdoZWFkZXJzGAUgAygLMiUuaW52b2N0bC52MS5BdHRlbXB0U3RhcnQuSGVhZGVyc0VudHJ5EikKB2pvdXJuYWwYBiADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeRITCgt0cmFjZXBhcmVudBgHIAEoCRIRCgljYW5jZWxsZWQYCCABKAgaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicAoJV29ya2VyQWNrEgsKA3NlcRgBIAEoBBIUCgxlcnJvcl9yZWFzb24YAiABKAkSFQoNZXJyb3JfbWVzc2FnZRgDIAEoCRIpCgdlbnRyaWVzGAQgAygLMhguaW52b2N0bC52MS5Kb3VybmFsRW50cnkqZgoLU2VydmljZUtpbmQSHAoYU0VSVklDRV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU0VSVklDRV9LSU5EX1NFUlZJQ0UQARIfChtTRVJWSUNFX0tJTkRfVklSVFVBTF9PQkpFQ1QQAiplCg1Pbk1heEF0dGVtcHRzEh8KG09OX01BWF9BVFRFTVBUU19VTlNQRUNJRklFRBAAEhkKFU9OX01BWF9BVFRFTVBUU19QQVVTRRABEhgKFE9OX01BWF9BVFRFTVBUU19LSUxMEAIqbgoKU2lnbmFsS2luZBIbChdTSUdOQUxfS0lORF9VTlNQRUNJRklFRBAAEhUKEVNJR05BTF9LSU5EX1BBVVNFEAESFAoQU0lHTkFMX0tJTkRfS0lMTBACEhYKElNJR05BTF9LSU5EX0NBTkNFTBADMpICCgdXb3JrZXJzEmMKElJlZ2lzdGVyRGVwbG95bWVudBIlLmludm9jdGwudjEuUmVnaXN0ZXJEZXBsb3ltZW50UmVxdWVzdBomLmludm9jdGwudjEuUmVnaXN0ZXJEZXBsb3ltZW50UmVzcG9uc2USWgoPTGlzdERlcGxveW1lbnRzEiIuaW52b2N0bC52MS5MaXN0RGVwbG95bWVudHNSZXF1ZXN0GiMuaW52b2N0bC52MS5MaXN0RGVwbG95bWVudHNSZXNwb25zZRJGCgdDb25uZWN0EhouaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdBobLmludm9jdGwudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_invoctl_v1_invocation]);
 
 /**
  * Exponential backoff between attempts. Unset fields take the defaults.
@@ -334,6 +334,15 @@ export type ConnectRequest = Message<"invoctl.v1.ConnectRequest"> & {
      */
     value: AttemptFail;
     case: "fail";
+  } | {
+    /**
+     * Several messages in one, each handled (and acked) as if sent alone; only after the
+     * server's welcome said it accepts them, and never a hello or another batch.
+     *
+     * @generated from field: invoctl.v1.ConnectRequestBatch batch = 8;
+     */
+    value: ConnectRequestBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -343,6 +352,28 @@ export type ConnectRequest = Message<"invoctl.v1.ConnectRequest"> & {
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
   messageDesc(file_invoctl_v1_workers, 8);
+
+/**
+ * Worker messages that piled up while the stream was busy, sent as one: a busy worker
+ * saves a stream message (and its system calls) per journal append.
+ *
+ * @generated from message invoctl.v1.ConnectRequestBatch
+ */
+export type ConnectRequestBatch = Message<"invoctl.v1.ConnectRequestBatch"> & {
+  /**
+   * The messages, in the order they were sent.
+   *
+   * @generated from field: repeated invoctl.v1.ConnectRequest messages = 1;
+   */
+  messages: ConnectRequest[];
+};
+
+/**
+ * Describes the message invoctl.v1.ConnectRequestBatch.
+ * Use `create(ConnectRequestBatchSchema)` to create a new message.
+ */
+export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__PURE__*/
+  messageDesc(file_invoctl_v1_workers, 9);
 
 /**
  * First message of a worker session.
@@ -370,6 +401,13 @@ export type WorkerHello = Message<"invoctl.v1.WorkerHello"> & {
    * @generated from field: string worker_name = 3;
    */
   workerName: string;
+
+  /**
+   * The worker reads ConnectResponse.batch: the server may send several messages as one.
+   *
+   * @generated from field: bool accepts_batches = 4;
+   */
+  acceptsBatches: boolean;
 };
 
 /**
@@ -377,7 +415,7 @@ export type WorkerHello = Message<"invoctl.v1.WorkerHello"> & {
  * Use `create(WorkerHelloSchema)` to create a new message.
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 9);
+  messageDesc(file_invoctl_v1_workers, 10);
 
 /**
  * Lease renewal.
@@ -392,7 +430,7 @@ export type WorkerHeartbeat = Message<"invoctl.v1.WorkerHeartbeat"> & {
  * Use `create(WorkerHeartbeatSchema)` to create a new message.
  */
 export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 10);
+  messageDesc(file_invoctl_v1_workers, 11);
 
 /**
  * Journal entries of one attempt, persisted before the ack.
@@ -427,7 +465,7 @@ export type JournalAppend = Message<"invoctl.v1.JournalAppend"> & {
  * Use `create(JournalAppendSchema)` to create a new message.
  */
 export const JournalAppendSchema: GenMessage<JournalAppend> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 11);
+  messageDesc(file_invoctl_v1_workers, 12);
 
 /**
  * The attempt stops and the invocation suspends until the entry completes.
@@ -462,7 +500,7 @@ export type AttemptSuspend = Message<"invoctl.v1.AttemptSuspend"> & {
  * Use `create(AttemptSuspendSchema)` to create a new message.
  */
 export const AttemptSuspendSchema: GenMessage<AttemptSuspend> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 12);
+  messageDesc(file_invoctl_v1_workers, 13);
 
 /**
  * The attempt finished the handler.
@@ -513,7 +551,7 @@ export type AttemptComplete = Message<"invoctl.v1.AttemptComplete"> & {
  * Use `create(AttemptCompleteSchema)` to create a new message.
  */
 export const AttemptCompleteSchema: GenMessage<AttemptComplete> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 13);
+  messageDesc(file_invoctl_v1_workers, 14);
 
 /**
  * The attempt failed; the invocation is retried per its retry policy.
@@ -548,7 +586,7 @@ export type AttemptFail = Message<"invoctl.v1.AttemptFail"> & {
  * Use `create(AttemptFailSchema)` to create a new message.
  */
 export const AttemptFailSchema: GenMessage<AttemptFail> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 14);
+  messageDesc(file_invoctl_v1_workers, 15);
 
 /**
  * A message from the server.
@@ -593,6 +631,15 @@ export type ConnectResponse = Message<"invoctl.v1.ConnectResponse"> & {
      */
     value: AttemptSignal;
     case: "signal";
+  } | {
+    /**
+     * Several messages in one, to be read as if sent alone; only to a worker whose hello
+     * said it accepts them, and never a welcome or another batch.
+     *
+     * @generated from field: invoctl.v1.ConnectResponseBatch batch = 5;
+     */
+    value: ConnectResponseBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -601,7 +648,29 @@ export type ConnectResponse = Message<"invoctl.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 15);
+  messageDesc(file_invoctl_v1_workers, 16);
+
+/**
+ * Server messages that piled up while the stream was busy (the acks of one group commit,
+ * the attempts of one claim), sent as one.
+ *
+ * @generated from message invoctl.v1.ConnectResponseBatch
+ */
+export type ConnectResponseBatch = Message<"invoctl.v1.ConnectResponseBatch"> & {
+  /**
+   * The messages, in the order they were sent.
+   *
+   * @generated from field: repeated invoctl.v1.ConnectResponse messages = 1;
+   */
+  messages: ConnectResponse[];
+};
+
+/**
+ * Describes the message invoctl.v1.ConnectResponseBatch.
+ * Use `create(ConnectResponseBatchSchema)` to create a new message.
+ */
+export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
+  messageDesc(file_invoctl_v1_workers, 17);
 
 /**
  * Sent on the session that runs the attempt. The server has already fenced the attempt:
@@ -637,7 +706,7 @@ export type AttemptSignal = Message<"invoctl.v1.AttemptSignal"> & {
  * Use `create(AttemptSignalSchema)` to create a new message.
  */
 export const AttemptSignalSchema: GenMessage<AttemptSignal> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 16);
+  messageDesc(file_invoctl_v1_workers, 18);
 
 /**
  * Answer to the hello.
@@ -658,6 +727,13 @@ export type WorkerWelcome = Message<"invoctl.v1.WorkerWelcome"> & {
    * @generated from field: google.protobuf.Duration heartbeat_interval = 2;
    */
   heartbeatInterval?: Duration | undefined;
+
+  /**
+   * The server reads ConnectRequest.batch: the worker may send several messages as one.
+   *
+   * @generated from field: bool accepts_batches = 3;
+   */
+  acceptsBatches: boolean;
 };
 
 /**
@@ -665,7 +741,7 @@ export type WorkerWelcome = Message<"invoctl.v1.WorkerWelcome"> & {
  * Use `create(WorkerWelcomeSchema)` to create a new message.
  */
 export const WorkerWelcomeSchema: GenMessage<WorkerWelcome> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 17);
+  messageDesc(file_invoctl_v1_workers, 19);
 
 /**
  * An attempt to run.
@@ -736,7 +812,7 @@ export type AttemptStart = Message<"invoctl.v1.AttemptStart"> & {
  * Use `create(AttemptStartSchema)` to create a new message.
  */
 export const AttemptStartSchema: GenMessage<AttemptStart> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 18);
+  messageDesc(file_invoctl_v1_workers, 20);
 
 /**
  * The server's answer to a worker message.
@@ -778,7 +854,7 @@ export type WorkerAck = Message<"invoctl.v1.WorkerAck"> & {
  * Use `create(WorkerAckSchema)` to create a new message.
  */
 export const WorkerAckSchema: GenMessage<WorkerAck> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 19);
+  messageDesc(file_invoctl_v1_workers, 21);
 
 /**
  * Plain service or virtual object.
