@@ -151,7 +151,7 @@ class App:
             dsn,
             {
                 notify.READY: dispatcher.wake,
-                notify.COMPLETED: completions.completed,
+                notify.COMPLETED: completions.notified,
                 notify.SIGNAL: dispatcher.signal,
                 notify.BULK: runner.changed,
             },

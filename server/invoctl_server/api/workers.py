@@ -233,11 +233,12 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             else:
                 output = None
                 failure = attempts.Failure(body.failure.code or "TERMINAL", body.failure.message)
-            row = await self.rt.batches.completes.submit(
-                attempts.Completion(output=output, failure=failure, **common)
-            )
             # Waiters on this server get the row itself; others hear the notification.
-            self.rt.completions.completed(row["id"], row)
+            with self.rt.completions.writing(body.invocation_id):
+                row = await self.rt.batches.completes.submit(
+                    attempts.Completion(output=output, failure=failure, **common)
+                )
+                self.rt.completions.completed(row["id"], row)
         elif kind == "suspend":
             await self.rt.batches.each.submit(
                 lambda conn: attempts.attempt_suspend(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import contextlib
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -17,6 +19,9 @@ class Completions:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future]] = defaultdict(set)
+        # Completions this server is writing, and those of them already notified.
+        self._writing: Counter[str] = Counter()
+        self._notified: set[str] = set()
 
     def register(self, invocation_id: str) -> asyncio.Future:
         """A future resolved with the completed row (when this server completed it) or
@@ -32,7 +37,34 @@ class Completions:
             if not waiters:
                 del self._waiters[invocation_id]
 
+    @contextlib.contextmanager
+    def writing(self, invocation_id: str) -> Iterator[None]:
+        """This server writes a completion of `invocation_id` and hands its row to
+        `completed` when it commits. The notification of that commit often arrives first:
+        meanwhile it is held back, or every waiter would read the row it is about to get.
+        If no row comes (the completion was refused), a held-back notification is passed
+        on: another server completed it."""
+        self._writing[invocation_id] += 1
+        try:
+            yield
+        finally:
+            self._writing[invocation_id] -= 1
+            if not self._writing[invocation_id]:
+                del self._writing[invocation_id]
+                if invocation_id in self._notified:
+                    self._notified.discard(invocation_id)
+                    self.completed(invocation_id)
+
+    def notified(self, invocation_id: str) -> None:
+        """The `invoctl_completed` notification, from any server."""
+        if invocation_id in self._writing:
+            self._notified.add(invocation_id)
+        else:
+            self.completed(invocation_id)
+
     def completed(self, invocation_id: str, row: Any = None) -> None:
+        if row is not None:
+            self._notified.discard(invocation_id)
         for fut in self._waiters.pop(invocation_id, ()):
             if not fut.done():
                 fut.set_result(row)
