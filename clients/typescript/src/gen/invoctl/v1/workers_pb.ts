@@ -336,8 +336,9 @@ export type ConnectRequest = Message<"invoctl.v1.ConnectRequest"> & {
     case: "fail";
   } | {
     /**
-     * Several messages in one, each handled (and acked) as if sent alone; only after the
-     * server's welcome said it accepts them, and never a hello or another batch.
+     * Several messages in one, each handled (and acked by its own seq) as if sent alone;
+     * the batch's seq is not used. Only after the server's welcome said it accepts them;
+     * a hello or a batch inside is refused (an error ack).
      *
      * @generated from field: invoctl.v1.ConnectRequestBatch batch = 8;
      */
