@@ -179,6 +179,11 @@ def main() -> None:
             )
             e2e = asyncio.run(end_to_end(address, args.invocations, args.concurrency, meter))
             one = asyncio.run(end_to_end(address, min(args.invocations, 500), 1))
+            # Between the two: where latency goes once a few invocations share the host.
+            curve = [
+                (c, asyncio.run(end_to_end(address, min(args.invocations, 100 * c), c)))
+                for c in (4, 16)
+            ]
             actions = asyncio.run(
                 operator_actions(address, args.operations, args.operations, worker_pid)
             )
@@ -206,6 +211,14 @@ def main() -> None:
         ),
         ("3-step handler, one at a time: p50 latency", f"{one['p50']:.1f} ms", "< 20 ms"),
         ("3-step handler, one at a time: p99 latency", f"{one['p99']:.1f} ms", ""),
+        *(
+            (
+                f"3-step handler, concurrency {c}: throughput, p50 / p99 latency",
+                f"{r['rate']:,.0f} inv/s, {r['p50']:.1f} / {r['p99']:.1f} ms",
+                "",
+            )
+            for c, r in curve
+        ),
     ]
     for name, concurrency, p50, p99, rate in (r[:5] for r in actions):
         at = "one at a time" if concurrency == 1 else f"concurrency {concurrency}"
