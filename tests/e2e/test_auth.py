@@ -100,7 +100,10 @@ async def call(address: str, method, token: str | None) -> grpc.StatusCode:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response.FromString,
         )
-        argument = iter([request]) if method.client_streaming else request
+        # A client stream sends nothing, only half-closes: the server decides on the
+        # metadata alone, and a write racing its refusal would turn the refusal into
+        # INTERNAL on the client (grpc.aio's _write, grpc/grpc#36066).
+        argument = iter([]) if method.client_streaming else request
         try:
             if method.server_streaming:
                 stream = rpc(argument, metadata=metadata, timeout=3)
