@@ -13,7 +13,6 @@ from invoctl.client import state_name
 from invoctl.sdk import Context, ObjectContext, Service, TerminalError, VirtualObject, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
-from invoctl.v1 import workers_pb2_grpc
 from tests.e2e._helpers import history, wait_state
 from tests.e2e._operator import (
     NOT_COMPLETED,
@@ -23,7 +22,7 @@ from tests.e2e._operator import (
     callee_of,
     transitions,
 )
-from tests.e2e._raw import RawSession
+from tests.e2e._raw import RawSession, register
 from tests.support import wait_for
 
 COMPLETED = pb.INVOCATION_STATE_COMPLETED
@@ -211,54 +210,39 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_writes_of_a_killed_attempt_are_refused(server, client, op, db):
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = workers_pb2_grpc.WorkersStub(channel)
-        registered = await stub.RegisterDeployment(
-            wpb.RegisterDeploymentRequest(
-                services=[
-                    wpb.ServiceDefinition(
-                        name="Raw",
-                        kind=wpb.SERVICE_KIND_SERVICE,
-                        handlers=[wpb.HandlerDefinition(name="work")],
-                    )
-                ]
-            )
+async def test_writes_of_a_killed_attempt_are_refused(workers, client, op, db):
+    session = RawSession(workers, await register(workers), "raw")
+    try:
+        await session.open(heartbeat=True)
+        inv_id = await client.send("Raw", "work")
+        start = (await session.read("attempt")).attempt
+        entry = pb.JournalEntry(index=0, kind=pb.JOURNAL_ENTRY_KIND_RUN, name="s", value="1")
+        ack = await session.request(
+            append=wpb.JournalAppend(invocation_id=inv_id, attempt=start.attempt, entries=[entry])
         )
-        session = RawSession(stub, registered.deployment.id, "raw")
-        try:
-            await session.open(heartbeat=True)
-            inv_id = await client.send("Raw", "work")
-            start = (await session.read("attempt")).attempt
-            entry = pb.JournalEntry(index=0, kind=pb.JOURNAL_ENTRY_KIND_RUN, name="s", value="1")
-            ack = await session.request(
-                append=wpb.JournalAppend(
-                    invocation_id=inv_id, attempt=start.attempt, entries=[entry]
-                )
-            )
-            assert ack.error_reason == ""
+        assert ack.error_reason == ""
 
-            assert_killed(await op.kill(inv_id))
-            # The server tells the session; then anything the attempt sends is refused.
-            signal = (await session.read("signal")).signal
-            assert (signal.invocation_id, signal.attempt, signal.kind) == (
-                inv_id,
-                start.attempt,
-                wpb.SIGNAL_KIND_KILL,
-            )
-            late = pb.JournalEntry(index=1, kind=pb.JOURNAL_ENTRY_KIND_RUN, name="t", value="2")
-            for kind, body in {
-                "append": wpb.JournalAppend(
-                    invocation_id=inv_id, attempt=start.attempt, entries=[late]
-                ),
-                "complete": wpb.AttemptComplete(
-                    invocation_id=inv_id, attempt=start.attempt, output='"late"'
-                ),
-            }.items():
-                ack = await session.request(**{kind: body})
-                assert ack.error_reason == "STALE_ATTEMPT", kind
-        finally:
-            await session.close()
+        assert_killed(await op.kill(inv_id))
+        # The server tells the session; then anything the attempt sends is refused.
+        signal = (await session.read("signal")).signal
+        assert (signal.invocation_id, signal.attempt, signal.kind) == (
+            inv_id,
+            start.attempt,
+            wpb.SIGNAL_KIND_KILL,
+        )
+        late = pb.JournalEntry(index=1, kind=pb.JOURNAL_ENTRY_KIND_RUN, name="t", value="2")
+        for kind, body in {
+            "append": wpb.JournalAppend(
+                invocation_id=inv_id, attempt=start.attempt, entries=[late]
+            ),
+            "complete": wpb.AttemptComplete(
+                invocation_id=inv_id, attempt=start.attempt, output='"late"'
+            ),
+        }.items():
+            ack = await session.request(**{kind: body})
+            assert ack.error_reason == "STALE_ATTEMPT", kind
+    finally:
+        await session.close()
     journal = await client.get_journal(inv_id)
     assert [e.name for e in journal.entries] == ["s"]
     assert_killed(journal.invocation)
