@@ -162,6 +162,17 @@ async def callee_of(client: Client, caller_id: str) -> str:
     return await wait_for(probe, what=f"the callee of {caller_id}")
 
 
+async def start_call_tree(client: Client) -> tuple[str, str, str]:
+    """Send Root/start to a worker whose Root calls a middle invocation that calls a leaf
+    (the tree_services of the kill and cancel tests) and wait until the leaf runs: the
+    IDs of root, middle and leaf."""
+    root = await client.send("Root", "start")
+    middle = await callee_of(client, root)
+    leaf = await callee_of(client, middle)
+    await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
+    return root, middle, leaf
+
+
 def assert_refused(err: InvoctlError, code: grpc.StatusCode, reason: str, **metadata: str) -> None:
     assert (err.code, err.reason) == (code, reason), repr(err)
     for key, value in metadata.items():

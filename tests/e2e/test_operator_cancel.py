@@ -29,6 +29,7 @@ from tests.e2e._operator import (
     assert_history_is_a_chain,
     assert_wrong_state,
     callee_of,
+    start_call_tree,
     transitions,
 )
 from tests.support import wait_for
@@ -306,10 +307,7 @@ async def test_cancel_propagates_down_the_call_tree_but_not_to_sends(server, cli
     release, events = asyncio.Event(), []
     try:
         async with Worker(tree_services(release, events), server=server.address):
-            root = await client.send("Root", "start")
-            middle = await callee_of(client, root)
-            leaf = await callee_of(client, middle)
-            await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
+            root, middle, leaf = await start_call_tree(client)
             await wait_state(client, middle, S.INVOCATION_STATE_SUSPENDED)
             await wait_state(client, root, S.INVOCATION_STATE_SUSPENDED)
             [detached], _ = await client.list_invocations(service="Detached")
@@ -422,10 +420,7 @@ async def test_concurrent_cancels_of_overlapping_call_trees(server, client, op):
     release, events = asyncio.Event(), []
     try:
         async with Worker(tree_services(release, events), server=server.address):
-            root = await client.send("Root", "start")
-            middle = await callee_of(client, root)
-            leaf = await callee_of(client, middle)
-            await wait_state(client, leaf, S.INVOCATION_STATE_RUNNING)
+            root, middle, leaf = await start_call_tree(client)
             await wait_state(client, root, S.INVOCATION_STATE_SUSPENDED)
             answers = await asyncio.gather(
                 *(op.cancel(i) for i in (leaf, middle, root, middle, leaf))

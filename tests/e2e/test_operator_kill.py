@@ -20,6 +20,7 @@ from tests.e2e._operator import (
     Lab,
     assert_history_is_a_chain,
     callee_of,
+    start_call_tree,
     transitions,
 )
 from tests.e2e._raw import RawSession, register
@@ -107,10 +108,7 @@ async def test_kill_propagates_down_the_call_tree_but_not_to_sends(server, clien
     release = asyncio.Event()
     try:
         async with Worker(tree_services(release, {}), server=server.address):
-            root = await client.send("Root", "start")
-            middle = await callee_of(client, root)
-            leaf = await callee_of(client, middle)
-            await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
+            root, middle, leaf = await start_call_tree(client)
             await wait_state(client, middle, pb.INVOCATION_STATE_SUSPENDED)
             await wait_state(client, root, pb.INVOCATION_STATE_SUSPENDED)
             [detached], _ = await client.list_invocations(service="Detached")

@@ -8,7 +8,7 @@ import asyncio
 from invoctl.sdk import Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
-from tests.e2e._operator import OPERATOR, Lab, callee_of, transitions
+from tests.e2e._operator import OPERATOR, Lab, start_call_tree, transitions
 from tests.e2e.test_operator_kill import tree_services
 
 SERVER_SCOPE = "invoctl.server"
@@ -51,10 +51,7 @@ async def test_kill_of_a_call_tree_is_one_trace(server, client, op, spans):
     release = asyncio.Event()
     try:
         async with Worker(tree_services(release, {}), server=server.address):
-            root = await client.send("Root", "start")
-            middle = await callee_of(client, root)
-            leaf = await callee_of(client, middle)
-            await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
+            root, middle, leaf = await start_call_tree(client)
             spans.clear()
             await op.kill(root)
             killed_spans = {
@@ -73,10 +70,7 @@ async def test_cancel_of_a_call_tree_is_one_trace(server, client, op, spans):
     release = asyncio.Event()
     try:
         async with Worker(tree_services(release, {}), server=server.address):
-            root = await client.send("Root", "start")
-            middle = await callee_of(client, root)
-            leaf = await callee_of(client, middle)
-            await wait_state(client, leaf, pb.INVOCATION_STATE_RUNNING)
+            root, middle, leaf = await start_call_tree(client)
             await wait_state(client, middle, pb.INVOCATION_STATE_SUSPENDED)
             spans.clear()
             await op.cancel(root)
