@@ -4,34 +4,19 @@ errors, exit codes, and how counts, progress, summaries and tables read."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pytest
-from google.protobuf import timestamp_pb2
-from rich.console import Console
 
 from invoctl.cli import _bulk
 from invoctl.cli import _bulk_format as bfmt
 from invoctl.cli.main import build_parser, main
 from invoctl.v1 import bulk_pb2 as bpb
 from invoctl.v1 import invocation_pb2
+from tests.unit._cli import NOW, render, ts
 
-NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 ID = "inv_" + "A" * 22
 COMPLETED = bpb.BULK_OPERATION_STATE_COMPLETED
 STOPPED = bpb.BULK_OPERATION_STATE_STOPPED
-
-
-def _ts(seconds_from_now: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(NOW + dt.timedelta(seconds=seconds_from_now))
-    return ts
-
-
-def _render(renderable: object) -> str:
-    console = Console(file=io.StringIO(), width=250, color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def _args(*argv: str):
@@ -161,9 +146,9 @@ def _progress(**fields: object) -> bpb.BulkOperationProgress:
         skipped=30,
         failed=4,
         rate=50.0,
-        created_at=_ts(-30),
-        updated_at=_ts(-5.3),
-        completed_at=_ts(-5.3),
+        created_at=ts(-30),
+        updated_at=ts(-5.3),
+        completed_at=ts(-5.3),
     )
     values.update(fields)
     return bpb.BulkOperationProgress(**values)
@@ -240,7 +225,7 @@ def test_failures_table() -> None:
             bpb.BulkFailure(reason="DEPLOYMENT_NOT_FOUND", message="deployment dp_2 not found"),
         ]
     )
-    text = _render(bfmt.failures_table(progress))
+    text = render(bfmt.failures_table(progress))
     for expected in (
         "failures",
         "INVOCATION",
@@ -263,10 +248,10 @@ def test_bulk_table() -> None:
             state=bpb.BULK_OPERATION_STATE_RUNNING,
             processed=10,
             failed=0,
-            created_at=_ts(-120),
+            created_at=ts(-120),
         ),
     ]
-    lines = _render(bfmt.bulk_table(operations, NOW)).splitlines()
+    lines = render(bfmt.bulk_table(operations, NOW)).splitlines()
     for column in ("ID", "KIND", "STATE", "PROCESSED", "SUCCEEDED", "SKIPPED", "FAILED"):
         assert column in lines[0]
     assert "CREATED" in lines[0] and "REASON" in lines[0]

@@ -1,28 +1,13 @@
 """Rendering of invocations, journals and deployments for people and for scripts."""
 
 import datetime as dt
-import io
 
 import pytest
 from google.protobuf import timestamp_pb2
-from rich.console import Console
 
 from invoctl.cli import _format as fmt
 from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
-
-NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
-
-
-def _ts(seconds_from_now: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(NOW + dt.timedelta(seconds=seconds_from_now))
-    return ts
-
-
-def _render(renderable: object) -> str:
-    console = Console(file=io.StringIO(), width=250, color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+from tests.unit._cli import NOW, render, ts
 
 
 @pytest.mark.parametrize(
@@ -42,7 +27,7 @@ def test_format_relative(seconds: float, text: str) -> None:
 
 
 def test_format_time_is_absolute_utc_and_relative() -> None:
-    assert fmt.format_time(_ts(-180), NOW) == "2025-03-01 11:57:00Z (3m ago)"
+    assert fmt.format_time(ts(-180), NOW) == "2025-03-01 11:57:00Z (3m ago)"
     assert fmt.format_time(timestamp_pb2.Timestamp(), NOW) == ""
 
 
@@ -67,15 +52,15 @@ def _invocation() -> invocation_pb2.Invocation:
         attempt_count=3,
         input='{"sku": 1}',
         last_failure=invocation_pb2.Failure(code="RETRYABLE", message="[db] timeout"),
-        next_retry_at=_ts(30),
-        created_at=_ts(-120),
-        modified_at=_ts(-2),
+        next_retry_at=ts(30),
+        created_at=ts(-120),
+        modified_at=ts(-2),
         headers={"x-tenant": "acme"},
     )
 
 
 def test_invocations_table() -> None:
-    text = _render(fmt.invocations_table([_invocation()], NOW))
+    text = render(fmt.invocations_table([_invocation()], NOW))
     for expected in (
         "inv_abc",
         "CartObject/cart55/add",
@@ -87,7 +72,7 @@ def test_invocations_table() -> None:
 
 
 def test_invocation_details_show_set_fields_and_keep_brackets() -> None:
-    text = _render(fmt.invocation_details(_invocation(), NOW))
+    text = render(fmt.invocation_details(_invocation(), NOW))
     assert "[RETRYABLE] [db] timeout" in text  # user text is never read as rich markup
     assert "in 30s" in text
     assert "header x-tenant" in text
@@ -110,7 +95,7 @@ def _journal() -> control_pb2.GetJournalResponse:
             invocation_pb2.JournalEntry(
                 index=1,
                 kind=invocation_pb2.JOURNAL_ENTRY_KIND_SLEEP,
-                wake_at=_ts(60),
+                wake_at=ts(60),
             ),
         ],
         transitions=[
@@ -118,7 +103,7 @@ def _journal() -> control_pb2.GetJournalResponse:
                 to_state=invocation_pb2.INVOCATION_STATE_READY,
                 event="accepted",
                 actor="server",
-                at=_ts(-120),
+                at=ts(-120),
             ),
             invocation_pb2.Transition(
                 from_state=invocation_pb2.INVOCATION_STATE_RUNNING,
@@ -128,14 +113,14 @@ def _journal() -> control_pb2.GetJournalResponse:
                 attempt=3,
                 detail="[db] timeout",
                 trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
-                at=_ts(-2),
+                at=ts(-2),
             ),
         ],
     )
 
 
 def test_entries_table() -> None:
-    text = _render(fmt.entries_table(_journal(), NOW))
+    text = render(fmt.entries_table(_journal(), NOW))
     assert "Stock/reserve -> inv_callee" in text
     assert "= true" in text
     assert "sleep" in text
@@ -143,7 +128,7 @@ def test_entries_table() -> None:
 
 
 def test_transitions_table() -> None:
-    text = _render(fmt.transitions_table(_journal(), NOW))
+    text = render(fmt.transitions_table(_journal(), NOW))
     assert "backing-off" in text
     assert "[db] timeout" in text
     assert "4bf92f3577b34da6a3ce929d0e0e4736" in text
@@ -152,7 +137,7 @@ def test_transitions_table() -> None:
 def test_deployments_table() -> None:
     deployment = workers_pb2.Deployment(
         id="dp_1",
-        created_at=_ts(-60),
+        created_at=ts(-60),
         services=[
             workers_pb2.ServiceDefinition(
                 name="CartObject",
@@ -164,7 +149,7 @@ def test_deployments_table() -> None:
             )
         ],
     )
-    text = _render(fmt.deployments_table([deployment], NOW))
+    text = render(fmt.deployments_table([deployment], NOW))
     assert "CartObject [virtual-object]: add, get (shared)" in text
 
 

@@ -1,32 +1,15 @@
 """The operator commands: their arguments, the options they pass, and how results read."""
 
-import datetime as dt
-import io
-
 import pytest
-from google.protobuf import timestamp_pb2
-from rich.console import Console
 
 from invoctl.cli import _format as fmt
 from invoctl.cli._operations import OPERATIONS, operation_options
 from invoctl.cli.main import build_parser, main
 from invoctl.client import Client
 from invoctl.v1 import control_pb2, invocation_pb2
+from tests.unit._cli import NOW, render, ts
 
-NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 COMPLETED = invocation_pb2.INVOCATION_STATE_COMPLETED
-
-
-def _ts(seconds_from_now: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(NOW + dt.timedelta(seconds=seconds_from_now))
-    return ts
-
-
-def _render(renderable: object) -> str:
-    console = Console(file=io.StringIO(), width=250, color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def _options(*argv: str) -> tuple[str, dict[str, object]]:
@@ -113,7 +96,7 @@ def test_audit_table() -> None:
     entries = [
         control_pb2.AuditEntry(
             id=2,
-            at=_ts(-60),
+            at=ts(-60),
             identity="alice",
             operation="RestartInvocationAsNew",
             invocation_id="inv_1",
@@ -124,14 +107,14 @@ def test_audit_table() -> None:
         ),
         control_pb2.AuditEntry(
             id=1,
-            at=_ts(-120),
+            at=ts(-120),
             identity="anonymous",
             operation="PauseInvocation",
             invocation_id="inv_1",
             result="INVALID_TRANSITION",
         ),
     ]
-    text = _render(fmt.audit_table(entries, NOW))
+    text = render(fmt.audit_table(entries, NOW))
     for expected in (
         "TIME",
         "IDENTITY",
