@@ -187,7 +187,8 @@ class InvocationControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResumeInvocation(self, request, context):
-        """Resumes a paused, suspended or backing-off invocation, optionally on another deployment.
+        """Resumes a paused, suspended or backing-off invocation, optionally on another deployment;
+        also re-pins a ready invocation that started before (its deployment may have no worker).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -74,7 +74,7 @@ class Failure(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Invocation(_message.Message):
-    __slots__ = ("id", "service", "handler", "key", "target", "state", "outcome", "deployment_id", "input", "headers", "idempotency_key", "attempt_count", "last_failure", "next_retry_at", "run_at", "output", "failure", "caller_id", "restarted_from", "journal_length", "created_at", "modified_at", "completed_at", "cancelled_at")
+    __slots__ = ("id", "service", "handler", "key", "target", "state", "outcome", "deployment_id", "input", "headers", "idempotency_key", "attempt_count", "last_failure", "next_retry_at", "run_at", "output", "failure", "caller_id", "restarted_from", "journal_length", "created_at", "modified_at", "completed_at", "cancelled_at", "no_worker")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class Invocation(_message.Message):
     MODIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    NO_WORKER_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     handler: str
@@ -130,7 +131,16 @@ class Invocation(_message.Message):
     modified_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
     cancelled_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., target: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., deployment_id: _Optional[str] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., attempt_count: _Optional[int] = ..., last_failure: _Optional[_Union[Failure, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., output: _Optional[str] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., caller_id: _Optional[str] = ..., restarted_from: _Optional[str] = ..., journal_length: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    no_worker: NoWorker
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., target: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., deployment_id: _Optional[str] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., attempt_count: _Optional[int] = ..., last_failure: _Optional[_Union[Failure, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., output: _Optional[str] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., caller_id: _Optional[str] = ..., restarted_from: _Optional[str] = ..., journal_length: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., no_worker: _Optional[_Union[NoWorker, _Mapping]] = ...) -> None: ...
+
+class NoWorker(_message.Message):
+    __slots__ = ("deployment_id", "last_seen_at")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    last_seen_at: _timestamp_pb2.Timestamp
+    def __init__(self, deployment_id: _Optional[str] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Target(_message.Message):
     __slots__ = ("service", "handler", "key")

@@ -80,26 +80,52 @@ class ServiceDefinition(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ServiceKind, str]] = ..., handlers: _Optional[_Iterable[_Union[HandlerDefinition, _Mapping]]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., retention: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "services", "created_at")
+    __slots__ = ("id", "services", "created_at", "identity", "sessions", "last_seen_at", "pinned_invocations")
     ID_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    PINNED_INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     services: _containers.RepeatedCompositeFieldContainer[ServiceDefinition]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., services: _Optional[_Iterable[_Union[ServiceDefinition, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    identity: str
+    sessions: _containers.RepeatedCompositeFieldContainer[WorkerSession]
+    last_seen_at: _timestamp_pb2.Timestamp
+    pinned_invocations: int
+    def __init__(self, id: _Optional[str] = ..., services: _Optional[_Iterable[_Union[ServiceDefinition, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identity: _Optional[str] = ..., sessions: _Optional[_Iterable[_Union[WorkerSession, _Mapping]]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pinned_invocations: _Optional[int] = ...) -> None: ...
+
+class WorkerSession(_message.Message):
+    __slots__ = ("id", "worker_name", "server", "connected_at", "last_seen_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    worker_name: str
+    server: str
+    connected_at: _timestamp_pb2.Timestamp
+    last_seen_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., worker_name: _Optional[str] = ..., server: _Optional[str] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RegisterDeploymentRequest(_message.Message):
-    __slots__ = ("services",)
+    __slots__ = ("services", "identity")
     SERVICES_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     services: _containers.RepeatedCompositeFieldContainer[ServiceDefinition]
-    def __init__(self, services: _Optional[_Iterable[_Union[ServiceDefinition, _Mapping]]] = ...) -> None: ...
+    identity: str
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceDefinition, _Mapping]]] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class RegisterDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
+    __slots__ = ("deployment", "created")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
     deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+    created: bool
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class ListDeploymentsRequest(_message.Message):
     __slots__ = ("service",)

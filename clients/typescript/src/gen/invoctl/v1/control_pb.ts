@@ -844,7 +844,8 @@ export const InvocationControl: GenService<{
     output: typeof PauseInvocationResponseSchema;
   },
   /**
-   * Resumes a paused, suspended or backing-off invocation, optionally on another deployment.
+   * Resumes a paused, suspended or backing-off invocation, optionally on another deployment;
+   * also re-pins a ready invocation that started before (its deployment may have no worker).
    *
    * @generated from rpc invoctl.v1.InvocationControl.ResumeInvocation
    */

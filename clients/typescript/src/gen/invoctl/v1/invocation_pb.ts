@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file invoctl/v1/invocation.proto.
  */
 export const file_invoctl_v1_invocation: GenFile = /*@__PURE__*/
-  fileDesc("ChtpbnZvY3RsL3YxL2ludm9jYXRpb24ucHJvdG8SCmludm9jdGwudjEiKAoHRmFpbHVyZRIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkirQYKCkludm9jYXRpb24SCgoCaWQYASABKAkSDwoHc2VydmljZRgCIAEoCRIPCgdoYW5kbGVyGAMgASgJEgsKA2tleRgEIAEoCRIOCgZ0YXJnZXQYBSABKAkSKgoFc3RhdGUYBiABKA4yGy5pbnZvY3RsLnYxLkludm9jYXRpb25TdGF0ZRIkCgdvdXRjb21lGAcgASgOMhMuaW52b2N0bC52MS5PdXRjb21lEhUKDWRlcGxveW1lbnRfaWQYCCABKAkSDQoFaW5wdXQYCSABKAkSNAoHaGVhZGVycxgKIAMoCzIjLmludm9jdGwudjEuSW52b2NhdGlvbi5IZWFkZXJzRW50cnkSFwoPaWRlbXBvdGVuY3lfa2V5GAsgASgJEhUKDWF0dGVtcHRfY291bnQYDCABKAUSKQoMbGFzdF9mYWlsdXJlGA0gASgLMhMuaW52b2N0bC52MS5GYWlsdXJlEjEKDW5leHRfcmV0cnlfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBnJ1bl9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3V0cHV0GBAgASgJEiQKB2ZhaWx1cmUYESABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUSEQoJY2FsbGVyX2lkGBIgASgJEhYKDnJlc3RhcnRlZF9mcm9tGBMgASgJEhYKDmpvdXJuYWxfbGVuZ3RoGBQgASgFEi4KCmNyZWF0ZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC21vZGlmaWVkX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYFyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNhbmNlbGxlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNwoGVGFyZ2V0Eg8KB3NlcnZpY2UYASABKAkSDwoHaGFuZGxlchgCIAEoCRILCgNrZXkYAyABKAki4gIKDEpvdXJuYWxFbnRyeRINCgVpbmRleBgBIAEoBRIqCgRraW5kGAIgASgOMhwuaW52b2N0bC52MS5Kb3VybmFsRW50cnlLaW5kEgwKBG5hbWUYAyABKAkSEQoJY29tcGxldGVkGAQgASgIEg0KBXZhbHVlGAUgASgJEiQKB2ZhaWx1cmUYBiABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUSIgoGdGFyZ2V0GAcgASgLMhIuaW52b2N0bC52MS5UYXJnZXQSEAoIYXJndW1lbnQYCCABKAkSHAoUY2FsbGVlX2ludm9jYXRpb25faWQYCSABKAkSKwoHd2FrZV9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGVsYXlfbXMYCyABKAMSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9gEKClRyYW5zaXRpb24SLwoKZnJvbV9zdGF0ZRgBIAEoDjIbLmludm9jdGwudjEuSW52b2NhdGlvblN0YXRlEi0KCHRvX3N0YXRlGAIgASgOMhsuaW52b2N0bC52MS5JbnZvY2F0aW9uU3RhdGUSDQoFZXZlbnQYAyABKAkSDQoFYWN0b3IYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAYgASgJEg8KB3NwYW5faWQYByABKAkSDwoHYXR0ZW1wdBgIIAEoBRIOCgZkZXRhaWwYCSABKAkqqgIKD0ludm9jYXRpb25TdGF0ZRIgChxJTlZPQ0FUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYSU5WT0NBVElPTl9TVEFURV9QRU5ESU5HEAESHgoaSU5WT0NBVElPTl9TVEFURV9TQ0hFRFVMRUQQAhIaChZJTlZPQ0FUSU9OX1NUQVRFX1JFQURZEAMSHAoYSU5WT0NBVElPTl9TVEFURV9SVU5OSU5HEAQSIAocSU5WT0NBVElPTl9TVEFURV9CQUNLSU5HX09GRhAFEh4KGklOVk9DQVRJT05fU1RBVEVfU1VTUEVOREVEEAYSGwoXSU5WT0NBVElPTl9TVEFURV9QQVVTRUQQBxIeChpJTlZPQ0FUSU9OX1NUQVRFX0NPTVBMRVRFRBAIKngKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhUKEU9VVENPTUVfU1VDQ0VFREVEEAESEgoOT1VUQ09NRV9GQUlMRUQQAhIVChFPVVRDT01FX0NBTkNFTExFRBADEhIKDk9VVENPTUVfS0lMTEVEEAQqsQIKEEpvdXJuYWxFbnRyeUtpbmQSIgoeSk9VUk5BTF9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWSk9VUk5BTF9FTlRSWV9LSU5EX1JVThABEhwKGEpPVVJOQUxfRU5UUllfS0lORF9TTEVFUBACEhsKF0pPVVJOQUxfRU5UUllfS0lORF9DQUxMEAMSGwoXSk9VUk5BTF9FTlRSWV9LSU5EX1NFTkQQBBIgChxKT1VSTkFMX0VOVFJZX0tJTkRfR0VUX1NUQVRFEAUSIAocSk9VUk5BTF9FTlRSWV9LSU5EX1NFVF9TVEFURRAGEiIKHkpPVVJOQUxfRU5UUllfS0lORF9DTEVBUl9TVEFURRAHEh0KGUpPVVJOQUxfRU5UUllfS0lORF9DQU5DRUwQCGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtpbnZvY3RsL3YxL2ludm9jYXRpb24ucHJvdG8SCmludm9jdGwudjEiKAoHRmFpbHVyZRIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki1gYKCkludm9jYXRpb24SCgoCaWQYASABKAkSDwoHc2VydmljZRgCIAEoCRIPCgdoYW5kbGVyGAMgASgJEgsKA2tleRgEIAEoCRIOCgZ0YXJnZXQYBSABKAkSKgoFc3RhdGUYBiABKA4yGy5pbnZvY3RsLnYxLkludm9jYXRpb25TdGF0ZRIkCgdvdXRjb21lGAcgASgOMhMuaW52b2N0bC52MS5PdXRjb21lEhUKDWRlcGxveW1lbnRfaWQYCCABKAkSDQoFaW5wdXQYCSABKAkSNAoHaGVhZGVycxgKIAMoCzIjLmludm9jdGwudjEuSW52b2NhdGlvbi5IZWFkZXJzRW50cnkSFwoPaWRlbXBvdGVuY3lfa2V5GAsgASgJEhUKDWF0dGVtcHRfY291bnQYDCABKAUSKQoMbGFzdF9mYWlsdXJlGA0gASgLMhMuaW52b2N0bC52MS5GYWlsdXJlEjEKDW5leHRfcmV0cnlfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBnJ1bl9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3V0cHV0GBAgASgJEiQKB2ZhaWx1cmUYESABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUSEQoJY2FsbGVyX2lkGBIgASgJEhYKDnJlc3RhcnRlZF9mcm9tGBMgASgJEhYKDmpvdXJuYWxfbGVuZ3RoGBQgASgFEi4KCmNyZWF0ZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC21vZGlmaWVkX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYFyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNhbmNlbGxlZF9hdBgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoJbm9fd29ya2VyGBkgASgLMhQuaW52b2N0bC52MS5Ob1dvcmtlchouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJTCghOb1dvcmtlchIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjAKDGxhc3Rfc2Vlbl9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNwoGVGFyZ2V0Eg8KB3NlcnZpY2UYASABKAkSDwoHaGFuZGxlchgCIAEoCRILCgNrZXkYAyABKAki4gIKDEpvdXJuYWxFbnRyeRINCgVpbmRleBgBIAEoBRIqCgRraW5kGAIgASgOMhwuaW52b2N0bC52MS5Kb3VybmFsRW50cnlLaW5kEgwKBG5hbWUYAyABKAkSEQoJY29tcGxldGVkGAQgASgIEg0KBXZhbHVlGAUgASgJEiQKB2ZhaWx1cmUYBiABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUSIgoGdGFyZ2V0GAcgASgLMhIuaW52b2N0bC52MS5UYXJnZXQSEAoIYXJndW1lbnQYCCABKAkSHAoUY2FsbGVlX2ludm9jYXRpb25faWQYCSABKAkSKwoHd2FrZV9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGVsYXlfbXMYCyABKAMSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9gEKClRyYW5zaXRpb24SLwoKZnJvbV9zdGF0ZRgBIAEoDjIbLmludm9jdGwudjEuSW52b2NhdGlvblN0YXRlEi0KCHRvX3N0YXRlGAIgASgOMhsuaW52b2N0bC52MS5JbnZvY2F0aW9uU3RhdGUSDQoFZXZlbnQYAyABKAkSDQoFYWN0b3IYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyYWNlX2lkGAYgASgJEg8KB3NwYW5faWQYByABKAkSDwoHYXR0ZW1wdBgIIAEoBRIOCgZkZXRhaWwYCSABKAkqqgIKD0ludm9jYXRpb25TdGF0ZRIgChxJTlZPQ0FUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYSU5WT0NBVElPTl9TVEFURV9QRU5ESU5HEAESHgoaSU5WT0NBVElPTl9TVEFURV9TQ0hFRFVMRUQQAhIaChZJTlZPQ0FUSU9OX1NUQVRFX1JFQURZEAMSHAoYSU5WT0NBVElPTl9TVEFURV9SVU5OSU5HEAQSIAocSU5WT0NBVElPTl9TVEFURV9CQUNLSU5HX09GRhAFEh4KGklOVk9DQVRJT05fU1RBVEVfU1VTUEVOREVEEAYSGwoXSU5WT0NBVElPTl9TVEFURV9QQVVTRUQQBxIeChpJTlZPQ0FUSU9OX1NUQVRFX0NPTVBMRVRFRBAIKngKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhUKEU9VVENPTUVfU1VDQ0VFREVEEAESEgoOT1VUQ09NRV9GQUlMRUQQAhIVChFPVVRDT01FX0NBTkNFTExFRBADEhIKDk9VVENPTUVfS0lMTEVEEAQqsQIKEEpvdXJuYWxFbnRyeUtpbmQSIgoeSk9VUk5BTF9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWSk9VUk5BTF9FTlRSWV9LSU5EX1JVThABEhwKGEpPVVJOQUxfRU5UUllfS0lORF9TTEVFUBACEhsKF0pPVVJOQUxfRU5UUllfS0lORF9DQUxMEAMSGwoXSk9VUk5BTF9FTlRSWV9LSU5EX1NFTkQQBBIgChxKT1VSTkFMX0VOVFJZX0tJTkRfR0VUX1NUQVRFEAUSIAocSk9VUk5BTF9FTlRSWV9LSU5EX1NFVF9TVEFURRAGEiIKHkpPVVJOQUxfRU5UUllfS0lORF9DTEVBUl9TVEFURRAHEh0KGUpPVVJOQUxfRU5UUllfS0lORF9DQU5DRUwQCGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An error raised by a handler or recorded by the runtime.
@@ -216,6 +216,15 @@ export type Invocation = Message<"invoctl.v1.Invocation"> & {
    * @generated from field: google.protobuf.Timestamp cancelled_at = 24;
    */
   cancelledAt?: Timestamp | undefined;
+
+  /**
+   * Output only (GetInvocation, GetJournal). Set while the invocation is not completed
+   * and no worker of the deployment that will run it (its own, or before its first
+   * attempt the newest serving its service) is connected to any server: it waits.
+   *
+   * @generated from field: invoctl.v1.NoWorker no_worker = 25;
+   */
+  noWorker?: NoWorker | undefined;
 };
 
 /**
@@ -224,6 +233,34 @@ export type Invocation = Message<"invoctl.v1.Invocation"> & {
  */
 export const InvocationSchema: GenMessage<Invocation> = /*@__PURE__*/
   messageDesc(file_invoctl_v1_invocation, 1);
+
+/**
+ * Why a not-completed invocation cannot make progress: its deployment has no worker.
+ *
+ * @generated from message invoctl.v1.NoWorker
+ */
+export type NoWorker = Message<"invoctl.v1.NoWorker"> & {
+  /**
+   * The deployment whose workers are missing.
+   *
+   * @generated from field: string deployment_id = 1;
+   */
+  deploymentId: string;
+
+  /**
+   * When a worker of it was last seen; unset if none ever connected.
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen_at = 2;
+   */
+  lastSeenAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message invoctl.v1.NoWorker.
+ * Use `create(NoWorkerSchema)` to create a new message.
+ */
+export const NoWorkerSchema: GenMessage<NoWorker> = /*@__PURE__*/
+  messageDesc(file_invoctl_v1_invocation, 2);
 
 /**
  * The handler a call or send addresses.
@@ -258,7 +295,7 @@ export type Target = Message<"invoctl.v1.Target"> & {
  * Use `create(TargetSchema)` to create a new message.
  */
 export const TargetSchema: GenMessage<Target> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_invocation, 2);
+  messageDesc(file_invoctl_v1_invocation, 3);
 
 /**
  * One entry of an invocation's journal.
@@ -356,7 +393,7 @@ export type JournalEntry = Message<"invoctl.v1.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_invocation, 3);
+  messageDesc(file_invoctl_v1_invocation, 4);
 
 /**
  * One recorded state change of an invocation.
@@ -433,7 +470,7 @@ export type Transition = Message<"invoctl.v1.Transition"> & {
  * Use `create(TransitionSchema)` to create a new message.
  */
 export const TransitionSchema: GenMessage<Transition> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_invocation, 4);
+  messageDesc(file_invoctl_v1_invocation, 5);
 
 /**
  * The lifecycle state of an invocation (DESIGN.md section 3).

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file invoctl/v1/workers.proto.
  */
 export const file_invoctl_v1_workers: GenFile = /*@__PURE__*/
-  fileDesc("ChhpbnZvY3RsL3YxL3dvcmtlcnMucHJvdG8SCmludm9jdGwudjEizQEKC1JldHJ5UG9saWN5EjMKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSMgoPb25fbWF4X2F0dGVtcHRzGAUgASgOMhkuaW52b2N0bC52MS5Pbk1heEF0dGVtcHRzImAKEUhhbmRsZXJEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSDgoGc2hhcmVkGAIgASgIEi0KDHJldHJ5X3BvbGljeRgDIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3ki1gEKEVNlcnZpY2VEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSJQoEa2luZBgCIAEoDjIXLmludm9jdGwudjEuU2VydmljZUtpbmQSLwoIaGFuZGxlcnMYAyADKAsyHS5pbnZvY3RsLnYxLkhhbmRsZXJEZWZpbml0aW9uEi0KDHJldHJ5X3BvbGljeRgEIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3kSLAoJcmV0ZW50aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInkKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSLwoIc2VydmljZXMYAiADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGVJlZ2lzdGVyRGVwbG95bWVudFJlcXVlc3QSLwoIc2VydmljZXMYASADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uIkgKGlJlZ2lzdGVyRGVwbG95bWVudFJlc3BvbnNlEioKCmRlcGxveW1lbnQYASABKAsyFi5pbnZvY3RsLnYxLkRlcGxveW1lbnQiKQoWTGlzdERlcGxveW1lbnRzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJIkYKF0xpc3REZXBsb3ltZW50c1Jlc3BvbnNlEisKC2RlcGxveW1lbnRzGAEgAygLMhYuaW52b2N0bC52MS5EZXBsb3ltZW50IuwCCg5Db25uZWN0UmVxdWVzdBILCgNzZXEYASABKAQSKAoFaGVsbG8YAiABKAsyFy5pbnZvY3RsLnYxLldvcmtlckhlbGxvSAASMAoJaGVhcnRiZWF0GAMgASgLMhsuaW52b2N0bC52MS5Xb3JrZXJIZWFydGJlYXRIABIrCgZhcHBlbmQYBCABKAsyGS5pbnZvY3RsLnYxLkpvdXJuYWxBcHBlbmRIABItCgdzdXNwZW5kGAUgASgLMhouaW52b2N0bC52MS5BdHRlbXB0U3VzcGVuZEgAEi8KCGNvbXBsZXRlGAYgASgLMhsuaW52b2N0bC52MS5BdHRlbXB0Q29tcGxldGVIABInCgRmYWlsGAcgASgLMhcuaW52b2N0bC52MS5BdHRlbXB0RmFpbEgAEjAKBWJhdGNoGAggASgLMh8uaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdEJhdGNoSABCCQoHbWVzc2FnZSJDChNDb25uZWN0UmVxdWVzdEJhdGNoEiwKCG1lc3NhZ2VzGAEgAygLMhouaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdCJrCgtXb3JrZXJIZWxsbxIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhcKD21heF9jb25jdXJyZW5jeRgCIAEoBRITCgt3b3JrZXJfbmFtZRgDIAEoCRIXCg9hY2NlcHRzX2JhdGNoZXMYBCABKAgiEQoPV29ya2VySGVhcnRiZWF0ImIKDUpvdXJuYWxBcHBlbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEikKB2VudHJpZXMYAyADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeSJMCg5BdHRlbXB0U3VzcGVuZBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEgoKd2FpdGluZ19vbhgDIAEoBSJ9Cg9BdHRlbXB0Q29tcGxldGUSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKBm91dHB1dBgDIAEoCUgAEiYKB2ZhaWx1cmUYBCABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmVIAEIICgZyZXN1bHQiWwoLQXR0ZW1wdEZhaWwSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEiQKB2ZhaWx1cmUYAyABKAsyEy5pbnZvY3RsLnYxLkZhaWx1cmUi/QEKD0Nvbm5lY3RSZXNwb25zZRIsCgd3ZWxjb21lGAEgASgLMhkuaW52b2N0bC52MS5Xb3JrZXJXZWxjb21lSAASKwoHYXR0ZW1wdBgCIAEoCzIYLmludm9jdGwudjEuQXR0ZW1wdFN0YXJ0SAASJAoDYWNrGAMgASgLMhUuaW52b2N0bC52MS5Xb3JrZXJBY2tIABIrCgZzaWduYWwYBCABKAsyGS5pbnZvY3RsLnYxLkF0dGVtcHRTaWduYWxIABIxCgViYXRjaBgFIAEoCzIgLmludm9jdGwudjEuQ29ubmVjdFJlc3BvbnNlQmF0Y2hIAEIJCgdtZXNzYWdlIkUKFENvbm5lY3RSZXNwb25zZUJhdGNoEi0KCG1lc3NhZ2VzGAEgAygLMhsuaW52b2N0bC52MS5Db25uZWN0UmVzcG9uc2UiXQoNQXR0ZW1wdFNpZ25hbBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSJAoEa2luZBgDIAEoDjIWLmludm9jdGwudjEuU2lnbmFsS2luZCJzCg1Xb3JrZXJXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSNQoSaGVhcnRiZWF0X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD2FjY2VwdHNfYmF0Y2hlcxgDIAEoCCKkAgoMQXR0ZW1wdFN0YXJ0EhUKDWludm9jYXRpb25faWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRIiCgZ0YXJnZXQYAyABKAsyEi5pbnZvY3RsLnYxLlRhcmdldBINCgVpbnB1dBgEIAEoCRI2CgdoZWFkZXJzGAUgAygLMiUuaW52b2N0bC52MS5BdHRlbXB0U3RhcnQuSGVhZGVyc0VudHJ5EikKB2pvdXJuYWwYBiADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeRITCgt0cmFjZXBhcmVudBgHIAEoCRIRCgljYW5jZWxsZWQYCCABKAgaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicAoJV29ya2VyQWNrEgsKA3NlcRgBIAEoBBIUCgxlcnJvcl9yZWFzb24YAiABKAkSFQoNZXJyb3JfbWVzc2FnZRgDIAEoCRIpCgdlbnRyaWVzGAQgAygLMhguaW52b2N0bC52MS5Kb3VybmFsRW50cnkqZgoLU2VydmljZUtpbmQSHAoYU0VSVklDRV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU0VSVklDRV9LSU5EX1NFUlZJQ0UQARIfChtTRVJWSUNFX0tJTkRfVklSVFVBTF9PQkpFQ1QQAiplCg1Pbk1heEF0dGVtcHRzEh8KG09OX01BWF9BVFRFTVBUU19VTlNQRUNJRklFRBAAEhkKFU9OX01BWF9BVFRFTVBUU19QQVVTRRABEhgKFE9OX01BWF9BVFRFTVBUU19LSUxMEAIqbgoKU2lnbmFsS2luZBIbChdTSUdOQUxfS0lORF9VTlNQRUNJRklFRBAAEhUKEVNJR05BTF9LSU5EX1BBVVNFEAESFAoQU0lHTkFMX0tJTkRfS0lMTBACEhYKElNJR05BTF9LSU5EX0NBTkNFTBADMpICCgdXb3JrZXJzEmMKElJlZ2lzdGVyRGVwbG95bWVudBIlLmludm9jdGwudjEuUmVnaXN0ZXJEZXBsb3ltZW50UmVxdWVzdBomLmludm9jdGwudjEuUmVnaXN0ZXJEZXBsb3ltZW50UmVzcG9uc2USWgoPTGlzdERlcGxveW1lbnRzEiIuaW52b2N0bC52MS5MaXN0RGVwbG95bWVudHNSZXF1ZXN0GiMuaW52b2N0bC52MS5MaXN0RGVwbG95bWVudHNSZXNwb25zZRJGCgdDb25uZWN0EhouaW52b2N0bC52MS5Db25uZWN0UmVxdWVzdBobLmludm9jdGwudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_invoctl_v1_invocation]);
+  fileDesc("ChhpbnZvY3RsL3YxL3dvcmtlcnMucHJvdG8SCmludm9jdGwudjEizQEKC1JldHJ5UG9saWN5EjMKEGluaXRpYWxfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGZmFjdG9yGAIgASgBEi8KDG1heF9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSMgoPb25fbWF4X2F0dGVtcHRzGAUgASgOMhkuaW52b2N0bC52MS5Pbk1heEF0dGVtcHRzImAKEUhhbmRsZXJEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSDgoGc2hhcmVkGAIgASgIEi0KDHJldHJ5X3BvbGljeRgDIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3ki1gEKEVNlcnZpY2VEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSJQoEa2luZBgCIAEoDjIXLmludm9jdGwudjEuU2VydmljZUtpbmQSLwoIaGFuZGxlcnMYAyADKAsyHS5pbnZvY3RsLnYxLkhhbmRsZXJEZWZpbml0aW9uEi0KDHJldHJ5X3BvbGljeRgEIAEoCzIXLmludm9jdGwudjEuUmV0cnlQb2xpY3kSLAoJcmV0ZW50aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoYCCgpEZXBsb3ltZW50EgoKAmlkGAEgASgJEi8KCHNlcnZpY2VzGAIgAygLMh0uaW52b2N0bC52MS5TZXJ2aWNlRGVmaW5pdGlvbhIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghpZGVudGl0eRgEIAEoCRIrCghzZXNzaW9ucxgFIAMoCzIZLmludm9jdGwudjEuV29ya2VyU2Vzc2lvbhIwCgxsYXN0X3NlZW5fYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnBpbm5lZF9pbnZvY2F0aW9ucxgHIAEoAyKkAQoNV29ya2VyU2Vzc2lvbhIKCgJpZBgBIAEoCRITCgt3b3JrZXJfbmFtZRgCIAEoCRIOCgZzZXJ2ZXIYAyABKAkSMAoMY29ubmVjdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KGVJlZ2lzdGVyRGVwbG95bWVudFJlcXVlc3QSLwoIc2VydmljZXMYASADKAsyHS5pbnZvY3RsLnYxLlNlcnZpY2VEZWZpbml0aW9uEhAKCGlkZW50aXR5GAIgASgJIlkKGlJlZ2lzdGVyRGVwbG95bWVudFJlc3BvbnNlEioKCmRlcGxveW1lbnQYASABKAsyFi5pbnZvY3RsLnYxLkRlcGxveW1lbnQSDwoHY3JlYXRlZBgCIAEoCCIpChZMaXN0RGVwbG95bWVudHNSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkiRgoXTGlzdERlcGxveW1lbnRzUmVzcG9uc2USKwoLZGVwbG95bWVudHMYASADKAsyFi5pbnZvY3RsLnYxLkRlcGxveW1lbnQi7AIKDkNvbm5lY3RSZXF1ZXN0EgsKA3NlcRgBIAEoBBIoCgVoZWxsbxgCIAEoCzIXLmludm9jdGwudjEuV29ya2VySGVsbG9IABIwCgloZWFydGJlYXQYAyABKAsyGy5pbnZvY3RsLnYxLldvcmtlckhlYXJ0YmVhdEgAEisKBmFwcGVuZBgEIAEoCzIZLmludm9jdGwudjEuSm91cm5hbEFwcGVuZEgAEi0KB3N1c3BlbmQYBSABKAsyGi5pbnZvY3RsLnYxLkF0dGVtcHRTdXNwZW5kSAASLwoIY29tcGxldGUYBiABKAsyGy5pbnZvY3RsLnYxLkF0dGVtcHRDb21wbGV0ZUgAEicKBGZhaWwYByABKAsyFy5pbnZvY3RsLnYxLkF0dGVtcHRGYWlsSAASMAoFYmF0Y2gYCCABKAsyHy5pbnZvY3RsLnYxLkNvbm5lY3RSZXF1ZXN0QmF0Y2hIAEIJCgdtZXNzYWdlIkMKE0Nvbm5lY3RSZXF1ZXN0QmF0Y2gSLAoIbWVzc2FnZXMYASADKAsyGi5pbnZvY3RsLnYxLkNvbm5lY3RSZXF1ZXN0ImsKC1dvcmtlckhlbGxvEhUKDWRlcGxveW1lbnRfaWQYASABKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAIgASgFEhMKC3dvcmtlcl9uYW1lGAMgASgJEhcKD2FjY2VwdHNfYmF0Y2hlcxgEIAEoCCIRCg9Xb3JrZXJIZWFydGJlYXQiYgoNSm91cm5hbEFwcGVuZBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSKQoHZW50cmllcxgDIAMoCzIYLmludm9jdGwudjEuSm91cm5hbEVudHJ5IkwKDkF0dGVtcHRTdXNwZW5kEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRISCgp3YWl0aW5nX29uGAMgASgFIn0KD0F0dGVtcHRDb21wbGV0ZRIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEAoGb3V0cHV0GAMgASgJSAASJgoHZmFpbHVyZRgEIAEoCzITLmludm9jdGwudjEuRmFpbHVyZUgAQggKBnJlc3VsdCJbCgtBdHRlbXB0RmFpbBIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSJAoHZmFpbHVyZRgDIAEoCzITLmludm9jdGwudjEuRmFpbHVyZSL9AQoPQ29ubmVjdFJlc3BvbnNlEiwKB3dlbGNvbWUYASABKAsyGS5pbnZvY3RsLnYxLldvcmtlcldlbGNvbWVIABIrCgdhdHRlbXB0GAIgASgLMhguaW52b2N0bC52MS5BdHRlbXB0U3RhcnRIABIkCgNhY2sYAyABKAsyFS5pbnZvY3RsLnYxLldvcmtlckFja0gAEisKBnNpZ25hbBgEIAEoCzIZLmludm9jdGwudjEuQXR0ZW1wdFNpZ25hbEgAEjEKBWJhdGNoGAUgASgLMiAuaW52b2N0bC52MS5Db25uZWN0UmVzcG9uc2VCYXRjaEgAQgkKB21lc3NhZ2UiRQoUQ29ubmVjdFJlc3BvbnNlQmF0Y2gSLQoIbWVzc2FnZXMYASADKAsyGy5pbnZvY3RsLnYxLkNvbm5lY3RSZXNwb25zZSJdCg1BdHRlbXB0U2lnbmFsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRIkCgRraW5kGAMgASgOMhYuaW52b2N0bC52MS5TaWduYWxLaW5kInMKDVdvcmtlcldlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPYWNjZXB0c19iYXRjaGVzGAMgASgIIqQCCgxBdHRlbXB0U3RhcnQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEiIKBnRhcmdldBgDIAEoCzISLmludm9jdGwudjEuVGFyZ2V0Eg0KBWlucHV0GAQgASgJEjYKB2hlYWRlcnMYBSADKAsyJS5pbnZvY3RsLnYxLkF0dGVtcHRTdGFydC5IZWFkZXJzRW50cnkSKQoHam91cm5hbBgGIAMoCzIYLmludm9jdGwudjEuSm91cm5hbEVudHJ5EhMKC3RyYWNlcGFyZW50GAcgASgJEhEKCWNhbmNlbGxlZBgIIAEoCBouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJwCglXb3JrZXJBY2sSCwoDc2VxGAEgASgEEhQKDGVycm9yX3JlYXNvbhgCIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAMgASgJEikKB2VudHJpZXMYBCADKAsyGC5pbnZvY3RsLnYxLkpvdXJuYWxFbnRyeSpmCgtTZXJ2aWNlS2luZBIcChhTRVJWSUNFX0tJTkRfVU5TUEVDSUZJRUQQABIYChRTRVJWSUNFX0tJTkRfU0VSVklDRRABEh8KG1NFUlZJQ0VfS0lORF9WSVJUVUFMX09CSkVDVBACKmUKDU9uTWF4QXR0ZW1wdHMSHwobT05fTUFYX0FUVEVNUFRTX1VOU1BFQ0lGSUVEEAASGQoVT05fTUFYX0FUVEVNUFRTX1BBVVNFEAESGAoUT05fTUFYX0FUVEVNUFRTX0tJTEwQAipuCgpTaWduYWxLaW5kEhsKF1NJR05BTF9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRU0lHTkFMX0tJTkRfUEFVU0UQARIUChBTSUdOQUxfS0lORF9LSUxMEAISFgoSU0lHTkFMX0tJTkRfQ0FOQ0VMEAMykgIKB1dvcmtlcnMSYwoSUmVnaXN0ZXJEZXBsb3ltZW50EiUuaW52b2N0bC52MS5SZWdpc3RlckRlcGxveW1lbnRSZXF1ZXN0GiYuaW52b2N0bC52MS5SZWdpc3RlckRlcGxveW1lbnRSZXNwb25zZRJaCg9MaXN0RGVwbG95bWVudHMSIi5pbnZvY3RsLnYxLkxpc3REZXBsb3ltZW50c1JlcXVlc3QaIy5pbnZvY3RsLnYxLkxpc3REZXBsb3ltZW50c1Jlc3BvbnNlEkYKB0Nvbm5lY3QSGi5pbnZvY3RsLnYxLkNvbm5lY3RSZXF1ZXN0GhsuaW52b2N0bC52MS5Db25uZWN0UmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_invoctl_v1_invocation]);
 
 /**
  * Exponential backoff between attempts. Unset fields take the defaults.
@@ -150,7 +150,8 @@ export const ServiceDefinitionSchema: GenMessage<ServiceDefinition> = /*@__PURE_
   messageDesc(file_invoctl_v1_workers, 2);
 
 /**
- * A registered worker version.
+ * A registered worker version: any number of worker processes (replicas, restarts) serve
+ * it, and an invocation runs on any of them once pinned to it.
  *
  * @generated from message invoctl.v1.Deployment
  */
@@ -175,6 +176,37 @@ export type Deployment = Message<"invoctl.v1.Deployment"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 3;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * The version it is: the name the worker gave (`checkout@2026-11-30`) or the identity
+   * the SDK derived from its code (`code@…`). Empty for deployments registered without one.
+   *
+   * @generated from field: string identity = 4;
+   */
+  identity: string;
+
+  /**
+   * Output only (ListDeployments). Its worker sessions connected to any server now.
+   *
+   * @generated from field: repeated invoctl.v1.WorkerSession sessions = 5;
+   */
+  sessions: WorkerSession[];
+
+  /**
+   * Output only (ListDeployments). When a worker of it was last seen; unset if none
+   * ever connected.
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen_at = 6;
+   */
+  lastSeenAt?: Timestamp | undefined;
+
+  /**
+   * Output only (ListDeployments). Not-completed invocations pinned to it: zero means it
+   * is drained.
+   *
+   * @generated from field: int64 pinned_invocations = 7;
+   */
+  pinnedInvocations: bigint;
 };
 
 /**
@@ -183,6 +215,55 @@ export type Deployment = Message<"invoctl.v1.Deployment"> & {
  */
 export const DeploymentSchema: GenMessage<Deployment> = /*@__PURE__*/
   messageDesc(file_invoctl_v1_workers, 3);
+
+/**
+ * A worker process's Connect stream, as every server sees it.
+ *
+ * @generated from message invoctl.v1.WorkerSession
+ */
+export type WorkerSession = Message<"invoctl.v1.WorkerSession"> & {
+  /**
+   * `sess_…`, as the worker's welcome named it.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The worker's name (WorkerHello.worker_name).
+   *
+   * @generated from field: string worker_name = 2;
+   */
+  workerName: string;
+
+  /**
+   * The server the stream is connected to (its --name).
+   *
+   * @generated from field: string server = 3;
+   */
+  server: string;
+
+  /**
+   * When the stream opened.
+   *
+   * @generated from field: google.protobuf.Timestamp connected_at = 4;
+   */
+  connectedAt?: Timestamp | undefined;
+
+  /**
+   * When the worker last sent anything (heart-beats included).
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen_at = 5;
+   */
+  lastSeenAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message invoctl.v1.WorkerSession.
+ * Use `create(WorkerSessionSchema)` to create a new message.
+ */
+export const WorkerSessionSchema: GenMessage<WorkerSession> = /*@__PURE__*/
+  messageDesc(file_invoctl_v1_workers, 4);
 
 /**
  * Request of RegisterDeployment.
@@ -196,6 +277,16 @@ export type RegisterDeploymentRequest = Message<"invoctl.v1.RegisterDeploymentRe
    * @generated from field: repeated invoctl.v1.ServiceDefinition services = 1;
    */
   services: ServiceDefinition[];
+
+  /**
+   * The version this is (at most 200 characters: letters, digits and `._:@/+-`).
+   * Registering an identity again returns the same deployment if it serves the same
+   * services, handlers, retry policies and retentions, and is refused with
+   * ALREADY_EXISTS (DEPLOYMENT_MISMATCH) otherwise. Empty: a new deployment every time.
+   *
+   * @generated from field: string identity = 2;
+   */
+  identity: string;
 };
 
 /**
@@ -203,7 +294,7 @@ export type RegisterDeploymentRequest = Message<"invoctl.v1.RegisterDeploymentRe
  * Use `create(RegisterDeploymentRequestSchema)` to create a new message.
  */
 export const RegisterDeploymentRequestSchema: GenMessage<RegisterDeploymentRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 4);
+  messageDesc(file_invoctl_v1_workers, 5);
 
 /**
  * Response of RegisterDeployment.
@@ -212,11 +303,18 @@ export const RegisterDeploymentRequestSchema: GenMessage<RegisterDeploymentReque
  */
 export type RegisterDeploymentResponse = Message<"invoctl.v1.RegisterDeploymentResponse"> & {
   /**
-   * The new deployment.
+   * The deployment: new, or the one registered before under the same identity.
    *
    * @generated from field: invoctl.v1.Deployment deployment = 1;
    */
   deployment?: Deployment | undefined;
+
+  /**
+   * Whether this request registered it (false: the identity existed).
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
 };
 
 /**
@@ -224,7 +322,7 @@ export type RegisterDeploymentResponse = Message<"invoctl.v1.RegisterDeploymentR
  * Use `create(RegisterDeploymentResponseSchema)` to create a new message.
  */
 export const RegisterDeploymentResponseSchema: GenMessage<RegisterDeploymentResponse> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 5);
+  messageDesc(file_invoctl_v1_workers, 6);
 
 /**
  * Request of ListDeployments.
@@ -245,7 +343,7 @@ export type ListDeploymentsRequest = Message<"invoctl.v1.ListDeploymentsRequest"
  * Use `create(ListDeploymentsRequestSchema)` to create a new message.
  */
 export const ListDeploymentsRequestSchema: GenMessage<ListDeploymentsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 6);
+  messageDesc(file_invoctl_v1_workers, 7);
 
 /**
  * Response of ListDeployments.
@@ -266,7 +364,7 @@ export type ListDeploymentsResponse = Message<"invoctl.v1.ListDeploymentsRespons
  * Use `create(ListDeploymentsResponseSchema)` to create a new message.
  */
 export const ListDeploymentsResponseSchema: GenMessage<ListDeploymentsResponse> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 7);
+  messageDesc(file_invoctl_v1_workers, 8);
 
 /**
  * A message from the worker.
@@ -352,7 +450,7 @@ export type ConnectRequest = Message<"invoctl.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 8);
+  messageDesc(file_invoctl_v1_workers, 9);
 
 /**
  * Worker messages that piled up while the stream was busy, sent as one: a busy worker
@@ -374,7 +472,7 @@ export type ConnectRequestBatch = Message<"invoctl.v1.ConnectRequestBatch"> & {
  * Use `create(ConnectRequestBatchSchema)` to create a new message.
  */
 export const ConnectRequestBatchSchema: GenMessage<ConnectRequestBatch> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 9);
+  messageDesc(file_invoctl_v1_workers, 10);
 
 /**
  * First message of a worker session.
@@ -416,7 +514,7 @@ export type WorkerHello = Message<"invoctl.v1.WorkerHello"> & {
  * Use `create(WorkerHelloSchema)` to create a new message.
  */
 export const WorkerHelloSchema: GenMessage<WorkerHello> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 10);
+  messageDesc(file_invoctl_v1_workers, 11);
 
 /**
  * Lease renewal.
@@ -431,7 +529,7 @@ export type WorkerHeartbeat = Message<"invoctl.v1.WorkerHeartbeat"> & {
  * Use `create(WorkerHeartbeatSchema)` to create a new message.
  */
 export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 11);
+  messageDesc(file_invoctl_v1_workers, 12);
 
 /**
  * Journal entries of one attempt, persisted before the ack.
@@ -466,7 +564,7 @@ export type JournalAppend = Message<"invoctl.v1.JournalAppend"> & {
  * Use `create(JournalAppendSchema)` to create a new message.
  */
 export const JournalAppendSchema: GenMessage<JournalAppend> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 12);
+  messageDesc(file_invoctl_v1_workers, 13);
 
 /**
  * The attempt stops and the invocation suspends until the entry completes.
@@ -501,7 +599,7 @@ export type AttemptSuspend = Message<"invoctl.v1.AttemptSuspend"> & {
  * Use `create(AttemptSuspendSchema)` to create a new message.
  */
 export const AttemptSuspendSchema: GenMessage<AttemptSuspend> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 13);
+  messageDesc(file_invoctl_v1_workers, 14);
 
 /**
  * The attempt finished the handler.
@@ -552,7 +650,7 @@ export type AttemptComplete = Message<"invoctl.v1.AttemptComplete"> & {
  * Use `create(AttemptCompleteSchema)` to create a new message.
  */
 export const AttemptCompleteSchema: GenMessage<AttemptComplete> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 14);
+  messageDesc(file_invoctl_v1_workers, 15);
 
 /**
  * The attempt failed; the invocation is retried per its retry policy.
@@ -587,7 +685,7 @@ export type AttemptFail = Message<"invoctl.v1.AttemptFail"> & {
  * Use `create(AttemptFailSchema)` to create a new message.
  */
 export const AttemptFailSchema: GenMessage<AttemptFail> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 15);
+  messageDesc(file_invoctl_v1_workers, 16);
 
 /**
  * A message from the server.
@@ -649,7 +747,7 @@ export type ConnectResponse = Message<"invoctl.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 16);
+  messageDesc(file_invoctl_v1_workers, 17);
 
 /**
  * Server messages that piled up while the stream was busy (the acks of one group commit,
@@ -671,7 +769,7 @@ export type ConnectResponseBatch = Message<"invoctl.v1.ConnectResponseBatch"> & 
  * Use `create(ConnectResponseBatchSchema)` to create a new message.
  */
 export const ConnectResponseBatchSchema: GenMessage<ConnectResponseBatch> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 17);
+  messageDesc(file_invoctl_v1_workers, 18);
 
 /**
  * Sent on the session that runs the attempt. The server has already fenced the attempt:
@@ -707,7 +805,7 @@ export type AttemptSignal = Message<"invoctl.v1.AttemptSignal"> & {
  * Use `create(AttemptSignalSchema)` to create a new message.
  */
 export const AttemptSignalSchema: GenMessage<AttemptSignal> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 18);
+  messageDesc(file_invoctl_v1_workers, 19);
 
 /**
  * Answer to the hello.
@@ -742,7 +840,7 @@ export type WorkerWelcome = Message<"invoctl.v1.WorkerWelcome"> & {
  * Use `create(WorkerWelcomeSchema)` to create a new message.
  */
 export const WorkerWelcomeSchema: GenMessage<WorkerWelcome> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 19);
+  messageDesc(file_invoctl_v1_workers, 20);
 
 /**
  * An attempt to run.
@@ -813,7 +911,7 @@ export type AttemptStart = Message<"invoctl.v1.AttemptStart"> & {
  * Use `create(AttemptStartSchema)` to create a new message.
  */
 export const AttemptStartSchema: GenMessage<AttemptStart> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 20);
+  messageDesc(file_invoctl_v1_workers, 21);
 
 /**
  * The server's answer to a worker message.
@@ -855,7 +953,7 @@ export type WorkerAck = Message<"invoctl.v1.WorkerAck"> & {
  * Use `create(WorkerAckSchema)` to create a new message.
  */
 export const WorkerAckSchema: GenMessage<WorkerAck> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_workers, 21);
+  messageDesc(file_invoctl_v1_workers, 22);
 
 /**
  * Plain service or virtual object.
