@@ -158,7 +158,10 @@ class App:
         )
         batches = Batches(self._pool, lease=self.config.lease)
         cleaner = Cleaner(
-            self._pool, poll_interval=self.config.poll_interval, actor=f"cleaner:{self.config.name}"
+            self._pool,
+            poll_interval=self.config.poll_interval,
+            actor=f"cleaner:{self.config.name}",
+            sessions_unseen=2 * self.config.lease,
         )
         operator = Operator(self._pool)
         rt = Runtime(

@@ -60,11 +60,16 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
+    def _live_since(self):
+        """A worker session heard of since then is connected (it heart-beats every third
+        of a lease)."""
+        return self.rt.now() - self.rt.config.lease
+
     @rpc
     async def GetInvocation(self, request, context):
         invocation_id = ids.invocation_id(request.invocation_id)
         async with self.rt.pool.acquire() as conn:
-            row = await store.invocation_get(conn, invocation_id)
+            row = await store.invocation_get_with_worker(conn, invocation_id, self._live_since())
         return pb.GetInvocationResponse(invocation=convert.invocation(row))
 
     @rpc
@@ -94,7 +99,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
     async def GetJournal(self, request, context):
         invocation_id = ids.invocation_id(request.invocation_id)
         async with self.rt.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            row = await store.invocation_get(conn, invocation_id)
+            row = await store.invocation_get_with_worker(conn, invocation_id, self._live_since())
             entries = await store.journal_of(conn, invocation_id)
             history = await store.transitions_of(conn, invocation_id)
         return pb.GetJournalResponse(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..store import deployments as dstore
 from ..store.attempts import Claimed, EntryIn
 from ..store.operations import Signal
 from ..store.transition import target_of
+from ..store.worker_sessions import WorkerSession
 
 STATE_TO_PROTO = {s: getattr(pb, f"INVOCATION_STATE_{s.name}") for s in State}
 STATE_FROM_PROTO = {v: k for k, v in STATE_TO_PROTO.items()}
@@ -92,6 +93,8 @@ def invocation(row: Mapping[str, Any]) -> pb.Invocation:
         completed_at=ts(row["completed_at"]),
         cancelled_at=ts(row["cancelled_at"]),
     )
+    if "worker_deployment_id" in row.keys() and (absent := no_worker(row)) is not None:
+        msg.no_worker.CopyFrom(absent)
     if state == State.BACKING_OFF:
         msg.next_retry_at.CopyFrom(ts(row["due_at"]))
     elif state == State.SCHEDULED:
@@ -340,9 +343,18 @@ def service_specs(services: list[wpb.ServiceDefinition]) -> list[dstore.ServiceS
     return out
 
 
-def deployment(dep: dstore.Deployment) -> wpb.Deployment:
-    return wpb.Deployment(
+def deployment(
+    dep: dstore.Deployment,
+    *,
+    sessions: Sequence[WorkerSession] = (),
+    pinned: int = 0,
+    live_since: datetime | None = None,
+) -> wpb.Deployment:
+    """A deployment; with `live_since` (ListDeployments), also its sessions heard of since
+    then, when a worker was last seen and how many invocations are pinned to it."""
+    msg = wpb.Deployment(
         id=dep.id,
+        identity=dep.identity or "",
         created_at=ts(dep.created_at),
         services=[
             wpb.ServiceDefinition(
@@ -358,4 +370,32 @@ def deployment(dep: dstore.Deployment) -> wpb.Deployment:
             )
             for s in dep.services
         ],
+    )
+    if live_since is None:
+        return msg
+    msg.pinned_invocations = pinned
+    seen = [t for t in (dep.last_seen_at, *(s.last_seen_at for s in sessions)) if t]
+    if seen:
+        msg.last_seen_at.CopyFrom(ts(max(seen)))
+    msg.sessions.extend(
+        wpb.WorkerSession(
+            id=s.id,
+            worker_name=s.worker_name,
+            server=s.server,
+            connected_at=ts(s.connected_at),
+            last_seen_at=ts(s.last_seen_at),
+        )
+        for s in sessions
+        if s.last_seen_at >= live_since
+    )
+    return msg
+
+
+def no_worker(row: Mapping[str, Any]) -> pb.NoWorker | None:
+    """A row of invocation_get_with_worker: whom the invocation waits for, if nobody is
+    connected to run it."""
+    if row["worker_deployment_id"] is None or row["worker_live"]:
+        return None
+    return pb.NoWorker(
+        deployment_id=row["worker_deployment_id"], last_seen_at=ts(row["worker_last_seen"])
     )

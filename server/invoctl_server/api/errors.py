@@ -28,6 +28,7 @@ CODES: dict[type[e.DomainError], grpc.StatusCode] = {
     e.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     e.InvocationNotFound: grpc.StatusCode.NOT_FOUND,
     e.DeploymentNotFound: grpc.StatusCode.NOT_FOUND,
+    e.DeploymentMismatch: grpc.StatusCode.ALREADY_EXISTS,
     e.ServiceNotFound: grpc.StatusCode.NOT_FOUND,
     e.HandlerNotFound: grpc.StatusCode.NOT_FOUND,
     e.BulkOperationNotFound: grpc.StatusCode.NOT_FOUND,

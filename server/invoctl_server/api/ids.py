@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..domain.errors import InvalidDeployment, MalformedId
 from ..domain.ids import is_bulk_operation_id, is_deployment_id, is_invocation_id
 from ..store.operations import KEEP, LATEST
@@ -38,5 +40,22 @@ def deployment_id(text: str) -> str:
         raise InvalidDeployment(
             f"{text!r} is not a deployment ID (dp_ followed by 22 characters)",
             deployment_id=text,
+        )
+    return text
+
+
+# A deployment identity names a version in logs, tables and URLs: keep it to characters
+# that need no quoting anywhere.
+_IDENTITY = re.compile(r"[A-Za-z0-9._:@/+\-]{1,200}")
+
+
+def deployment_identity(text: str) -> str | None:
+    """A worker's deployment identity: None when empty (a new deployment every time)."""
+    if not text:
+        return None
+    if _IDENTITY.fullmatch(text) is None:
+        raise InvalidDeployment(
+            f"{text!r} is not a deployment identity (1 to 200 letters, digits and _.:@/+-)",
+            identity=text,
         )
     return text

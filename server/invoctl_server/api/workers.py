@@ -11,10 +11,10 @@ from invoctl import wire
 from invoctl.v1 import workers_pb2 as pb
 from invoctl.v1 import workers_pb2_grpc
 
-from ..domain.errors import DeploymentNotFound, InvalidArgument
+from ..domain.errors import InvalidArgument
 from ..domain.ids import new_session_id
 from ..runtime.sessions import Session
-from ..store import attempts, db, operations
+from ..store import attempts, db, operations, worker_sessions
 from ..store import deployments as dstore
 from . import convert, ids
 from .context import Runtime
@@ -33,36 +33,52 @@ class Workers(workers_pb2_grpc.WorkersServicer):
     @rpc
     async def RegisterDeployment(self, request, context):
         specs = convert.service_specs(list(request.services))
-        dep = await db.transaction(
+        identity = ids.deployment_identity(request.identity)
+        dep, created = await db.transaction(
             self.rt.pool,
-            lambda conn: dstore.deployment_register(conn, specs, self.rt.now()),
+            lambda conn: dstore.deployment_register(conn, specs, self.rt.now(), identity),
         )
-        # Unpinned ready invocations of its services now go to this deployment.
-        self.rt.dispatcher.wake()
-        return pb.RegisterDeploymentResponse(deployment=convert.deployment(dep))
+        if created:
+            # Unpinned ready invocations of its services now go to this deployment.
+            self.rt.dispatcher.wake()
+        return pb.RegisterDeploymentResponse(deployment=convert.deployment(dep), created=created)
 
     @rpc
     async def ListDeployments(self, request, context):
         async with self.rt.pool.acquire() as conn:
             deps = await dstore.deployments_list(conn, request.service or None)
-        return pb.ListDeploymentsResponse(deployments=[convert.deployment(d) for d in deps])
+            dep_ids = [d.id for d in deps]
+            sessions = await worker_sessions.sessions_of(conn, dep_ids)
+            pinned = await dstore.pinned_counts(conn, dep_ids)
+        live_since = self.rt.now() - self.rt.config.lease
+        return pb.ListDeploymentsResponse(
+            deployments=[
+                convert.deployment(
+                    d, sessions=sessions.get(d.id, []), pinned=pinned.get(d.id, 0),
+                    live_since=live_since,
+                )
+                for d in deps
+            ]
+        )  # fmt: skip
 
     @rpc
     async def Connect(self, request_iterator, context):
         session = await self._open(request_iterator)
-        yield pb.ConnectResponse(
-            welcome=pb.WorkerWelcome(
-                session_id=session.id,
-                heartbeat_interval=convert.duration_pb(
-                    int(self.rt.config.heartbeat_interval.total_seconds() * 1000)
-                ),
-                accepts_batches=True,
-            )
-        )
-        self.rt.dispatcher.add(session)
-        reader = asyncio.create_task(self._read(session, request_iterator))
-        reader.add_done_callback(lambda _t: session.outbox.put_nowait(None))
+        reader: asyncio.Task | None = None
+        # From here on the session has a row: whatever ends the stream must remove it.
         try:
+            yield pb.ConnectResponse(
+                welcome=pb.WorkerWelcome(
+                    session_id=session.id,
+                    heartbeat_interval=convert.duration_pb(
+                        int(self.rt.config.heartbeat_interval.total_seconds() * 1000)
+                    ),
+                    accepts_batches=True,
+                )
+            )
+            self.rt.dispatcher.add(session)
+            reader = asyncio.create_task(self._read(session, request_iterator))
+            reader.add_done_callback(lambda _t: session.outbox.put_nowait(None))
             ended = False
             while not ended:
                 items = [await session.outbox.get()]
@@ -78,9 +94,10 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                     yield message
         finally:
             self.rt.dispatcher.remove(session)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
             await self._expire(session)
 
     async def _open(self, request_iterator: AsyncIterator[pb.ConnectRequest]) -> Session:
@@ -89,25 +106,36 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             raise InvalidArgument("the first message of a worker session must be a hello")
         hello = first.hello
         deployment_id = ids.deployment_id(hello.deployment_id)
-        async with self.rt.pool.acquire() as conn:
-            if not await dstore.deployment_exists(conn, deployment_id):
-                raise DeploymentNotFound(
-                    f"deployment {deployment_id} not found", deployment_id=deployment_id
-                )
         session_id = new_session_id()
-        return Session(
+        session = Session(
             id=session_id,
             deployment_id=deployment_id,
             name=hello.worker_name or session_id,
             capacity=max(1, hello.max_concurrency or 1),
             batching=hello.accepts_batches,
         )
+        # Its row tells every server that the deployment has a live worker (and refuses an
+        # unknown deployment).
+        async with self.rt.pool.acquire() as conn:
+            await self._seen(conn, session)
+        return session
+
+    async def _seen(self, conn, session: Session) -> None:
+        await worker_sessions.session_seen(
+            conn,
+            session_id=session.id,
+            deployment_id=session.deployment_id,
+            worker_name=session.name,
+            server=self.rt.config.name,
+            now=self.rt.now(),
+        )
 
     async def _expire(self, session: Session) -> None:
         """The stream is gone: its attempts' leases lapse now, so they are retried."""
         try:
-            async with self.rt.pool.acquire() as conn:
+            async with self.rt.pool.acquire() as conn, conn.transaction():
                 await attempts.leases_expire(conn, session.id, self.rt.now())
+                await worker_sessions.session_close(conn, session.id, self.rt.now())
             self.rt.timers.poke()
         except Exception:
             log.warning("could not expire the leases of %s; they lapse on time", session.id)
@@ -136,6 +164,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                     await attempts.leases_renew(
                         conn, session.id, session.inflight, self.rt.now() + self.rt.config.lease
                     )
+                    await self._seen(conn, session)
             except Exception:
                 log.warning("lease renewal of %s failed", session.id)
             return

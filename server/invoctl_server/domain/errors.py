@@ -86,6 +86,13 @@ class DeploymentNotFound(DomainError):
     reason = "DEPLOYMENT_NOT_FOUND"
 
 
+class DeploymentMismatch(DomainError):
+    """A deployment identity registered again with other services, handlers or policies:
+    one version serves one definition, so a changed worker needs a new identity."""
+
+    reason = "DEPLOYMENT_MISMATCH"
+
+
 class ServiceNotFound(DomainError):
     reason = "SERVICE_NOT_FOUND"
 

@@ -1,24 +1,33 @@
 """The retention cleaner: completed invocations are deleted once their service's retention
-(default 24 h) has passed, in batches, safely with N servers (SKIP LOCKED)."""
+(default 24 h) has passed, in batches, safely with N servers (SKIP LOCKED). It also sweeps
+the worker sessions that a dead server left behind."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from ..store import db, operations
+from ..store import db, operations, worker_sessions
 
 log = logging.getLogger("invoctl.cleaner")
 
 
 class Cleaner:
     def __init__(
-        self, pool: asyncpg.Pool, *, poll_interval: float, actor: str, batch: int = 1000
+        self,
+        pool: asyncpg.Pool,
+        *,
+        poll_interval: float,
+        actor: str,
+        sessions_unseen: timedelta,
+        batch: int = 1000,
     ) -> None:
         self._pool = pool
+        # A session not heard of for this long has no stream left on any server.
+        self._sessions_unseen = sessions_unseen
         self._poll = poll_interval
         self._batch = batch
         self._actor = actor
@@ -37,6 +46,12 @@ class Cleaner:
             try:
                 while await self._tick() == self._batch:
                     pass  # a full batch: there may be more right away
+                await db.transaction(
+                    self._pool,
+                    lambda conn: worker_sessions.sessions_sweep(
+                        conn, unseen_since=datetime.now(UTC) - self._sessions_unseen
+                    ),
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:

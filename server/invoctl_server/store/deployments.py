@@ -8,9 +8,10 @@ from datetime import datetime
 
 import asyncpg
 
-from ..domain.errors import HandlerNotFound, ServiceNotFound
+from ..domain.errors import DeploymentMismatch, HandlerNotFound, ServiceNotFound
 from ..domain.ids import new_deployment_id
 from ..domain.retry import RetryPolicy
+from ..domain.states import State
 from ._sql import Q
 
 DEFAULT_RETENTION_MS = 24 * 3600 * 1000
@@ -36,6 +37,8 @@ class Deployment:
     id: str
     created_at: datetime
     services: tuple[ServiceSpec, ...]
+    identity: str | None = None
+    last_seen_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +56,78 @@ class ResolvedHandler:
         return self.kind == "virtual_object" and not self.shared
 
 
+def definition(services: list[ServiceSpec]) -> dict:
+    """What a deployment serves, in a canonical form: two registrations of one identity
+    must have equal definitions."""
+    return {
+        "services": [
+            {
+                "name": svc.name,
+                "kind": svc.kind,
+                "retention_ms": svc.retention_ms,
+                "handlers": [
+                    {"name": h.name, "shared": h.shared, "retry_policy": h.retry_policy.to_json()}
+                    for h in sorted(svc.handlers, key=lambda h: h.name)
+                ],
+            }
+            for svc in sorted(services, key=lambda s: s.name)
+        ]
+    }
+
+
+def _difference(old: dict, new: dict) -> str:
+    """What changed between two definitions, in a few words for the error message."""
+    before = {s["name"]: s for s in old["services"]}
+    after = {s["name"]: s for s in new["services"]}
+    parts = [f"service {n} added" for n in sorted(after.keys() - before.keys())]
+    parts += [f"service {n} removed" for n in sorted(before.keys() - after.keys())]
+    for name in sorted(before.keys() & after.keys()):
+        b, a = before[name], after[name]
+        handlers_b = {h["name"]: h for h in b["handlers"]}
+        handlers_a = {h["name"]: h for h in a["handlers"]}
+        parts += [
+            f"handler {name}/{h} added" for h in sorted(handlers_a.keys() - handlers_b.keys())
+        ]
+        parts += [
+            f"handler {name}/{h} removed" for h in sorted(handlers_b.keys() - handlers_a.keys())
+        ]
+        parts += [
+            f"handler {name}/{h} changed"
+            for h in sorted(handlers_a.keys() & handlers_b.keys())
+            if handlers_a[h] != handlers_b[h]
+        ]
+        if (b["kind"], b["retention_ms"]) != (a["kind"], a["retention_ms"]):
+            parts.append(f"service {name} changed")
+    return ", ".join(parts) or "definitions differ"
+
+
 async def deployment_register(
-    conn: asyncpg.Connection, services: list[ServiceSpec], now: datetime
-) -> Deployment:
-    """Insert a deployment with its services and handlers (policies already resolved)."""
-    dep = await conn.fetchrow(Q["deployment_insert"], new_deployment_id(), now)
+    conn: asyncpg.Connection, services: list[ServiceSpec], now: datetime, identity: str | None
+) -> tuple[Deployment, bool]:
+    """Register a deployment with its services and handlers (policies already resolved);
+    returns it and whether it is new.
+
+    An identity registered before returns that deployment when the definitions are equal,
+    and raises DeploymentMismatch when they are not. Without an identity every call
+    registers a new deployment.
+    """
+    wanted = definition(services)
+    dep = await conn.fetchrow(
+        Q["deployment_insert"], new_deployment_id(), now, identity, json.dumps(wanted)
+    )
+    if dep is None:
+        old = await conn.fetchrow(Q["deployment_by_identity"], identity)
+        registered = json.loads(old["definition"])
+        if registered != wanted:
+            raise DeploymentMismatch(
+                f"deployment {identity!r} is registered as {old['id']} with another "
+                f"definition ({_difference(registered, wanted)}): a changed worker is a "
+                "new version, so give it a new deployment name",
+                deployment_id=old["id"],
+                identity=identity,
+            )
+        [existing] = await _with_services(conn, [old])
+        return existing, False
     for svc in services:
         await conn.execute(
             Q["deployment_service_insert"], dep["id"], svc.name, svc.kind, svc.retention_ms
@@ -69,7 +139,7 @@ async def deployment_register(
                 for h in svc.handlers
             ],
         )
-    return Deployment(dep["id"], dep["created_at"], tuple(services))
+    return Deployment(dep["id"], dep["created_at"], tuple(services), identity), True
 
 
 async def deployment_exists(conn: asyncpg.Connection, deployment_id: str) -> bool:
@@ -78,7 +148,10 @@ async def deployment_exists(conn: asyncpg.Connection, deployment_id: str) -> boo
 
 async def deployments_list(conn: asyncpg.Connection, service: str | None) -> list[Deployment]:
     """Deployments, newest first, optionally only those serving `service`."""
-    deps = await conn.fetch(Q["deployments_all"], service)
+    return await _with_services(conn, await conn.fetch(Q["deployments_all"], service))
+
+
+async def _with_services(conn: asyncpg.Connection, deps: list[asyncpg.Record]) -> list[Deployment]:
     rows = await conn.fetch(Q["deployment_services_of"], [d["id"] for d in deps])
     services: dict[str, dict[str, ServiceSpec]] = {}
     for r in rows:
@@ -90,9 +163,24 @@ async def deployments_list(conn: asyncpg.Connection, service: str | None) -> lis
         handlers = (*old.handlers, handler) if old else (handler,)
         by_name[r["service"]] = ServiceSpec(r["service"], r["kind"], handlers, r["retention_ms"])
     return [
-        Deployment(d["id"], d["created_at"], tuple(services.get(d["id"], {}).values()))
+        Deployment(
+            d["id"],
+            d["created_at"],
+            tuple(services.get(d["id"], {}).values()),
+            d["identity"],
+            d["last_seen_at"],
+        )
         for d in deps
     ]
+
+
+_NOT_COMPLETED = [str(s) for s in State if s != State.COMPLETED]
+
+
+async def pinned_counts(conn: asyncpg.Connection, deployment_ids: list[str]) -> dict[str, int]:
+    """Not-completed invocations pinned to each deployment (absent: none)."""
+    rows = await conn.fetch(Q["deployments_pinned"], deployment_ids, _NOT_COMPLETED)
+    return {r["deployment_id"]: r["n"] for r in rows}
 
 
 def _resolved(deployment_id: str, row: asyncpg.Record) -> ResolvedHandler:

@@ -45,12 +45,25 @@ class Created:
 
 async def invocation_get(conn: asyncpg.Connection, invocation_id: str) -> asyncpg.Record:
     """Read one invocation. Raises InvocationNotFound."""
-    row = await conn.fetchrow(Q["invocation_get"], invocation_id)
+    return _found(await conn.fetchrow(Q["invocation_get"], invocation_id), invocation_id)
+
+
+def _found(row: asyncpg.Record | None, invocation_id: str) -> asyncpg.Record:
     if row is None:
         raise InvocationNotFound(
             f"invocation {invocation_id} not found", invocation_id=invocation_id
         )
     return row
+
+
+async def invocation_get_with_worker(
+    conn: asyncpg.Connection, invocation_id: str, live_since: datetime
+) -> asyncpg.Record:
+    """Read one invocation with, unless it completed, whether a worker that will run it is
+    connected (columns worker_deployment_id, worker_live, worker_last_seen). Raises
+    InvocationNotFound."""
+    row = await conn.fetchrow(Q["invocation_get_with_worker"], invocation_id, live_since)
+    return _found(row, invocation_id)
 
 
 async def invocations_get(conn: asyncpg.Connection, ids: Sequence[str]) -> list[asyncpg.Record]:

@@ -146,8 +146,14 @@ ON CONFLICT (service, object_key, name) DO UPDATE SET value = excluded.value
 -- object_state_clear: remove one state value.
 DELETE FROM object_state WHERE service = $1 AND object_key = $2 AND name = $3
 
--- deployment_insert: register a deployment.
-INSERT INTO deployments (id, created_at) VALUES ($1, $2) RETURNING *
+-- deployment_insert: register a deployment. An identity that exists inserts nothing (no
+-- row back); a concurrent registration of the same identity waits for the first to commit.
+INSERT INTO deployments (id, created_at, identity, definition) VALUES ($1, $2, $3, $4::jsonb)
+ON CONFLICT (identity) WHERE identity IS NOT NULL DO NOTHING
+RETURNING *
+
+-- deployment_by_identity: the deployment registered under an identity.
+SELECT * FROM deployments WHERE identity = $1
 
 -- deployment_service_insert: a service a deployment serves.
 INSERT INTO deployment_services (deployment_id, service, kind, retention_ms)
@@ -171,6 +177,65 @@ SELECT s.deployment_id, s.service, s.kind, s.retention_ms, h.handler, h.shared, 
 FROM deployment_services s JOIN deployment_handlers h USING (deployment_id, service)
 WHERE s.deployment_id = ANY($1::text[])
 ORDER BY s.deployment_id, s.service, h.handler
+
+-- deployments_pinned: not-completed invocations pinned to each deployment; the states are
+-- named ($2) so that the (deployment_id, state) index answers it without the completed ones.
+SELECT deployment_id, count(*) AS n FROM invocations
+WHERE deployment_id = ANY($1::text[]) AND state = ANY($2::text[])
+GROUP BY deployment_id
+
+-- worker_sessions_of: the worker sessions of deployments, live or not heard of for a while.
+SELECT * FROM worker_sessions WHERE deployment_id = ANY($1::text[])
+ORDER BY deployment_id, connected_at, id
+
+-- worker_session_seen: a worker session opened (its hello) or is alive (a heart-beat); a
+-- row the sweep removed meanwhile comes back. No row back: the deployment is unknown.
+INSERT INTO worker_sessions (id, deployment_id, worker_name, server, connected_at, last_seen_at)
+SELECT $1, d.id, $3, $4, $5, $5 FROM deployments d WHERE d.id = $2
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+RETURNING id
+
+-- worker_session_close: the stream ended: the session goes, and its deployment keeps when
+-- a worker of it was last seen.
+WITH s AS (DELETE FROM worker_sessions WHERE id = $1 RETURNING deployment_id)
+UPDATE deployments d SET last_seen_at = greatest(d.last_seen_at, $2)
+FROM s WHERE d.id = s.deployment_id
+
+-- worker_sessions_sweep: sessions not heard of since $1 died with their server (its
+-- streams never closed): remove them, keeping when their deployments were last seen.
+-- SKIP LOCKED, so that N servers sweep side by side.
+WITH s AS (
+    DELETE FROM worker_sessions WHERE id IN (
+        SELECT id FROM worker_sessions WHERE last_seen_at < $1 ORDER BY id
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING deployment_id, last_seen_at
+), m AS (
+    SELECT deployment_id, max(last_seen_at) AS seen FROM s GROUP BY deployment_id
+)
+UPDATE deployments d SET last_seen_at = greatest(d.last_seen_at, m.seen)
+FROM m WHERE d.id = m.deployment_id
+
+-- invocation_get_with_worker: one invocation and, unless it completed, the deployment that
+-- runs it (its own; before its first attempt, the newest serving its service), whether a
+-- worker of that deployment was heard of since $2, and when one was last seen.
+SELECT i.*, w.deployment_id AS worker_deployment_id, w.live AS worker_live,
+       w.last_seen AS worker_last_seen
+FROM invocations i
+LEFT JOIN LATERAL (
+    SELECT d.id AS deployment_id,
+           EXISTS (SELECT 1 FROM worker_sessions s
+                   WHERE s.deployment_id = d.id AND s.last_seen_at >= $2) AS live,
+           greatest(d.last_seen_at, (SELECT max(s.last_seen_at) FROM worker_sessions s
+                                     WHERE s.deployment_id = d.id)) AS last_seen
+    FROM deployments d
+    WHERE i.state <> 'completed'
+      AND d.id = coalesce(i.deployment_id, (
+          SELECT s.deployment_id FROM deployment_services s
+          JOIN deployments n ON n.id = s.deployment_id
+          WHERE s.service = i.service ORDER BY n.seq DESC LIMIT 1))
+) w ON true
+WHERE i.id = $1
 
 -- handler_latest: the newest deployment serving a service, and that handler in it if any.
 SELECT s.deployment_id, s.kind, s.retention_ms, h.handler, h.shared, h.retry_policy
