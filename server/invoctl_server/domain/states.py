@@ -86,6 +86,10 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
     (_S.PAUSED, Event.RESUMED): frozenset({_S.READY}),
     (_S.SUSPENDED, Event.RESUMED): frozenset({_S.READY}),
     (_S.BACKING_OFF, Event.RESUMED): frozenset({_S.READY}),
+    # A ready invocation that has started before waits for a worker of its deployment,
+    # which may be gone: a resume re-pins it (operations.resume_many refuses one that has
+    # not started: it goes to the newest deployment by itself).
+    (_S.READY, Event.RESUMED): frozenset({_S.READY}),
 }
 
 

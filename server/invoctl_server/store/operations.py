@@ -360,22 +360,19 @@ async def _deployment_for(
 async def resume_many(
     conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
 ) -> list[Result]:
-    """Make each paused, suspended or backing-off invocation ready: a new attempt replays
-    its journal, on the deployment its target names (a backing-off one keeps its own)."""
+    """Make each paused, suspended or backing-off invocation ready now: a new attempt
+    replays its journal, on the deployment its target names. A ready one that has started
+    before (its deployment's workers may be gone) is re-pinned the same way."""
 
     async def act(conn, round_, results) -> None:
         steps, order = [], []
         for i, row in round_:
             try:
-                if State.READY not in allowed_targets(State(row["state"]), Event.RESUMED):
+                if State.READY not in allowed_targets(State(row["state"]), Event.RESUMED) or (
+                    not _started(row)
+                ):
                     raise _refuse(row, "resumed")
                 deployment = await _deployment_for(conn, row, targets[i].deployment)
-                if deployment != row["deployment_id"] and row["state"] == State.BACKING_OFF:
-                    raise InvalidTransition(
-                        f"invocation {row['id']} is backing-off: it retries on its own deployment",
-                        invocation_id=row["id"],
-                        state=row["state"],
-                    )
             except DomainError as refused:
                 results[i] = refused
                 continue
