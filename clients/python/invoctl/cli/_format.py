@@ -170,6 +170,7 @@ def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) 
         ("id", inv.id),
         ("target", inv.target),
         ("state", state_text(inv)),
+        ("waiting", no_worker_text(inv, now)),
         ("deployment", inv.deployment_id),
         ("attempts", str(inv.attempt_count)),
         ("journal entries", str(inv.journal_length)),
@@ -191,6 +192,18 @@ def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) 
         if value:
             _add_row(table, label, value)
     return table
+
+
+def no_worker_text(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Text | str:
+    """`no worker of dp_… connected since …`, when the invocation waits for one."""
+    if not invocation.HasField("no_worker"):
+        return ""
+    absent = invocation.no_worker
+    since = format_time(absent.last_seen_at, now) if absent.HasField("last_seen_at") else ""
+    text = f"no worker of {absent.deployment_id} connected " + (
+        f"since {since}" if since else "(none ever was)"
+    )
+    return Text(text, style="yellow")
 
 
 # -- journal ------------------------------------------------------------------------
@@ -271,14 +284,36 @@ def _services(deployment: workers_pb2.Deployment) -> str:
     return "\n".join(lines)
 
 
+def _workers(deployment: workers_pb2.Deployment, now: dt.datetime) -> Text:
+    """The connected worker sessions, or when one was last seen."""
+    if deployment.sessions:
+        names = ", ".join(f"{s.worker_name} @ {s.server}" for s in deployment.sessions)
+        return Text(f"{len(deployment.sessions)}: {names}", style="green")
+    if deployment.HasField("last_seen_at"):
+        return Text(f"none since {format_time(deployment.last_seen_at, now)}", style="yellow")
+    return Text("none ever", style="yellow")
+
+
 def deployments_table(deployments: list[workers_pb2.Deployment], now: dt.datetime) -> Table:
-    """One row per deployment with the services and handlers it serves."""
+    """One row per deployment: its identity, the services and handlers it serves, its
+    connected workers, and the not-completed invocations pinned to it."""
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "CREATED", "SERVICES"):
-        table.add_column(column, overflow="fold")
+    for column in ("ID", "IDENTITY", "CREATED", "SERVICES", "WORKERS", "PINNED"):
+        table.add_column(
+            column,
+            justify="right" if column == "PINNED" else "left",
+            # IDs are copied into the next command: fold them, never cut them.
+            overflow="fold",
+        )
     for deployment in deployments:
         _add_row(
-            table, deployment.id, format_time(deployment.created_at, now), _services(deployment)
+            table,
+            deployment.id,
+            deployment.identity or "-",
+            format_time(deployment.created_at, now),
+            _services(deployment),
+            _workers(deployment, now),
+            str(deployment.pinned_invocations),
         )
     return table
 

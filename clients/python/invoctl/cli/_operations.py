@@ -62,7 +62,8 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "resume",
-        "resume a paused, suspended or backing-off invocation",
+        "resume a paused, suspended or backing-off invocation, or move a ready one that"
+        " started before (its deployment may have no worker left) to another deployment",
         "resumed",
         Client.resume_invocation,
         deployment=True,

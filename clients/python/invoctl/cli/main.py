@@ -268,7 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     _bulk_commands(commands)
 
     deployments = _group(commands, "deployments", "inspect deployments")
-    dls = _command(deployments, "ls", "list deployments, newest first", _commands.deployments_ls)
+    dls = _command(
+        deployments,
+        "ls",
+        "list deployments, newest first: identity, services, the worker sessions connected"
+        " now (or when one was last seen), and the not-completed invocations pinned to each"
+        " (PINNED 0: drained)",
+        _commands.deployments_ls,
+    )
     dls.add_argument("--service", help="only deployments serving this service")
 
     invoke = _command(commands, "invoke", "call a handler and print its output", _commands.invoke)

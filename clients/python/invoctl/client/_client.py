@@ -349,11 +349,13 @@ class Client:
         reason: str | None = None,
         request_id: str | None = None,
     ) -> invocation_pb2.Invocation:
-        """Resume a paused, suspended or backing-off invocation with a new attempt.
+        """Resume a paused, suspended or backing-off invocation with a new attempt, or
+        move a ready one that started before to another deployment.
 
         `deployment`: `"keep"` (the default, also None), `"latest"`, or a `dp_` ID that
-        serves the handler. Returns the invocation after the change. Other states:
-        FAILED_PRECONDITION; unknown deployment: NOT_FOUND.
+        serves the handler. Returns the invocation after the change. Other states (a ready
+        one that never started included): FAILED_PRECONDITION; unknown deployment:
+        NOT_FOUND.
         """
         return await self._operate(
             "ResumeInvocation", invocation_id, reason, request_id, deployment=deployment or ""

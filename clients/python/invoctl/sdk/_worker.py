@@ -15,6 +15,7 @@ import grpc
 
 from invoctl.v1 import workers_pb2, workers_pb2_grpc
 
+from ._identity import code_identity
 from ._retry import RetryPolicy
 from ._service import AnyService
 from ._session import Session
@@ -31,8 +32,17 @@ _TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EX
 class Worker:
     """Serves handlers of the given services for an invoctl server.
 
-    ``await worker.run()`` registers a deployment (see ``register``) and serves
+    ``await worker.run()`` registers its deployment (see ``register``) and serves
     attempts until ``stop()``, reconnecting with backoff when the stream breaks.
+
+    A deployment is a version of the code, served by any number of worker processes:
+    ``deployment`` names the version (``"checkout@2026-11-30"``; default: the
+    ``INVOCTL_DEPLOYMENT`` environment variable). Without a name, the identity is derived
+    from the code (``code@…``: a hash of the services, handlers, retry policies and
+    retentions, and of the source of every module that defines a handler), so a restart
+    or a replica of unchanged code serves the same deployment and changed code registers
+    a new one. Name the version yourself when behaviour can change without those modules
+    changing (code in other modules or packages, configuration, data files).
     ``async with Worker(...) as worker`` runs it in the background and returns once it
     is ready. ``retry_policy`` applies to services without their own; at most
     ``max_concurrency`` attempts run at once; ``name`` is the actor shown in the
@@ -53,6 +63,7 @@ class Worker:
         name: str | None = None,
         token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        deployment: str | None = None,
     ) -> None:
         if not services:
             raise ValueError("a worker needs at least one service")
@@ -73,6 +84,12 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.deployment_id: str | None = None
         """The registered deployment (``dp_...``); set by ``register`` or ``run``."""
+        self.deployment: str = (
+            deployment
+            or os.environ.get("INVOCTL_DEPLOYMENT")
+            or code_identity(self._definitions(), self._services.values())
+        )
+        """The deployment's identity: the version this worker's code is."""
         self.ready = asyncio.Event()
         """Set while a Connect session is open (the server welcomed the worker)."""
         self._channel: grpc.aio.Channel | None = None
@@ -84,16 +101,25 @@ class Worker:
         self._background: asyncio.Task[None] | None = None
         self.deployment_request()  # refuse an unregistrable worker now, not at run()
 
-    def deployment_request(self) -> workers_pb2.RegisterDeploymentRequest:
-        """The RegisterDeployment request this worker sends."""
+    def _definitions(self) -> workers_pb2.RegisterDeploymentRequest:
         return workers_pb2.RegisterDeploymentRequest(
             services=[s.to_proto(self._retry_policy) for s in self._services.values()]
         )
 
-    async def register(self) -> str:
-        """Registers the deployment once and returns its ID; later calls reuse it.
+    def deployment_request(self) -> workers_pb2.RegisterDeploymentRequest:
+        """The RegisterDeployment request this worker sends."""
+        request = self._definitions()
+        request.identity = self.deployment
+        return request
 
-        Raises grpc.aio.AioRpcError when the server refuses or cannot be reached.
+    async def register(self) -> str:
+        """Registers the deployment once and returns its ID; later calls reuse it. A
+        deployment with this identity registered before (a restart, another replica) is
+        the one returned.
+
+        Raises grpc.aio.AioRpcError when the server refuses or cannot be reached; the
+        identity registered with other services or handlers is ALREADY_EXISTS
+        (DEPLOYMENT_MISMATCH).
         """
         async with self._register_lock:
             if self.deployment_id is None:
@@ -101,7 +127,15 @@ class Worker:
                     self.deployment_request(), timeout=_REGISTER_TIMEOUT, metadata=self._metadata
                 )
                 self.deployment_id = response.deployment.id
-                logger.info("registered deployment %s", self.deployment_id)
+                logger.info(
+                    "worker %s serves deployment %s (%s, %s): %s, on %s",
+                    self.name,
+                    self.deployment_id,
+                    self.deployment,
+                    "new" if response.created else "registered before",
+                    ", ".join(self._services),
+                    self._server,
+                )
             return self.deployment_id
 
     async def run(self) -> None:
@@ -171,17 +205,19 @@ class Worker:
         return False
 
     async def _serve_until_stopped(self) -> None:
-        assert self.deployment_id is not None
-        hello = workers_pb2.WorkerHello(
-            deployment_id=self.deployment_id,
-            max_concurrency=self._max_concurrency,
-            worker_name=self.name,
-            accepts_batches=True,
-        )
         # Shared by all sessions: cancelled attempts of a broken session release it.
         concurrency = asyncio.Semaphore(self._max_concurrency)
         delay = _BACKOFF_FIRST
         while not self._stopping.is_set():
+            if not await self._register_until_stopped():
+                break
+            assert self.deployment_id is not None
+            hello = workers_pb2.WorkerHello(
+                deployment_id=self.deployment_id,
+                max_concurrency=self._max_concurrency,
+                worker_name=self.name,
+                accepts_batches=True,
+            )
             session = Session(
                 self._stub(),
                 hello,
@@ -195,6 +231,10 @@ class Worker:
                 await session.serve()
             except grpc.aio.AioRpcError as err:
                 logger.warning("worker session broke: %s %s", err.code().name, err.details())
+                if err.code() == grpc.StatusCode.NOT_FOUND:
+                    # The server does not know the deployment (a new database behind the
+                    # same address): register the identity again.
+                    self.deployment_id = None
             except Exception:
                 # Keep serving: a worker that gives up needs a human to restart it.
                 logger.exception("worker session failed")
@@ -236,6 +276,7 @@ def run_worker(
     name: str | None = None,
     token: str | None = None,
     credentials: grpc.ChannelCredentials | None = None,
+    deployment: str | None = None,
 ) -> None:
     """Runs a worker in a new event loop until SIGINT or SIGTERM, then stops it gracefully.
 
@@ -249,6 +290,7 @@ def run_worker(
         name=name,
         token=token,
         credentials=credentials,
+        deployment=deployment,
     )
 
     async def main() -> None:
