@@ -26,14 +26,18 @@ def versioned(version: str, seen: list[tuple[str, str, int]]) -> Service:
 
 async def test_invocation_stays_on_its_first_deployment(server, client):
     seen: list[tuple[str, str, int]] = []
-    async with Worker([versioned("v1", seen)], server=server.address, name="w1") as w1:
+    async with Worker(
+        [versioned("v1", seen)], server=server.address, deployment="v1", name="w1"
+    ) as w1:
         dp1 = w1.deployment_id
         assert dp1 is not None and dp1.startswith("dp_")
         pinned = await client.send("Pinned", "who", NAP)
         suspended = await wait_state(client, pinned, pb.INVOCATION_STATE_SUSPENDED)
         assert suspended.deployment_id == dp1
 
-        async with Worker([versioned("v2", seen)], server=server.address, name="w2") as w2:
+        async with Worker(
+            [versioned("v2", seen)], server=server.address, deployment="v2", name="w2"
+        ) as w2:
             dp2 = w2.deployment_id
             assert dp2 is not None and dp2.startswith("dp_") and dp2 != dp1
             # Registered while the first invocation still sleeps, else this proves nothing.
@@ -64,8 +68,8 @@ async def test_list_deployments_newest_first_and_by_service(server, client):
     async def noop(ctx: Context) -> None:
         return None
 
-    first = Worker([versioned("v1", [])], server=server.address)
-    second = Worker([versioned("v2", []), other], server=server.address)
+    first = Worker([versioned("v1", [])], server=server.address, deployment="v1")
+    second = Worker([versioned("v2", []), other], server=server.address, deployment="v2")
     dp1 = await first.register()
     dp2 = await second.register()
     await first.stop()

@@ -145,10 +145,10 @@ async def test_restart_runs_on_the_latest_deployment_by_default(server, client, 
 
         return svc
 
-    async with Worker([version("v1")], server=server.address) as w1:
+    async with Worker([version("v1")], server=server.address, deployment="v1") as w1:
         old = await client.send("Evolving", "who")
         assert (await client.attach(old)).output == '"v1"'
-        async with Worker([version("v2")], server=server.address) as w2:
+        async with Worker([version("v2")], server=server.address, deployment="v2") as w2:
             latest = await client.attach((await op.restart(old)).id)
             kept = await client.attach((await op.restart(old, deployment="keep")).id)
             explicit = await client.attach((await op.restart(old, deployment=w1.deployment_id)).id)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from invoctl.sdk import Worker
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.app import App
 from tests._certs import make_certs
 from tests.conftest import server_config
-from tests.e2e._helpers import wait_state
+from tests.e2e._helpers import greeter, wait_state
 from tests.e2e._operator import Lab
 from tests.e2e.test_auth import IDENTITY, TOKENS, tokens_config
 from tests.support import ROOT
@@ -127,6 +128,18 @@ async def test_an_invocation_started_from_python_is_read_and_cancelled(
     assert [(e.operation, e.reason, e.request_id) for e in entries] == [
         ("CancelInvocation", "cancelled from typescript", "ts-cancel-1")
     ]
+
+
+async def test_an_invocation_without_a_worker_says_so_in_typescript(ts_build, server, client):
+    async with Worker([greeter()], server=server.address) as worker:
+        completed = await client.send("Greeter", "greet", "Ada")
+        await client.attach(completed)
+    waiting = await client.send("Greeter", "greet", "Bo")  # its only worker is gone
+    await node_test(
+        ts_build, "e2e/no_worker.test.js",
+        INVOCTL_SERVER=server.address, INVOCTL_INVOCATION_ID=waiting,
+        INVOCTL_DEPLOYMENT_ID=worker.deployment_id or "", INVOCTL_COMPLETED_ID=completed,
+    )  # fmt: skip
 
 
 async def test_a_bulk_cancel_is_followed_from_typescript(ts_build, server, client, lab: Lab):

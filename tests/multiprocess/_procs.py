@@ -38,13 +38,15 @@ class Processes:
         return list(await asyncio.gather(*(self.server(database, *extra) for _ in range(count))))
 
     def worker(
-        self, server: str, name: str, deployment: str, *, max_concurrency: int = 64
+        self, server: str, name: str, *, version: str | None = None, max_concurrency: int = 64
     ) -> WorkerProcess:
-        """A `steps.py` worker replica serving `deployment`; it logs to `log_of(name)`."""
+        """A `steps.py` worker process; it logs to `log_of(name)`. Every one serves the
+        deployment the SDK derives from steps.py (the one `register_steps` registers),
+        unless `version` names another."""
         proc = WorkerProcess(
             "steps.py", server, "--name", name, "--log", str(self.log_of(name)),
-            "--gate", str(self.gate), "--deployment", deployment,
-            "--max-concurrency", str(max_concurrency),
+            "--gate", str(self.gate), "--max-concurrency", str(max_concurrency),
+            *(("--deployment", version) if version else ()),
         )  # fmt: skip
         self._started.append(proc)
         return proc.start()
@@ -89,7 +91,8 @@ class Processes:
 
 
 async def register_steps(server: str) -> str:
-    """Register the deployment the `steps.py` replicas serve; returns its ID."""
+    """Register the deployment the `steps.py` processes serve (the code of steps.py, as
+    any of them registers it), before one runs; returns its ID."""
     worker = Worker(steps.services(Path("/dev/null")), server)
     try:
         return await worker.register()

@@ -20,7 +20,7 @@ from tests.support import wait_for
 async def test_worker_killed_mid_handler_is_retried_on_another_replica(database, db, procs):
     server = await procs.server(database)
     deployment = await register_steps(server.address)
-    first = procs.worker(server.address, "w1", deployment)
+    first = procs.worker(server.address, "w1")
 
     async with Client(server.address) as client:
         inv = await client.send("Steps", "gated", "g")
@@ -28,13 +28,15 @@ async def test_worker_killed_mid_handler_is_retried_on_another_replica(database,
         await wait_for(lambda: _ran(procs, "w1", inv, "two"), what="step two to start on w1")
         first.kill()
         procs.open_gate("g")
-        procs.worker(server.address, "w2", deployment)
+        procs.worker(server.address, "w2")
         done = await asyncio.wait_for(client.attach(inv), 30)
         journal = await client.get_journal(inv)
 
     assert done.outcome == pb.OUTCOME_SUCCEEDED
     assert done.output == '"one+two+three"'
     assert done.attempt_count == 2
+    # Both processes ran the one deployment the code of steps.py is.
+    assert done.deployment_id == deployment
     # Step one was replayed from the journal on w2, not run again; step two never
     # finished on w1, so it ran again.
     assert procs.execution_lines("w1", "w2") == [
@@ -61,10 +63,10 @@ async def test_worker_killed_mid_handler_is_retried_on_another_replica(database,
 
 async def test_frozen_worker_loses_its_lease_and_its_late_writes_are_fenced(database, db, procs):
     server = await procs.server(database)
-    deployment = await register_steps(server.address)
+    await register_steps(server.address)
     # One slot, so that the retry cannot be handed back to the frozen replica (see the
     # report: the dispatcher does not avoid a session that stopped heart-beating).
-    frozen = procs.worker(server.address, "w1", deployment, max_concurrency=1)
+    frozen = procs.worker(server.address, "w1", max_concurrency=1)
     assert frozen.proc is not None
 
     async with Client(server.address) as client:
@@ -73,7 +75,7 @@ async def test_frozen_worker_loses_its_lease_and_its_late_writes_are_fenced(data
         # Frozen, not dead: its stream stays open, only its heart-beats stop.
         frozen.proc.send_signal(signal.SIGSTOP)
         procs.open_gate("f")
-        procs.worker(server.address, "w2", deployment)
+        procs.worker(server.address, "w2")
         done = await asyncio.wait_for(client.attach(inv), 20)
         assert done.outcome == pb.OUTCOME_SUCCEEDED
         assert done.attempt_count == 2
@@ -108,9 +110,9 @@ async def test_frozen_worker_loses_its_lease_and_its_late_writes_are_fenced(data
 async def test_server_killed_with_sleeping_running_and_ready_work(database, db, procs):
     server = await procs.server(database)
     port = server.address.rsplit(":", 1)[1]
-    deployment = await register_steps(server.address)
+    await register_steps(server.address)
     # One slot: while it is held, further invocations stay ready.
-    worker = procs.worker(server.address, "w", deployment, max_concurrency=1)
+    worker = procs.worker(server.address, "w", max_concurrency=1)
 
     async with Client(server.address) as client:
         sleepers = [await client.send("Steps", "work", 4.0) for _ in range(5)]

@@ -27,11 +27,11 @@ _names = itertools.count()
 
 async def test_two_servers_run_each_invocation_once(database, db, procs):
     a, b = await procs.servers(database, 2)
-    deployment = await register_steps(a.address)
+    await register_steps(a.address)
     # Replicas of one deployment, one connected to each server; 16 slots each, so that
     # neither can take all the work before the other has connected.
-    procs.worker(a.address, "wa", deployment, max_concurrency=16)
-    procs.worker(b.address, "wb", deployment, max_concurrency=16)
+    procs.worker(a.address, "wa", max_concurrency=16)
+    procs.worker(b.address, "wb", max_concurrency=16)
 
     async with Client(a.address) as ca, Client(b.address) as cb:
         # Half are sent through each server; every one sleeps, so both timer loops race
@@ -98,8 +98,8 @@ async def test_two_servers_run_each_invocation_once(database, db, procs):
 
 async def test_attach_on_one_server_wakes_on_a_completion_through_another(database, db, procs):
     a, b = await procs.servers(database, 2)
-    deployment = await register_steps(a.address)
-    procs.worker(a.address, "wa", deployment)  # server B has no worker at all
+    await register_steps(a.address)
+    procs.worker(a.address, "wa")  # server B has no worker at all
 
     async with Client(a.address) as ca, Client(b.address) as cb:
         inv = await ca.send("Steps", "gated", "attach")

@@ -151,6 +151,47 @@ def test_deployments_table() -> None:
     )
     text = render(fmt.deployments_table([deployment], NOW))
     assert "CartObject [virtual-object]: add, get (shared)" in text
+    assert "none ever" in text  # no worker ever connected
+
+
+def test_deployments_table_shows_identity_workers_and_pinned_invocations() -> None:
+    served = workers_pb2.Deployment(
+        id="dp_1",
+        identity="checkout@2026-11-30",
+        created_at=ts(-600),
+        pinned_invocations=42,
+        sessions=[
+            workers_pb2.WorkerSession(id="sess_1", worker_name="w1", server="s1"),
+            workers_pb2.WorkerSession(id="sess_2", worker_name="w2", server="s2"),
+        ],
+    )
+    drained = workers_pb2.Deployment(
+        id="dp_0", identity="checkout@2026-11-01", last_seen_at=ts(-120)
+    )
+    rows = render(fmt.deployments_table([served, drained], NOW)).splitlines()
+    assert rows[0].split() == ["ID", "IDENTITY", "CREATED", "SERVICES", "WORKERS", "PINNED"]
+    assert "checkout@2026-11-30" in rows[1] and "2: w1 @ s1, w2 @ s2" in rows[1]
+    assert rows[1].rstrip().endswith("42")
+    assert "none since 2025-03-01 11:58:00Z (2m ago)" in rows[2]
+    assert rows[2].rstrip().endswith("0")
+
+
+def test_invocation_details_say_when_no_worker_can_run_it() -> None:
+    waiting = invocation_pb2.Invocation(
+        id="inv_1",
+        state=invocation_pb2.INVOCATION_STATE_READY,
+        deployment_id="dp_1",
+        no_worker=invocation_pb2.NoWorker(deployment_id="dp_1", last_seen_at=ts(-300)),
+    )
+    rows = [" ".join(r.split()) for r in render(fmt.invocation_details(waiting, NOW)).splitlines()]
+    assert "waiting no worker of dp_1 connected since 2025-03-01 11:55:00Z (5m ago)" in rows
+    never = invocation_pb2.Invocation(
+        id="inv_2", no_worker=invocation_pb2.NoWorker(deployment_id="dp_2")
+    )
+    assert "no worker of dp_2 connected (none ever was)" in render(
+        fmt.invocation_details(never, NOW)
+    )
+    assert "waiting" not in render(fmt.invocation_details(_invocation(), NOW))
 
 
 def test_message_to_json_is_canonical_and_complete() -> None:

@@ -11,9 +11,9 @@ mid-flight with it, then kills or freezes the process there.
 
 SIGTERM stops the worker gracefully: running attempts get a few seconds to finish.
 
-``--deployment`` serves an already registered deployment instead of registering a new
-one: replicas of one worker version share a deployment, and an invocation stays pinned
-to the deployment of its first attempt, so a retry can only run on a replica of it.
+``--deployment`` names the deployment (the version); without it the SDK derives one
+from the code, so every process running this file serves one deployment: replicas and
+restarts of one version share it, and an invocation pinned to it runs on any of them.
 """
 
 from __future__ import annotations
@@ -91,10 +91,12 @@ def main() -> None:
         level=logging.INFO, format=f"%(asctime)s {a.name} %(levelname)s %(name)s: %(message)s"
     )
     worker = Worker(
-        services(a.log, a.gate), a.server, max_concurrency=a.max_concurrency, name=a.name
+        services(a.log, a.gate),
+        a.server,
+        max_concurrency=a.max_concurrency,
+        name=a.name,
+        deployment=a.deployment,
     )
-    # register() reuses a known deployment: this replica serves the shared one.
-    worker.deployment_id = a.deployment
 
     async def serve() -> None:
         stopping: set[asyncio.Task[None]] = set()
