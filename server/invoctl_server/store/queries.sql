@@ -287,23 +287,31 @@ UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
 SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p
 
 -- invocation_call_trees: for each invocation of $1, the not-completed invocations it
--- called, recursively: one (root, id) row per member.
+-- called, recursively: one (root, id) row per member. Each step reads the callers' index
+-- through a LATERAL subquery (OFFSET 0 keeps it one): a join would be planned over the
+-- whole table while invocations has no statistics (a fresh or fast-growing database).
 WITH RECURSIVE tree(root, id) AS (
-    SELECT caller_id, id FROM invocations
-    WHERE caller_id = ANY($1::text[]) AND state <> 'completed'
+    SELECT r.root, c.id FROM unnest($1::text[]) AS r(root)
+    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+                        WHERE i.caller_id = r.root AND i.state <> 'completed' OFFSET 0) c
     UNION
-    SELECT t.root, i.id FROM invocations i JOIN tree t ON i.caller_id = t.id
-    WHERE i.state <> 'completed'
+    SELECT t.root, c.id FROM tree t
+    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+                        WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
 )
 SELECT root, id FROM tree
 
 -- invocations_lock_trees: lock invocations, the not-completed invocations they called
--- (recursively, as this statement sees them) and their callers, in ID order.
+-- (recursively, as this statement sees them) and their callers, in ID order. The tree is
+-- walked by index as in invocation_call_trees, and the rows are locked by primary key.
 WITH RECURSIVE tree(id) AS (
-    SELECT id FROM invocations WHERE caller_id = ANY($1::text[]) AND state <> 'completed'
+    SELECT c.id FROM unnest($1::text[]) AS r(id)
+    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+                        WHERE i.caller_id = r.id AND i.state <> 'completed' OFFSET 0) c
     UNION
-    SELECT i.id FROM invocations i JOIN tree t ON i.caller_id = t.id
-    WHERE i.state <> 'completed'
+    SELECT c.id FROM tree t
+    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+                        WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
 ), wanted AS (
     SELECT unnest($1::text[]) AS id
     UNION
@@ -311,7 +319,7 @@ WITH RECURSIVE tree(id) AS (
     UNION
     SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
 )
-SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
+SELECT i.* FROM invocations i WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
 ORDER BY i.id FOR UPDATE OF i
 
 -- invocations_delete: purge: the invocations with their journals and histories (cascade).
