@@ -29,6 +29,7 @@ from .api.ingress import Ingress
 from .api.operator import Operator
 from .api.workers import Workers
 from .config import Config, ConfigError, check_exposure
+from .listeners import bind_failure
 from .metrics import Metrics
 from .runtime.batches import Batches
 from .runtime.bulk import BulkRunner
@@ -179,6 +180,8 @@ class App:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
                 ("grpc.max_receive_message_length", max(limit, 4 * 1024 * 1024)),
                 ("grpc.max_send_message_length", -1),
+                # A port in use is refused, never shared with another server.
+                ("grpc.so_reuseport", 0),
             ],
         )
         control_pb2_grpc.add_InvocationControlServicer_to_server(
@@ -190,12 +193,15 @@ class App:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
-        if credentials is None:
-            self.port = self._server.add_insecure_port(self.config.listen)
-        else:
-            self.port = self._server.add_secure_port(self.config.listen, credentials)
+        try:
+            if credentials is None:
+                self.port = self._server.add_insecure_port(self.config.listen)
+            else:
+                self.port = self._server.add_secure_port(self.config.listen, credentials)
+        except RuntimeError:  # grpcio's "Failed to bind": no reason given
+            self.port = 0
         if not self.port:
-            raise OSError(f"cannot listen on {self.config.listen}")
+            raise bind_failure(self.config.listen)
 
         for loop in (listener, dispatcher, timers, batches, operator, runner, cleaner):
             loop.start()

@@ -49,6 +49,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from .domain.states import State
+from .listeners import bind_failure
 from .store._sql import Q
 
 log = logging.getLogger("invoctl.metrics")
@@ -115,9 +116,12 @@ class Metrics:
     async def start(self, listen: str) -> int:
         """Serve /metrics on `listen` (host:port, port 0 picks one); returns the port."""
         host, _, port = listen.rpartition(":")
-        self._server = await asyncio.start_server(
-            self._serve, host.strip("[]"), int(port), limit=_MAX_REQUEST_HEAD
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, host.strip("[]"), int(port), limit=_MAX_REQUEST_HEAD
+            )
+        except OSError:
+            raise bind_failure(listen) from None
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
