@@ -9,6 +9,11 @@ delivered at commit. `accept` does the same for invocations that do not exist ye
 
 Lock order: invocations are always locked in ID order, then object_locks rows, so two
 transactions that touch overlapping sets wait for each other instead of deadlocking.
+
+Where a span goes (DESIGN.md section 6): a step a request caused (Step.parent: an operator
+RPC, a bulk page) is in that request's trace; every other step is a child of the
+invocation's accepted span (its row keeps the traceparent), never of whatever context the
+caller runs in (a worker's long-lived session stream).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -118,8 +124,9 @@ class Step:
     """One invocation's transition: from its locked row to `to`, writing `changes`.
 
     `actor` overrides the actor of the apply() call (a batch mixes workers), and `parent`
-    is the trace context its span belongs to (the RPC or attempt that caused it); None
-    means the current context.
+    is the trace context of the request that caused it (an operator RPC, a bulk page): its
+    span is in that trace. None: no request caused it (a dispatch, a timer, a worker's
+    report), and its span is in the invocation's own trace.
     """
 
     row: Mapping[str, Any]
@@ -161,12 +168,43 @@ def check(state: State | None, event: Event, to: State, invocation_id: str) -> N
         )
 
 
-def _ids(span) -> tuple[str | None, str | None]:
-    """Hex trace and span IDs for the history row; None when tracing is off."""
+def _ids(span) -> tuple[str | None, str | None, str | None]:
+    """Hex trace and span IDs for the history row, and the span's W3C traceparent; None
+    when tracing is off."""
     ctx = span.get_span_context()
     if not ctx.is_valid:
-        return None, None
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+        return None, None, None
+    trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-{ctx.trace_flags:02x}"
+
+
+# A parent without a span: the span starts a trace of its own.
+_ROOT = otel_context.Context()
+
+
+@functools.lru_cache(maxsize=8192)
+def _remote(traceparent: str) -> otel_context.Context | None:
+    """A traceparent this module stored (`00-<trace>-<span>-<flags>`, see _ids) as a parent
+    context, or None. Cached: an invocation's steps parse its trace once, not once each."""
+    if len(traceparent) != 55:
+        return None
+    try:
+        ctx = trace.SpanContext(
+            int(traceparent[3:35], 16), int(traceparent[36:52], 16), is_remote=True,
+            trace_flags=trace.TraceFlags(int(traceparent[53:55], 16)),
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return trace.set_span_in_context(trace.NonRecordingSpan(ctx), _ROOT) if ctx.is_valid else None
+
+
+def _placed(row: Mapping[str, Any], parent: otel_context.Context | None) -> otel_context.Context:
+    """The parent of a step's span (see the module docstring)."""
+    if parent is not None:
+        return parent
+    traceparent = row["traceparent"]
+    own = _remote(traceparent) if traceparent else None
+    return own if own is not None else _ROOT
 
 
 def _start_span(
@@ -240,7 +278,7 @@ async def apply(
 
     actors = [s.actor or actor for s in steps]
     spans = [
-        _start_span(s.row, s.row["state"], s.to, event, a, s.parent)
+        _start_span(s.row, s.row["state"], s.to, event, a, _placed(s.row, s.parent))
         for s, a in zip(steps, actors, strict=True)
     ]
     try:
@@ -252,8 +290,8 @@ async def apply(
                 ("from_state", "text", [s.row["state"] for s in steps]),
                 ("detail", "text", [s.detail for s in steps]),
                 ("actor", "text", actors),
-                ("trace_id", "text", [t for t, _ in ids]),
-                ("span_id", "text", [sp for _, sp in ids]),
+                ("trace_id", "text", [t for t, _, _ in ids]),
+                ("span_id", "text", [sp for _, sp, _ in ids]),
                 *((c, _COLUMN_TYPES[c], [s.changes[c] for s in steps]) for c in columns),
             ]
         )
@@ -292,10 +330,11 @@ def trace_purge(
     row: Mapping[str, Any], *, actor: str, parent: otel_context.Context | None = None
 ) -> None:
     """A completed invocation was deleted (retention, or an operator's purge): not a state
-    change, but traced like one so that its trace ends with it."""
+    change, but traced like one so that its trace ends with it. `row` needs its
+    traceparent besides the columns of its target."""
     span = _tracer.start_span(
         "invocation purged",
-        context=parent,
+        context=_placed(row, parent),
         attributes={
             "restate.invocation.id": row["id"],
             "restate.invocation.target": target_of(row),
@@ -319,7 +358,9 @@ async def accept(
     with history and spans.
 
     Each mapping holds the columns of `_INSERT_TYPES`; `state` is the state it starts in.
-    `parents`, if given, holds each row's trace context (as Step.parent).
+    `parents`, if given, holds the trace context each is accepted in (None: the current
+    one). The accepted span starts the invocation's own trace (its row keeps the
+    traceparent).
     """
     if not new_rows:
         return []
@@ -339,8 +380,9 @@ async def accept(
         unnest, names, values = _bind(
             [
                 *columns,
-                ("trace_id", "text", [t for t, _ in ids]),
-                ("span_id", "text", [sp for _, sp in ids]),
+                ("trace_id", "text", [t for t, _, _ in ids]),
+                ("span_id", "text", [sp for _, sp, _ in ids]),
+                ("traceparent", "text", [tp for _, _, tp in ids]),
             ]
         )
         n = len(values)
@@ -352,8 +394,8 @@ async def accept(
             WITH u AS (
                 SELECT * FROM unnest({unnest}) AS u({names})
             ), i AS (
-                INSERT INTO invocations ({col_list}, created_at, modified_at)
-                SELECT {select_list}, ${n + 1}, ${n + 1} FROM u
+                INSERT INTO invocations ({col_list}, traceparent, created_at, modified_at)
+                SELECT {select_list}, u.traceparent, ${n + 1}, ${n + 1} FROM u
                 RETURNING *
             ), h AS (
                 INSERT INTO invocation_transitions
