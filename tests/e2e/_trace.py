@@ -22,3 +22,14 @@ def transition_spans(spans, inv_id: str, event: str | None = None) -> list:
         and (event is None or s.attributes.get("invoctl.event") == event)
     ]
     return sorted(found, key=lambda s: s.start_time)
+
+
+def ids(span_context) -> tuple[int, int]:
+    """A span context's trace and span ID: a link read back from storage is `is_remote`,
+    so span contexts themselves do not compare equal."""
+    return span_context.trace_id, span_context.span_id
+
+
+def linked(span) -> list[tuple[int, int]]:
+    """The (trace ID, span ID) of each span `span` links to, in order."""
+    return [ids(ln.context) for ln in span.links]

@@ -7,8 +7,96 @@ from __future__ import annotations
 from invoctl.sdk import Context, Service, Worker
 from invoctl.v1 import workers_pb2 as wpb
 from tests.e2e._raw import RawSession, register
-from tests.e2e._trace import transition_spans
+from tests.e2e._trace import SDK_SCOPE, ids, linked, spans_of, transition_spans
 from tests.support import wait_for
+
+
+def life_services() -> list[Service]:
+    """Life/go: a run, a sleep and a call; Life/fire: a send. Echo/back: one run."""
+    life = Service("Life")
+
+    @life.handler()
+    async def go(ctx: Context, name: str) -> str:
+        greeting = await ctx.run("compose", lambda: f"Hello, {name}")
+        await ctx.sleep(0.05)
+        return await ctx.call("Echo", "back", greeting)
+
+    @life.handler()
+    async def fire(ctx: Context) -> str:
+        ctx.send("Echo", "back", "fired")
+        return "sent"
+
+    echo = Service("Echo")
+
+    @echo.handler()
+    async def back(ctx: Context, value: str) -> str:
+        return await ctx.run("echo", lambda: value)
+
+    return [life, echo]
+
+
+async def test_an_invocation_with_a_run_a_sleep_and_a_call_is_one_trace(server, client, spans):
+    async with Worker(life_services(), server=server.address):
+        assert await client.invoke("Life", "go", "Ada") == "Hello, Ada"
+    [caller], _ = await client.list_invocations(service="Life")
+    [callee], _ = await client.list_invocations(service="Echo")
+    caller_events = [t.event for t in (await client.get_journal(caller.id)).transitions]
+    assert caller_events == [
+        "accepted", "claimed", "suspended", "woken", "claimed", "suspended", "woken",
+        "claimed", "completed",
+    ]  # fmt: skip
+
+    [invoke] = [s for s in spans.get_finished_spans() if s.name == "/invoctl.v1.Ingress/Invoke"]
+    trace_id = invoke.context.trace_id
+    # Every history row of both, and every span of both on either side, is in the trace
+    # the Invoke request started.
+    for inv in (caller, callee):
+        for t in (await client.get_journal(inv.id)).transitions:
+            assert t.trace_id == format(trace_id, "032x"), (inv.id, t.event)
+    mine = [*spans_of(spans, caller.id), *spans_of(spans, callee.id)]
+    assert {s.context.trace_id for s in mine} == {trace_id}
+    worker_spans = sorted(s.name for s in mine if s.instrumentation_scope.name == SDK_SCOPE)
+    assert worker_spans == [
+        "attempt Echo/back", "attempt Life/go", "attempt Life/go", "attempt Life/go",
+        "run compose", "run echo",
+    ]  # fmt: skip
+
+    # The accepted span is the parent of every later transition of its invocation, and a
+    # call's callee is accepted as a child of its caller's accepted span.
+    [accepted] = transition_spans(spans, caller.id, "accepted")
+    assert accepted.parent.span_id == invoke.context.span_id
+    [callee_accepted] = transition_spans(spans, callee.id, "accepted")
+    assert callee_accepted.parent.span_id == accepted.context.span_id
+    for inv, root in ((caller, accepted), (callee, callee_accepted)):
+        later = [s for s in transition_spans(spans, inv.id) if s is not root]
+        assert later and all(s.parent.span_id == root.context.span_id for s in later)
+        assert all(not s.links for s in later)  # no operator acted on them
+
+    # None is a child of the worker's long-lived session stream.
+    streams = {
+        s.context.span_id
+        for s in spans.get_finished_spans()
+        if s.name == "/invoctl.v1.Workers/Connect"
+    }
+    assert streams
+    assert not [s for s in mine if s.parent is not None and s.parent.span_id in streams]
+
+
+async def test_a_send_starts_a_trace_of_its_own_linked_to_the_senders(server, client, spans):
+    async with Worker(life_services(), server=server.address):
+        assert await client.invoke("Life", "fire") == "sent"
+        [sent], _ = await client.list_invocations(service="Echo")
+        await client.attach(sent.id)
+    [sender], _ = await client.list_invocations(service="Life")
+    [sender_accepted] = transition_spans(spans, sender.id, "accepted")
+    [accepted] = transition_spans(spans, sent.id, "accepted")
+    # A send outlives its sender (and may be delayed for days): its own trace, whose
+    # root leads back to the sender's.
+    assert accepted.parent is None
+    assert accepted.context.trace_id != sender_accepted.context.trace_id
+    assert linked(accepted) == [ids(sender_accepted.context)]
+    later = [s for s in spans_of(spans, sent.id) if s is not accepted]
+    assert {s.context.trace_id for s in later} == {accepted.context.trace_id}
 
 
 async def test_a_lapsed_lease_and_its_retry_stay_in_the_invocations_trace(workers, client, spans):

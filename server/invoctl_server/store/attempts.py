@@ -308,6 +308,7 @@ async def _entry_effect(
             delay=timedelta(milliseconds=e.delay_ms) if e.delay_ms > 0 and not is_call else None,
             caller_id=row["id"] if is_call else None,
             caller_entry=e.index if is_call else None,
+            parent=transition.started_by(row, call=is_call),
         )
         try:
             async with conn.transaction():  # a savepoint: a refused target writes nothing

@@ -35,6 +35,9 @@ class NewInvocation:
     restarted_from: str | None = None
     # Pinned from the start (a restart on a given deployment); None: the newest at claim.
     deployment_id: str | None = None
+    # The trace context it is accepted in (transition.started_by for a call or a send);
+    # None: the current one (the request's).
+    parent: otel_context.Context | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +106,7 @@ async def invocation_create(
     if row["state"] == State.READY and resolved.exclusive:
         acquired = await object_lock_acquire(conn, new.service, new.key or "", row["id"])
         row["state"] = str(State.READY if acquired else State.PENDING)
-    [applied] = await transition.accept(conn, [row], actor=actor, now=now)
+    [applied] = await transition.accept(conn, [row], actor=actor, now=now, parents=[new.parent])
     return Created(applied.row, deduplicated=False)
 
 

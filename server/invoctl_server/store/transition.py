@@ -180,12 +180,32 @@ def _ids(span) -> tuple[str | None, str | None, str | None]:
 
 # A parent without a span: the span starts a trace of its own.
 _ROOT = otel_context.Context()
+# Links a parent context asks the accepted span to carry (see started_by).
+_LINKS = otel_context.create_key("invoctl.transition.links")
+
+
+class _Trace:
+    """A stored traceparent as a link and, built when first asked for, as a parent: most
+    uses need only one of them."""
+
+    __slots__ = ("_parent", "link")
+
+    def __init__(self, span_context: trace.SpanContext) -> None:
+        self.link = trace.Link(span_context)  # immutable: the spans that link share it
+        self._parent: otel_context.Context | None = None
+
+    @property
+    def parent(self) -> otel_context.Context:
+        if self._parent is None:
+            span = trace.NonRecordingSpan(self.link.context)
+            self._parent = trace.set_span_in_context(span, _ROOT)
+        return self._parent
 
 
 @functools.lru_cache(maxsize=8192)
-def _remote(traceparent: str) -> otel_context.Context | None:
-    """A traceparent this module stored (`00-<trace>-<span>-<flags>`, see _ids) as a parent
-    context, or None. Cached: an invocation's steps parse its trace once, not once each."""
+def _remote(traceparent: str) -> _Trace | None:
+    """A traceparent this module stored (`00-<trace>-<span>-<flags>`, see _ids), or None.
+    Cached: an invocation's own steps parse its trace once, not once each."""
     if len(traceparent) != 55:
         return None
     try:
@@ -195,16 +215,33 @@ def _remote(traceparent: str) -> otel_context.Context | None:
         )  # fmt: skip
     except ValueError:
         return None
-    return trace.set_span_in_context(trace.NonRecordingSpan(ctx), _ROOT) if ctx.is_valid else None
+    return _Trace(ctx) if ctx.is_valid else None
+
+
+def _own_trace(row: Mapping[str, Any]) -> _Trace | None:
+    """The invocation's accepted span, if it was traced."""
+    traceparent = row["traceparent"]
+    return _remote(traceparent) if traceparent else None
 
 
 def _placed(row: Mapping[str, Any], parent: otel_context.Context | None) -> otel_context.Context:
     """The parent of a step's span (see the module docstring)."""
     if parent is not None:
         return parent
-    traceparent = row["traceparent"]
-    own = _remote(traceparent) if traceparent else None
-    return own if own is not None else _ROOT
+    own = _own_trace(row)
+    return own.parent if own else _ROOT
+
+
+def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context:
+    """The trace context in which an invocation that `caller`'s attempt creates is
+    accepted. A call's callee joins the caller's trace, as a child of its accepted span:
+    a caller and what it calls read as one trace. A send's invocation outlives its sender
+    (and may be delayed for days, or send on in turn): it starts a trace of its own, whose
+    accepted span links to the sender's."""
+    own = _own_trace(caller)
+    if call:
+        return own.parent if own else _ROOT
+    return otel_context.set_value(_LINKS, (own.link,), _ROOT) if own else _ROOT
 
 
 def _start_span(
@@ -214,10 +251,12 @@ def _start_span(
     event: Event,
     actor: str,
     parent: otel_context.Context | None,
+    links: Sequence[trace.Link] | None = None,
 ):
     return _tracer.start_span(
         f"invocation {event}",
         context=parent,
+        links=links,
         attributes={
             "restate.invocation.id": row["id"],
             "restate.invocation.target": target_of(row),
@@ -359,8 +398,8 @@ async def accept(
 
     Each mapping holds the columns of `_INSERT_TYPES`; `state` is the state it starts in.
     `parents`, if given, holds the trace context each is accepted in (None: the current
-    one). The accepted span starts the invocation's own trace (its row keeps the
-    traceparent).
+    one): the request that created it, or `started_by` its caller. The accepted span
+    starts the invocation's own trace (its row keeps the traceparent).
     """
     if not new_rows:
         return []
@@ -368,7 +407,7 @@ async def accept(
         check(NEW, Event.ACCEPTED, State(row["state"]), row["id"])
     parents = parents or [None] * len(new_rows)
     spans = [
-        _start_span(r, "", State(r["state"]), Event.ACCEPTED, actor, p)
+        _start_span(r, "", State(r["state"]), Event.ACCEPTED, actor, p, _links_in(p))
         for r, p in zip(new_rows, parents, strict=True)
     ]
     try:
@@ -416,6 +455,11 @@ async def accept(
         Applied(by_id[row["id"]], sp.get_span_context())
         for row, sp in zip(new_rows, spans, strict=True)
     ]
+
+
+def _links_in(parent: otel_context.Context | None) -> Sequence[trace.Link] | None:
+    """What started_by asks the accepted span to link to (None: the current context)."""
+    return otel_context.get_value(_LINKS, parent)  # type: ignore[return-value]
 
 
 def _insert_value(row: Mapping[str, Any], column: str) -> Any:
