@@ -151,7 +151,7 @@ async def bulk_run_page(
 ) -> asyncpg.Record | None:
     """Act on the next page of the operation and return its row after; None when it is
     no longer this server's to run (stopped, finished, or taken over). Its transitions
-    are traced in the current context (the page's span)."""
+    are traced in the current context (the page's span), linked to each invocation's."""
     job = await conn.fetchrow(Q["bulk_lock_owned"], bulk_id, owner, now)
     if job is None:
         return None
@@ -160,7 +160,7 @@ async def bulk_run_page(
                                                           after, size)]  # fmt: skip
     results: list[ops.Result] = []
     if ids:
-        # Caused by the operation's request: in the page's trace, not the invocations'.
+        # Caused by the operation's request: in the page's trace, linked to each invocation's.
         page = otel_context.get_current()
         targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
         results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now)

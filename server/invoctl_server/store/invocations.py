@@ -207,10 +207,16 @@ async def object_lock_acquire(
 
 
 async def object_lock_release(
-    conn: asyncpg.Connection, row: Mapping[str, Any], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    row: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    parent: otel_context.Context | None = None,
 ) -> list[transition.Applied]:
     """`row` (locked, exclusive) stops holding its key: hand the lock to the oldest pending
-    invocation of the key, which becomes ready, or free it."""
+    invocation of the key, which becomes ready, or free it. `parent` is the request that
+    made `row` let go (as Step.parent), if one did."""
     service, key = row["service"], row["object_key"]
     holder = await conn.fetchval(Q["object_lock_for_release"], service, key)
     if holder != row["id"]:
@@ -222,8 +228,9 @@ async def object_lock_release(
     await conn.execute(Q["object_lock_hand_over"], service, key, next_id)
     [pending] = await transition.lock(conn, [next_id])
     return await transition.apply(
-        conn, [transition.Step(pending, State.READY)], Event.KEY_ACQUIRED, actor=actor, now=now
-    )
+        conn, [transition.Step(pending, State.READY, parent=parent)], Event.KEY_ACQUIRED,
+        actor=actor, now=now,
+    )  # fmt: skip
 
 
 async def journal_of(conn: asyncpg.Connection, invocation_id: str) -> list[asyncpg.Record]:

@@ -11,9 +11,9 @@ Lock order: invocations are always locked in ID order, then object_locks rows, s
 transactions that touch overlapping sets wait for each other instead of deadlocking.
 
 Where a span goes (DESIGN.md section 6): a step a request caused (Step.parent: an operator
-RPC, a bulk page) is in that request's trace; every other step is a child of the
-invocation's accepted span (its row keeps the traceparent), never of whatever context the
-caller runs in (a worker's long-lived session stream).
+RPC, a bulk page) is in that request's trace, linked to the invocation's own trace; every
+other step is a child of the invocation's accepted span (its row keeps the traceparent),
+never of whatever context the caller runs in (a worker's long-lived session stream).
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ class Step:
 
     `actor` overrides the actor of the apply() call (a batch mixes workers), and `parent`
     is the trace context of the request that caused it (an operator RPC, a bulk page): its
-    span is in that trace. None: no request caused it (a dispatch, a timer, a worker's
-    report), and its span is in the invocation's own trace.
+    span is in that trace, linked to the invocation's. None: no request caused it (a
+    dispatch, a timer, a worker's report), and its span is in the invocation's own trace.
     """
 
     row: Mapping[str, Any]
@@ -185,8 +185,8 @@ _LINKS = otel_context.create_key("invoctl.transition.links")
 
 
 class _Trace:
-    """A stored traceparent as a link and, built when first asked for, as a parent: most
-    uses need only one of them."""
+    """A stored traceparent as a link and, built when first asked for, as a parent: a bulk
+    page's steps only link to each invocation's trace, its own steps only use the parent."""
 
     __slots__ = ("_parent", "link")
 
@@ -224,12 +224,14 @@ def _own_trace(row: Mapping[str, Any]) -> _Trace | None:
     return _remote(traceparent) if traceparent else None
 
 
-def _placed(row: Mapping[str, Any], parent: otel_context.Context | None) -> otel_context.Context:
-    """The parent of a step's span (see the module docstring)."""
-    if parent is not None:
-        return parent
+def _placed(
+    row: Mapping[str, Any], parent: otel_context.Context | None
+) -> tuple[otel_context.Context, Sequence[trace.Link] | None]:
+    """The parent and links of a step's span (see the module docstring)."""
     own = _own_trace(row)
-    return own.parent if own else _ROOT
+    if parent is not None:
+        return parent, [own.link] if own else None
+    return own.parent if own else _ROOT, None
 
 
 def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context:
@@ -317,7 +319,7 @@ async def apply(
 
     actors = [s.actor or actor for s in steps]
     spans = [
-        _start_span(s.row, s.row["state"], s.to, event, a, _placed(s.row, s.parent))
+        _start_span(s.row, s.row["state"], s.to, event, a, *_placed(s.row, s.parent))
         for s, a in zip(steps, actors, strict=True)
     ]
     try:
@@ -371,9 +373,11 @@ def trace_purge(
     """A completed invocation was deleted (retention, or an operator's purge): not a state
     change, but traced like one so that its trace ends with it. `row` needs its
     traceparent besides the columns of its target."""
+    context, links = _placed(row, parent)
     span = _tracer.start_span(
         "invocation purged",
-        context=_placed(row, parent),
+        context=context,
+        links=links,
         attributes={
             "restate.invocation.id": row["id"],
             "restate.invocation.target": target_of(row),
