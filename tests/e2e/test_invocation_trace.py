@@ -4,6 +4,8 @@ are children of the invocation's `accepted` span, and the worker's spans hang of
 
 from __future__ import annotations
 
+import asyncio
+
 from invoctl.sdk import Context, Service, Worker
 from invoctl.v1 import workers_pb2 as wpb
 from tests.e2e._raw import RawSession, register
@@ -131,22 +133,46 @@ async def test_a_lapsed_lease_and_its_retry_stay_in_the_invocations_trace(worker
     assert start.traceparent.split("-")[1] == retry.traceparent.split("-")[1] == trace_hex
 
 
-async def test_the_cleaners_purge_is_in_the_invocations_trace(server, client, spans):
+async def test_the_cleaners_purge_is_in_the_invocations_trace(server, client, op, spans):
     brief = Service("Brief", retention=0.3)
+    release = asyncio.Event()
 
     @brief.handler()
     async def done(ctx: Context) -> str:
         return "done"
 
-    async with Worker([brief], server=server.address):
-        finished = await client.send("Brief", "done")
-        await client.attach(finished)
+    @brief.handler()
+    async def block(ctx: Context) -> str:
+        await ctx.run("block", release.wait)
+        return "released"
+
+    try:
+        async with Worker([brief], server=server.address):
+            finished = await client.send("Brief", "done")
+            await client.attach(finished)
+            killed = await client.send("Brief", "block")
+            await wait_for(lambda: _has_event(client, killed, "claimed"), what="it to run")
+            await op.kill(killed)
+    finally:
+        release.set()
 
     async def purged():
-        return transition_spans(spans, finished, "purged")
+        found = [transition_spans(spans, i, "purged") for i in (finished, killed)]
+        return found if all(found) else None
 
-    [purge] = await wait_for(purged, what="the cleaner's purge")
-    [accepted] = transition_spans(spans, finished, "accepted")
-    assert purge.attributes["invoctl.actor"].startswith("cleaner:")
-    assert purge.context.trace_id == accepted.context.trace_id
-    assert purge.parent.span_id == accepted.context.span_id
+    [[finished_purge], [killed_purge]] = await wait_for(purged, what="the cleaner's purges")
+    for inv_id, purge in ((finished, finished_purge), (killed, killed_purge)):
+        [accepted] = transition_spans(spans, inv_id, "accepted")
+        assert purge.attributes["invoctl.actor"].startswith("cleaner:")
+        assert purge.context.trace_id == accepted.context.trace_id
+        assert purge.parent.span_id == accepted.context.span_id
+    # The kill was the operator's, in its request's trace; the invocation's own trace
+    # leads to it from its next span, the purge.
+    [kill] = transition_spans(spans, killed, "killed")
+    assert kill.context.trace_id != killed_purge.context.trace_id
+    assert linked(killed_purge) == [ids(kill.context)]
+    assert not finished_purge.links
+
+
+async def _has_event(client, inv_id: str, event: str) -> bool:
+    return event in [t.event for t in (await client.get_journal(inv_id)).transitions]

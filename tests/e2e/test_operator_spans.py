@@ -14,6 +14,7 @@ from tests.e2e._helpers import wait_state
 from tests.e2e._operator import OPERATOR, Lab, callee_of, start_call_tree, transitions
 from tests.e2e._trace import ids, linked, transition_spans
 from tests.e2e.test_operator_kill import tree_services
+from tests.support import wait_for
 
 
 def _rpc_span(spans, rpc: str):
@@ -160,9 +161,42 @@ async def test_what_a_kill_causes_is_in_the_callers_trace_linked_to_each_invocat
         assert span.parent.span_id == rpc_span.context.span_id, inv_id
         assert span.context.trace_id == rpc_span.context.trace_id, inv_id
         assert span.attributes["invoctl.actor"] == OPERATOR
-        # ...linked to the invocation's own trace.
+        # ...linked to the invocation's own trace...
         assert linked(span) == [ids(accepted.context)], inv_id
         assert accepted.context.trace_id != rpc_span.context.trace_id
+
+    # ...whose next span, made without any request, links back to what the kill did.
+    for inv_id in (queued, waiter):
+        [accepted] = transition_spans(spans, inv_id, "accepted")
+        [after] = transition_spans(spans, inv_id, "claimed")[-1:]
+        assert after.parent.span_id == accepted.context.span_id
+        assert linked(after) == [ids(caused[inv_id][0].context)], inv_id
+
+
+async def test_the_claim_after_a_resume_links_to_the_operators_spans(server, client, op, spans):
+    async with Lab(server.address, client) as lab:
+        inv_id = await lab.make(pb.INVOCATION_STATE_BACKING_OFF)
+        await op.pause(inv_id)
+        await op.resume(inv_id)
+        await wait_for(lambda: _claims(client, inv_id, 2), what="the attempt after the resume")
+    [accepted] = transition_spans(spans, inv_id, "accepted")
+    [paused] = transition_spans(spans, inv_id, "paused")
+    [resumed] = transition_spans(spans, inv_id, "resumed")
+    first, second = transition_spans(spans, inv_id, "claimed")
+    for span in (paused, resumed):
+        assert span.context.trace_id != accepted.context.trace_id
+        assert linked(span) == [ids(accepted.context)]
+    assert not first.links
+    # Both operator actions since its last own transition, oldest first.
+    assert linked(second) == [ids(paused.context), ids(resumed.context)]
+    assert second.context.trace_id == accepted.context.trace_id
+    [failed] = transition_spans(spans, inv_id, "attempt_failed")[-1:]
+    assert not failed.links  # linked once
+
+
+async def _claims(client, inv_id: str, count: int) -> bool:
+    events = [t.event for t in await transitions(client, inv_id)]
+    return events.count("claimed") >= count and events[-1] == "attempt_failed"
 
 
 async def test_a_bulk_pages_transitions_are_in_its_trace_linked_to_each_invocation(

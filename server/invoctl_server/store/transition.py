@@ -13,7 +13,9 @@ transactions that touch overlapping sets wait for each other instead of deadlock
 Where a span goes (DESIGN.md section 6): a step a request caused (Step.parent: an operator
 RPC, a bulk page) is in that request's trace, linked to the invocation's own trace; every
 other step is a child of the invocation's accepted span (its row keeps the traceparent),
-never of whatever context the caller runs in (a worker's long-lived session stream).
+never of whatever context the caller runs in (a worker's long-lived session stream). The
+first step in its own trace after a request's links to the request's spans, so each trace
+leads to the other.
 """
 
 from __future__ import annotations
@@ -226,12 +228,15 @@ def _own_trace(row: Mapping[str, Any]) -> _Trace | None:
 
 def _placed(
     row: Mapping[str, Any], parent: otel_context.Context | None
-) -> tuple[otel_context.Context, Sequence[trace.Link] | None]:
-    """The parent and links of a step's span (see the module docstring)."""
+) -> tuple[otel_context.Context, Sequence[trace.Link] | None, bool]:
+    """The parent and links of a step's span, and whether it is in the invocation's own
+    trace (see the module docstring)."""
     own = _own_trace(row)
     if parent is not None:
-        return parent, [own.link] if own else None
-    return own.parent if own else _ROOT, None
+        return parent, [own.link] if own else None, False
+    pending = row["pending_links"]
+    links = [t.link for t in map(_remote, pending) if t is not None] if pending else None
+    return own.parent if own else _ROOT, links, True
 
 
 def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context:
@@ -318,12 +323,15 @@ async def apply(
         raise ValueError(f"not a transition column: {sorted(unknown)}")
 
     actors = [s.actor or actor for s in steps]
-    spans = [
-        _start_span(s.row, s.row["state"], s.to, event, a, *_placed(s.row, s.parent))
-        for s, a in zip(steps, actors, strict=True)
-    ]
+    spans, own = [], []
+    for s, a in zip(steps, actors, strict=True):
+        parent, links, in_own_trace = _placed(s.row, s.parent)
+        spans.append(_start_span(s.row, s.row["state"], s.to, event, a, parent, links))
+        own.append(in_own_trace)
     try:
         ids = [_ids(sp) for sp in spans]
+        # A request's step is linked from the next step in the invocation's own trace.
+        linked = [None if o else tp for o, (_, _, tp) in zip(own, ids, strict=True)]
         unnest, names, values = _bind(
             [
                 ("id", "text", [s.row["id"] for s in steps]),
@@ -333,6 +341,8 @@ async def apply(
                 ("actor", "text", actors),
                 ("trace_id", "text", [t for t, _, _ in ids]),
                 ("span_id", "text", [sp for _, sp, _ in ids]),
+                ("own_trace", "bool", own),
+                ("link", "text", linked),
                 *((c, _COLUMN_TYPES[c], [s.changes[c] for s in steps]) for c in columns),
             ]
         )
@@ -341,7 +351,10 @@ async def apply(
         sql = f"""
             WITH u AS (
                 UPDATE invocations AS i
-                SET state = u.to_state, modified_at = ${n + 1}{assignments}
+                SET state = u.to_state, modified_at = ${n + 1}{assignments},
+                    pending_links = CASE WHEN u.own_trace THEN NULL
+                        WHEN u.link IS NULL THEN i.pending_links
+                        ELSE array_append(i.pending_links, u.link) END
                 FROM unnest({unnest}) AS u({names})
                 WHERE i.id = u.id
                 RETURNING i.*, u.from_state, u.detail AS t_detail, u.actor AS t_actor,
@@ -371,9 +384,9 @@ def trace_purge(
     row: Mapping[str, Any], *, actor: str, parent: otel_context.Context | None = None
 ) -> None:
     """A completed invocation was deleted (retention, or an operator's purge): not a state
-    change, but traced like one so that its trace ends with it. `row` needs its
-    traceparent besides the columns of its target."""
-    context, links = _placed(row, parent)
+    change, but traced like one so that its trace ends with it. `row` needs the columns
+    of its trace (traceparent, pending_links) besides those of its target."""
+    context, links, _ = _placed(row, parent)
     span = _tracer.start_span(
         "invocation purged",
         context=context,
