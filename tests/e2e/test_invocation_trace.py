@@ -74,14 +74,14 @@ async def test_an_invocation_with_a_run_a_sleep_and_a_call_is_one_trace(server, 
         assert later and all(s.parent.span_id == root.context.span_id for s in later)
         assert all(not s.links for s in later)  # no operator acted on them
 
-    # None is a child of the worker's long-lived session stream.
-    streams = {
-        s.context.span_id
-        for s in spans.get_finished_spans()
-        if s.name == "/invoctl.v1.Workers/Connect"
-    }
-    assert streams
-    assert not [s for s in mine if s.parent is not None and s.parent.span_id in streams]
+    # None is a child of the worker's long-lived session stream (whose span the server
+    # ends once it has seen the stream close).
+    async def streams() -> set[int]:
+        names = (s for s in spans.get_finished_spans() if s.name == "/invoctl.v1.Workers/Connect")
+        return {s.context.span_id for s in names}
+
+    stream_ids = await wait_for(streams, what="the session stream's span")
+    assert not [s for s in mine if s.parent is not None and s.parent.span_id in stream_ids]
 
 
 async def test_a_send_starts_a_trace_of_its_own_linked_to_the_senders(server, client, spans):
