@@ -123,6 +123,17 @@ async def test_every_history_row_has_its_span_at_the_receiver(database, receiver
             assert span.scope == "invoctl.server"
             assert span.resource["service.name"] == SERVICE_NAME
 
+        # What no operator did is in the trace of the invocation's accepted transition, a
+        # child of it, whatever made it (dispatch, timers, the worker's stream).
+        for inv_id, h in histories.items():
+            accepted = h[0]
+            assert accepted.event == "accepted"
+            for t in h[1:]:
+                if t.actor == OPERATOR or t.actor.startswith("bulk:"):
+                    continue
+                assert t.trace_id == accepted.trace_id, (inv_id, t.event)
+                assert received[t.span_id].parent_span_id == accepted.span_id, (inv_id, t.event)
+
         # The purge deleted the history; its span still arrives, in the invocation's name.
         async def purge_arrived():
             return receiver.named("invocation purged")

@@ -308,6 +308,7 @@ async def _entry_effect(
             delay=timedelta(milliseconds=e.delay_ms) if e.delay_ms > 0 and not is_call else None,
             caller_id=row["id"] if is_call else None,
             caller_entry=e.index if is_call else None,
+            parent=transition.started_by(row, call=is_call),
         )
         try:
             async with conn.transaction():  # a savepoint: a refused target writes nothing
@@ -561,7 +562,9 @@ async def finish_many(
     results, woken = [], []
     for it in items:
         if it.row["exclusive"]:
-            await object_lock_release(conn, it.row, actor=it.actor or actor, now=now)
+            await object_lock_release(
+                conn, it.row, actor=it.actor or actor, now=now, parent=it.parent
+            )
         caller = it.caller
         if caller is not None and it.row["caller_entry"] is not None:
             results.append((caller["id"], it.row["caller_entry"], it.output, it.failure))
@@ -569,7 +572,9 @@ async def finish_many(
                 caller["state"] == State.SUSPENDED
                 and caller["waiting_on"] == it.row["caller_entry"]
             ):
-                woken.append(transition.Step(caller, State.READY, _WOKEN, actor=it.actor))
+                woken.append(
+                    transition.Step(caller, State.READY, _WOKEN, actor=it.actor, parent=it.parent)
+                )
     await journal_complete_many(conn, results)
     await transition.apply(conn, woken, Event.WOKEN, actor=actor, now=now)
     return [d.row for d in done]

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 
 from ..domain.errors import DomainError, InvalidTransition, InvocationNotFound
 from ..domain.ids import new_bulk_operation_id
@@ -150,7 +151,7 @@ async def bulk_run_page(
 ) -> asyncpg.Record | None:
     """Act on the next page of the operation and return its row after; None when it is
     no longer this server's to run (stopped, finished, or taken over). Its transitions
-    are traced in the current context."""
+    are traced in the current context (the page's span), linked to each invocation's."""
     job = await conn.fetchrow(Q["bulk_lock_owned"], bulk_id, owner, now)
     if job is None:
         return None
@@ -159,7 +160,9 @@ async def bulk_run_page(
                                                           after, size)]  # fmt: skip
     results: list[ops.Result] = []
     if ids:
-        targets = [ops.Target(i, deployment=job["deployment"]) for i in ids]
+        # Caused by the operation's request: in the page's trace, linked to each invocation's.
+        page = otel_context.get_current()
+        targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
         results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now)
     succeeded, skipped, failed, failures = _count(ids, results)
     processed = job["succeeded"] + job["skipped"] + job["failed"] + len(ids)

@@ -35,6 +35,9 @@ class NewInvocation:
     restarted_from: str | None = None
     # Pinned from the start (a restart on a given deployment); None: the newest at claim.
     deployment_id: str | None = None
+    # The trace context it is accepted in (transition.started_by for a call or a send);
+    # None: the current one (the request's).
+    parent: otel_context.Context | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +119,7 @@ async def invocation_create(
     if row["state"] == State.READY and resolved.exclusive:
         acquired = await object_lock_acquire(conn, new.service, new.key or "", row["id"])
         row["state"] = str(State.READY if acquired else State.PENDING)
-    [applied] = await transition.accept(conn, [row], actor=actor, now=now)
+    [applied] = await transition.accept(conn, [row], actor=actor, now=now, parents=[new.parent])
     return Created(applied.row, deduplicated=False)
 
 
@@ -217,10 +220,16 @@ async def object_lock_acquire(
 
 
 async def object_lock_release(
-    conn: asyncpg.Connection, row: Mapping[str, Any], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    row: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    parent: otel_context.Context | None = None,
 ) -> list[transition.Applied]:
     """`row` (locked, exclusive) stops holding its key: hand the lock to the oldest pending
-    invocation of the key, which becomes ready, or free it."""
+    invocation of the key, which becomes ready, or free it. `parent` is the request that
+    made `row` let go (as Step.parent), if one did."""
     service, key = row["service"], row["object_key"]
     holder = await conn.fetchval(Q["object_lock_for_release"], service, key)
     if holder != row["id"]:
@@ -232,8 +241,9 @@ async def object_lock_release(
     await conn.execute(Q["object_lock_hand_over"], service, key, next_id)
     [pending] = await transition.lock(conn, [next_id])
     return await transition.apply(
-        conn, [transition.Step(pending, State.READY)], Event.KEY_ACQUIRED, actor=actor, now=now
-    )
+        conn, [transition.Step(pending, State.READY, parent=parent)], Event.KEY_ACQUIRED,
+        actor=actor, now=now,
+    )  # fmt: skip
 
 
 async def journal_of(conn: asyncpg.Connection, invocation_id: str) -> list[asyncpg.Record]:

@@ -366,7 +366,7 @@ WHERE id IN (
     ORDER BY expires_at LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, service, handler, object_key
+RETURNING id, service, handler, object_key, traceparent, pending_links
 
 -- bulk_running_count: bulk operations running now; new ones wait for the others to be
 -- counted (the lock is released at commit), so the limit holds across servers.

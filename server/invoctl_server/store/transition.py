@@ -9,6 +9,13 @@ delivered at commit. `accept` does the same for invocations that do not exist ye
 
 Lock order: invocations are always locked in ID order, then object_locks rows, so two
 transactions that touch overlapping sets wait for each other instead of deadlocking.
+
+Where a span goes (DESIGN.md section 6): a step a request caused (Step.parent: an operator
+RPC, a bulk page) is in that request's trace, linked to the invocation's own trace; every
+other step is a child of the invocation's accepted span (its row keeps the traceparent),
+never of whatever context the caller runs in (a worker's long-lived session stream). The
+first step in its own trace after a request's links to the request's spans, so each trace
+leads to the other.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -118,8 +126,9 @@ class Step:
     """One invocation's transition: from its locked row to `to`, writing `changes`.
 
     `actor` overrides the actor of the apply() call (a batch mixes workers), and `parent`
-    is the trace context its span belongs to (the RPC or attempt that caused it); None
-    means the current context.
+    is the trace context of the request that caused it (an operator RPC, a bulk page): its
+    span is in that trace, linked to the invocation's. None: no request caused it (a
+    dispatch, a timer, a worker's report), and its span is in the invocation's own trace.
     """
 
     row: Mapping[str, Any]
@@ -161,12 +170,85 @@ def check(state: State | None, event: Event, to: State, invocation_id: str) -> N
         )
 
 
-def _ids(span) -> tuple[str | None, str | None]:
-    """Hex trace and span IDs for the history row; None when tracing is off."""
+def _ids(span) -> tuple[str | None, str | None, str | None]:
+    """Hex trace and span IDs for the history row, and the span's W3C traceparent; None
+    when tracing is off."""
     ctx = span.get_span_context()
     if not ctx.is_valid:
-        return None, None
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+        return None, None, None
+    trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-{ctx.trace_flags:02x}"
+
+
+# A parent without a span: the span starts a trace of its own.
+_ROOT = otel_context.Context()
+# Links a parent context asks the accepted span to carry (see started_by).
+_LINKS = otel_context.create_key("invoctl.transition.links")
+
+
+class _Trace:
+    """A stored traceparent as a link and, built when first asked for, as a parent: a bulk
+    page's steps only link to each invocation's trace, its own steps only use the parent."""
+
+    __slots__ = ("_parent", "link")
+
+    def __init__(self, span_context: trace.SpanContext) -> None:
+        self.link = trace.Link(span_context)  # immutable: the spans that link share it
+        self._parent: otel_context.Context | None = None
+
+    @property
+    def parent(self) -> otel_context.Context:
+        if self._parent is None:
+            span = trace.NonRecordingSpan(self.link.context)
+            self._parent = trace.set_span_in_context(span, _ROOT)
+        return self._parent
+
+
+@functools.lru_cache(maxsize=8192)
+def _remote(traceparent: str) -> _Trace | None:
+    """A traceparent this module stored (`00-<trace>-<span>-<flags>`, see _ids), or None.
+    Cached: an invocation's own steps parse its trace once, not once each."""
+    if len(traceparent) != 55:
+        return None
+    try:
+        ctx = trace.SpanContext(
+            int(traceparent[3:35], 16), int(traceparent[36:52], 16), is_remote=True,
+            trace_flags=trace.TraceFlags(int(traceparent[53:55], 16)),
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return _Trace(ctx) if ctx.is_valid else None
+
+
+def _own_trace(row: Mapping[str, Any]) -> _Trace | None:
+    """The invocation's accepted span, if it was traced."""
+    traceparent = row["traceparent"]
+    return _remote(traceparent) if traceparent else None
+
+
+def _placed(
+    row: Mapping[str, Any], parent: otel_context.Context | None
+) -> tuple[otel_context.Context, Sequence[trace.Link] | None, bool]:
+    """The parent and links of a step's span, and whether it is in the invocation's own
+    trace (see the module docstring)."""
+    own = _own_trace(row)
+    if parent is not None:
+        return parent, [own.link] if own else None, False
+    pending = row["pending_links"]
+    links = [t.link for t in map(_remote, pending) if t is not None] if pending else None
+    return own.parent if own else _ROOT, links, True
+
+
+def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context:
+    """The trace context in which an invocation that `caller`'s attempt creates is
+    accepted. A call's callee joins the caller's trace, as a child of its accepted span:
+    a caller and what it calls read as one trace. A send's invocation outlives its sender
+    (and may be delayed for days, or send on in turn): it starts a trace of its own, whose
+    accepted span links to the sender's."""
+    own = _own_trace(caller)
+    if call:
+        return own.parent if own else _ROOT
+    return otel_context.set_value(_LINKS, (own.link,), _ROOT) if own else _ROOT
 
 
 def _start_span(
@@ -176,10 +258,12 @@ def _start_span(
     event: Event,
     actor: str,
     parent: otel_context.Context | None,
+    links: Sequence[trace.Link] | None = None,
 ):
     return _tracer.start_span(
         f"invocation {event}",
         context=parent,
+        links=links,
         attributes={
             "restate.invocation.id": row["id"],
             "restate.invocation.target": target_of(row),
@@ -239,12 +323,15 @@ async def apply(
         raise ValueError(f"not a transition column: {sorted(unknown)}")
 
     actors = [s.actor or actor for s in steps]
-    spans = [
-        _start_span(s.row, s.row["state"], s.to, event, a, s.parent)
-        for s, a in zip(steps, actors, strict=True)
-    ]
+    spans, own = [], []
+    for s, a in zip(steps, actors, strict=True):
+        parent, links, in_own_trace = _placed(s.row, s.parent)
+        spans.append(_start_span(s.row, s.row["state"], s.to, event, a, parent, links))
+        own.append(in_own_trace)
     try:
         ids = [_ids(sp) for sp in spans]
+        # A request's step is linked from the next step in the invocation's own trace.
+        linked = [None if o else tp for o, (_, _, tp) in zip(own, ids, strict=True)]
         unnest, names, values = _bind(
             [
                 ("id", "text", [s.row["id"] for s in steps]),
@@ -252,8 +339,10 @@ async def apply(
                 ("from_state", "text", [s.row["state"] for s in steps]),
                 ("detail", "text", [s.detail for s in steps]),
                 ("actor", "text", actors),
-                ("trace_id", "text", [t for t, _ in ids]),
-                ("span_id", "text", [sp for _, sp in ids]),
+                ("trace_id", "text", [t for t, _, _ in ids]),
+                ("span_id", "text", [sp for _, sp, _ in ids]),
+                ("own_trace", "bool", own),
+                ("link", "text", linked),
                 *((c, _COLUMN_TYPES[c], [s.changes[c] for s in steps]) for c in columns),
             ]
         )
@@ -262,7 +351,10 @@ async def apply(
         sql = f"""
             WITH u AS (
                 UPDATE invocations AS i
-                SET state = u.to_state, modified_at = ${n + 1}{assignments}
+                SET state = u.to_state, modified_at = ${n + 1}{assignments},
+                    pending_links = CASE WHEN u.own_trace THEN NULL
+                        WHEN u.link IS NULL THEN i.pending_links
+                        ELSE array_append(i.pending_links, u.link) END
                 FROM unnest({unnest}) AS u({names})
                 WHERE i.id = u.id
                 RETURNING i.*, u.from_state, u.detail AS t_detail, u.actor AS t_actor,
@@ -292,10 +384,13 @@ def trace_purge(
     row: Mapping[str, Any], *, actor: str, parent: otel_context.Context | None = None
 ) -> None:
     """A completed invocation was deleted (retention, or an operator's purge): not a state
-    change, but traced like one so that its trace ends with it."""
+    change, but traced like one so that its trace ends with it. `row` needs the columns
+    of its trace (traceparent, pending_links) besides those of its target."""
+    context, links, _ = _placed(row, parent)
     span = _tracer.start_span(
         "invocation purged",
-        context=parent,
+        context=context,
+        links=links,
         attributes={
             "restate.invocation.id": row["id"],
             "restate.invocation.target": target_of(row),
@@ -319,7 +414,9 @@ async def accept(
     with history and spans.
 
     Each mapping holds the columns of `_INSERT_TYPES`; `state` is the state it starts in.
-    `parents`, if given, holds each row's trace context (as Step.parent).
+    `parents`, if given, holds the trace context each is accepted in (None: the current
+    one): the request that created it, or `started_by` its caller. The accepted span
+    starts the invocation's own trace (its row keeps the traceparent).
     """
     if not new_rows:
         return []
@@ -327,7 +424,7 @@ async def accept(
         check(NEW, Event.ACCEPTED, State(row["state"]), row["id"])
     parents = parents or [None] * len(new_rows)
     spans = [
-        _start_span(r, "", State(r["state"]), Event.ACCEPTED, actor, p)
+        _start_span(r, "", State(r["state"]), Event.ACCEPTED, actor, p, _links_in(p))
         for r, p in zip(new_rows, parents, strict=True)
     ]
     try:
@@ -339,8 +436,9 @@ async def accept(
         unnest, names, values = _bind(
             [
                 *columns,
-                ("trace_id", "text", [t for t, _ in ids]),
-                ("span_id", "text", [sp for _, sp in ids]),
+                ("trace_id", "text", [t for t, _, _ in ids]),
+                ("span_id", "text", [sp for _, sp, _ in ids]),
+                ("traceparent", "text", [tp for _, _, tp in ids]),
             ]
         )
         n = len(values)
@@ -352,8 +450,8 @@ async def accept(
             WITH u AS (
                 SELECT * FROM unnest({unnest}) AS u({names})
             ), i AS (
-                INSERT INTO invocations ({col_list}, created_at, modified_at)
-                SELECT {select_list}, ${n + 1}, ${n + 1} FROM u
+                INSERT INTO invocations ({col_list}, traceparent, created_at, modified_at)
+                SELECT {select_list}, u.traceparent, ${n + 1}, ${n + 1} FROM u
                 RETURNING *
             ), h AS (
                 INSERT INTO invocation_transitions
@@ -374,6 +472,11 @@ async def accept(
         Applied(by_id[row["id"]], sp.get_span_context())
         for row, sp in zip(new_rows, spans, strict=True)
     ]
+
+
+def _links_in(parent: otel_context.Context | None) -> Sequence[trace.Link] | None:
+    """What started_by asks the accepted span to link to (None: the current context)."""
+    return otel_context.get_value(_LINKS, parent)  # type: ignore[return-value]
 
 
 def _insert_value(row: Mapping[str, Any], column: str) -> Any:
