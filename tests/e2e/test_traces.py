@@ -218,3 +218,21 @@ async def test_spans_of_an_exiting_server_are_flushed(database, receiver):
         await asyncio.to_thread(server.stop)
     received = await receiver.wait_for_spans(t.span_id for t in history)
     assert {s.resource["service.name"] for s in received.values()} == {SERVICE_NAME}
+
+
+async def test_without_an_exporter_no_span_is_made(database):
+    """OTEL_TRACES_EXPORTER=none (the default): the server records no spans, so it does not
+    trace its RPCs either, even for a caller that sends a traceparent: the history has no
+    trace IDs."""
+    server = await start_server(database, {"OTEL_TRACES_EXPORTER": "none"})
+    tracer = trace.get_tracer("tests")
+    try:
+        async with Client(server.address) as client, Lab(server.address, client) as lab:
+            with tracer.start_as_current_span("caller"):  # the client sends its traceparent
+                inv_id = await lab.make(S.INVOCATION_STATE_SUSPENDED)
+                await client.cancel_invocation(inv_id, reason="no tracing")
+            steps = await transitions(client, inv_id)
+    finally:
+        server.stop()
+    assert [t.event for t in steps][:2] == ["accepted", "claimed"]
+    assert {(t.trace_id, t.span_id) for t in steps} == {("", "")}
