@@ -1,10 +1,12 @@
-"""A cancellation its handler has yet to see (DESIGN.md section 4): an attempt claimed at
-the moment of the cancel still gets it."""
+"""A cancellation its handler has yet to see (DESIGN.md section 4): an attempt that fails
+first is not retried, and an attempt claimed at the moment of the cancel still gets it."""
 
 from __future__ import annotations
 
 import asyncio
 import types
+
+import pytest
 
 from invoctl.client import Client
 from invoctl.sdk import Context, InvocationCancelled, RetryPolicy, Service, Worker
@@ -12,11 +14,63 @@ from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.runtime import sessions
 from invoctl_server.store import db as store_db
 from tests.conftest import server_config
-from tests.e2e._helpers import wait_state
+from tests.e2e._helpers import history, wait_state
 from tests.e2e._operator import Operator
 
 S = pb
 HOUR = RetryPolicy(initial_interval=3600, max_interval=3600)
+
+
+def failing_service(release: asyncio.Event) -> Service:
+    svc = Service("Failing")
+
+    # Every attempt raises before its first await: it never reaches a point where it
+    # could see a cancellation.
+    @svc.handler(name="slow", retry_policy=HOUR)
+    async def slow(ctx: Context) -> None:
+        raise RuntimeError(f"attempt {ctx.attempt} broke")
+
+    @svc.handler(name="once", retry_policy=RetryPolicy(max_attempts=1))
+    async def once(ctx: Context) -> None:
+        raise RuntimeError(f"attempt {ctx.attempt} broke")
+
+    # Inside a step when the cancel comes, and raises right after it, before any await.
+    @svc.handler(name="step", retry_policy=HOUR)
+    async def step(ctx: Context) -> None:
+        await ctx.run("wait", release.wait)
+        raise RuntimeError(f"attempt {ctx.attempt} broke")
+
+    return svc
+
+
+@pytest.mark.parametrize(
+    ("handler", "state", "attempts"),
+    [
+        ("slow", S.INVOCATION_STATE_BACKING_OFF, 2),
+        ("once", S.INVOCATION_STATE_PAUSED, 2),
+        ("step", S.INVOCATION_STATE_RUNNING, 1),
+    ],
+    ids=["backing-off", "paused", "running"],
+)
+async def test_an_attempt_that_fails_with_a_cancel_pending_completes_cancelled(
+    server, client, op, handler, state, attempts
+):
+    release = asyncio.Event()
+    try:
+        async with Worker([failing_service(release)], server=server.address):
+            inv_id = await client.send("Failing", handler)
+            await wait_state(client, inv_id, state)
+            await op.cancel(inv_id, reason="stop retrying")
+            release.set()
+            done = await client.attach(inv_id)
+    finally:
+        release.set()
+    assert (done.state, done.outcome) == (S.INVOCATION_STATE_COMPLETED, S.OUTCOME_CANCELLED)
+    assert (done.failure.code, done.failure.message) == ("CANCELLED", "cancelled by an operator")
+    # The failure that ended its last attempt is kept.
+    assert done.last_failure.message == f"RuntimeError: attempt {attempts} broke"
+    assert done.attempt_count == attempts
+    assert (await history(client, inv_id))[-1] == ("running", "completed", "attempt_failed")
 
 
 class HeldClaims:

@@ -66,7 +66,9 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
     (_S.READY, Event.CLAIMED): frozenset({_S.RUNNING}),
     (_S.RUNNING, Event.SUSPENDED): frozenset({_S.SUSPENDED}),
     (_S.SUSPENDED, Event.WOKEN): frozenset({_S.READY}),
-    (_S.RUNNING, Event.ATTEMPT_FAILED): frozenset({_S.BACKING_OFF}),
+    # With a cancellation pending (its handler has yet to see it) a failed attempt is not
+    # retried: the invocation completes cancelled.
+    (_S.RUNNING, Event.ATTEMPT_FAILED): frozenset({_S.BACKING_OFF, _S.COMPLETED}),
     (_S.RUNNING, Event.LEASE_EXPIRED): frozenset({_S.BACKING_OFF}),
     (_S.RUNNING, Event.RETRIES_EXHAUSTED): frozenset({_S.PAUSED, _S.COMPLETED}),
     (_S.BACKING_OFF, Event.RETRY_DUE): frozenset({_S.READY}),

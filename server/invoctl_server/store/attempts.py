@@ -210,6 +210,7 @@ async def journal_append(
 SIMPLE_KINDS = frozenset({"run", "sleep", "cancel"})
 # The failure code of a cancellation, as the handler sees it and the invocation ends with.
 CANCELLED = "CANCELLED"
+CANCELLED_FAILURE = Failure(CANCELLED, "cancelled by an operator")
 _STATE_KINDS = frozenset({"get_state", "set_state", "clear_state"})
 
 
@@ -358,8 +359,8 @@ async def attempt_suspend(
         # Cancelled while it ran: the await it suspends on raises the cancellation on the
         # next attempt, which starts at once.
         await conn.execute(
-            Q["journal_complete_entry"], invocation_id, waiting_on, None, CANCELLED,
-            "cancelled by an operator",
+            Q["journal_complete_entry"], invocation_id, waiting_on, None,
+            CANCELLED_FAILURE.code, CANCELLED_FAILURE.message,
         )  # fmt: skip
         completed = True
     if entry["kind"] == "sleep" and not completed and entry["wake_at"] <= now:
@@ -460,8 +461,20 @@ async def attempt_fail(
     actor: str,
     now: datetime,
 ) -> asyncpg.Record:
-    """The attempt failed with a retryable error: back off, or give up per the policy."""
+    """The attempt failed with a retryable error: back off, or give up per the policy.
+
+    An invocation with a cancellation its handler has yet to see completes cancelled
+    instead, keeping this failure as its last: a retry would only fail again before it
+    reached the await that raises the cancellation (a handler that raises before its
+    first await would retry until its attempts ran out)."""
     row, caller = await _lock_attempt(conn, invocation_id, attempt, session_id, with_caller=True)
+    if row["cancel_pending"]:
+        return await finish(
+            conn,
+            Finishing(row, caller, Outcome.CANCELLED, None, CANCELLED_FAILURE,
+                      last_failure=failure),
+            Event.ATTEMPT_FAILED, actor=actor, now=now,
+        )  # fmt: skip
     return await _retry_or_give_up(
         conn, row, caller, failure, Event.ATTEMPT_FAILED, actor=actor, now=now
     )

@@ -36,7 +36,7 @@ from ..domain.errors import (
 from ..domain.states import Event, Outcome, State, allowed_targets
 from . import notify, transition
 from ._sql import Q
-from .attempts import CANCELLED, Failure, Finishing, finish_many, journal_complete_many
+from .attempts import CANCELLED_FAILURE, Failure, Finishing, finish_many, journal_complete_many
 from .deployments import deployment_exists, handler_in, handler_latest
 from .invocations import NewInvocation, invocation_create
 
@@ -233,7 +233,7 @@ async def cancel_many(
     entry it waits on completed with the cancellation and wakes; a paused or backing-off
     one becomes ready, and its next attempt sees the cancellation at its first live
     await. A member cancelled before is left as it is (a cancel is delivered once)."""
-    failure = Failure(CANCELLED, "cancelled by an operator")
+    failure = CANCELLED_FAILURE
 
     async def act(conn, work, rows):
         steps, signals, woken, not_started = [], [], [], []
