@@ -4,6 +4,7 @@ or from a completed prefix of its journal; the old one is untouched
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from invoctl.sdk import Context, Service, TerminalError, Worker
@@ -16,6 +17,8 @@ from tests.e2e._operator import (
     footprint,
     transitions,
 )
+from tests.e2e.test_operator_cancel import compensating_service
+from tests.support import wait_for
 
 HEADERS = {"x-tenant": "acme", "x-trace-note": "restart"}
 
@@ -133,6 +136,49 @@ async def test_restart_from_entry_must_cut_at_a_completed_entry(server, client, 
         new = await op.restart(inv_id, from_entry=1)
         done = await client.attach(new.id)
     assert done.output == '["z.a#1", "z.b#1", "z.c#1", ""]'
+
+
+async def test_a_restart_keeps_no_part_of_the_old_cancellation(server, client, op, db):
+    """A restart is a new invocation nobody cancelled: a prefix may not span the point
+    where the old handler saw its cancellation (a cancel entry, or a sleep it cut short),
+    and one that stops before it replays no cancellation."""
+    release, events = asyncio.Event(), []
+
+    async def reserved() -> bool:
+        return events == ["reserve"]
+
+    try:
+        async with Worker([compensating_service(release, events)], server=server.address):
+            # Journal [reserve, wait, cancel, unreserve], and [sleep (cancelled), undo nap].
+            booked = await client.send("Booking", "book")
+            await wait_for(reserved, what="the first step")
+            await op.cancel(booked)  # while in the step `wait`
+            release.set()
+            napped = await client.send("Booking", "nap")
+            await wait_state(client, napped, pb.INVOCATION_STATE_SUSPENDED)
+            await op.cancel(napped)
+            for inv_id in (booked, napped):
+                assert (await client.attach(inv_id)).outcome == pb.OUTCOME_CANCELLED
+
+            for inv_id, seen_at, too_long in ((booked, 2, (3, 4)), (napped, 0, (1, 2))):
+                before = await footprint(db, inv_id)
+                for bad in too_long:
+                    err = await op.refused("RestartInvocationAsNew", inv_id, from_entry=bad)
+                    assert_refused(
+                        err, INVALID_ARGUMENT, "INVALID_FROM_ENTRY", cancelled_at_entry=str(seen_at)
+                    )
+                    assert f"entry {seen_at}" in err.message
+                assert await footprint(db, inv_id) == before
+            assert len((await client.list_invocations(service="Booking"))[0]) == 2
+
+            # Up to the cancellation is fine: it replays reserve and wait, then books.
+            new = await op.restart(booked, from_entry=2)
+            done = await client.attach(new.id)
+    finally:
+        release.set()
+    assert (done.outcome, done.output) == (pb.OUTCOME_SUCCEEDED, '"booked"')
+    assert not done.HasField("cancelled_at")
+    assert events == ["reserve", "unreserve", "undo nap", "charge"]
 
 
 async def test_restart_runs_on_the_latest_deployment_by_default(server, client, op):

@@ -437,7 +437,8 @@ async def restart_many(
 ) -> list[Result]:
     """Start a new invocation with the target, input and headers of each completed one.
     With from_entry N it starts with entries [0, N) of the old journal, which its first
-    attempt replays; N must follow a completed entry. Returns the new invocations."""
+    attempt replays; N must follow a completed entry, and not the point where the old
+    handler saw its cancellation. Returns the new invocations."""
 
     async def act(conn, round_, results) -> None:
         for i, old in round_:
@@ -475,6 +476,16 @@ async def _restart(
                 f"entry {from_entry - 1} of {invocation_id} did not complete: cut after a "
                 "completed entry",
                 invocation_id=invocation_id,
+            )
+        # A restart is a new invocation that nobody cancelled: replaying the point where
+        # the old handler saw its cancellation would raise it again.
+        seen = await conn.fetchval(Q["journal_cancel_seen"], invocation_id, from_entry)
+        if seen is not None:
+            raise InvalidFromEntry(
+                f"entry {seen} of {invocation_id} is where its handler saw its cancellation, "
+                f"and a restart is not cancelled: restart from entry {seen} or before",
+                invocation_id=invocation_id,
+                cancelled_at_entry=str(seen),
             )
     deployment = target.deployment
     pinned = None if deployment in ("", LATEST) else await _deployment_for(conn, old, deployment)

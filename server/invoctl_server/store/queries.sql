@@ -267,6 +267,12 @@ SELECT $2, idx, kind, name, completed, value, failure_code, failure_message, tar
        target_handler, target_key, argument, callee_id, wake_at, delay_ms, $4
 FROM journal_entries WHERE invocation_id = $1 AND idx < $3
 
+-- journal_cancel_seen: where the handler saw its cancellation, if before entry $2: a cancel
+-- entry, or a sleep the cancellation cut short (a restart must not replay either).
+SELECT min(idx) FROM journal_entries
+WHERE invocation_id = $1 AND idx < $2
+  AND (kind = 'cancel' OR (kind = 'sleep' AND failure_code = 'CANCELLED'))
+
 -- invocation_journal_length: the journal length of a restarted invocation's copied prefix.
 UPDATE invocations SET journal_length = $2 WHERE id = $1 RETURNING *
 
