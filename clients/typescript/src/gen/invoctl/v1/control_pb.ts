@@ -391,6 +391,8 @@ export type RestartInvocationAsNewRequest = Message<"invoctl.v1.RestartInvocatio
 
   /**
    * Keep journal entries before this index, replayed before running live; 0 keeps none.
+   * It must follow a completed entry, and not pass the point where the old handler saw
+   * its cancellation (a restart is not cancelled).
    *
    * @generated from field: int32 from_entry = 4;
    */
