@@ -233,7 +233,7 @@ async def test_a_caller_replays_the_cancel_at_the_call_and_keeps_the_real_result
     assert done[0].outcome == S.OUTCOME_SUCCEEDED
     for inv in done[1:]:
         assert_cancelled(inv)
-    assert done[1].attempt_count == 2
+    assert done[1].attempt_count == 3  # the call, the compensation, its retry
     assert done[1].last_failure.message == "RuntimeError: compensation hiccup"
     # The compensation step ran once, the code after the call never (also not on replay).
     assert events == ["Leaf compensated", "Middle compensated", "Middle hiccup",
