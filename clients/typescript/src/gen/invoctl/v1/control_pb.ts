@@ -816,7 +816,8 @@ export const InvocationControl: GenService<{
   /**
    * Cancels an invocation and its not-completed call tree: not started ones complete
    * cancelled at once, started ones see a cancellation at their next await and may
-   * compensate. Does not wait for the handlers.
+   * compensate, leaves first (one awaiting a call sees it there once the callee ended).
+   * Does not wait for the handlers.
    *
    * @generated from rpc invoctl.v1.InvocationControl.CancelInvocation
    */
