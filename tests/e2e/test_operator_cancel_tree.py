@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from invoctl.sdk import Context, InvocationCancelled, Service, TerminalError, Worker
+from invoctl.sdk import (
+    Context,
+    InvocationCancelled,
+    ObjectContext,
+    Service,
+    TerminalError,
+    VirtualObject,
+    Worker,
+)
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
 from tests.e2e import _raw
@@ -275,3 +283,48 @@ async def test_a_call_made_after_the_cancel_reaches_a_callee_cancelled_at_once(
         assert (await client.get_invocation(caller)).state == S.INVOCATION_STATE_RUNNING
     finally:
         await raw.close()
+
+
+async def test_a_callee_that_has_not_started_ends_at_once_and_wakes_its_caller(
+    server, client, op, db
+):
+    """The callee waits behind its object key: it completes cancelled at once, its caller
+    records that and sees the cancellation at the call; the key's holder is untouched."""
+    release, events = asyncio.Event(), []
+    seat = VirtualObject("Seat")
+
+    @seat.handler()
+    async def hold(ctx: ObjectContext) -> str:
+        await ctx.run("hold", release.wait)
+        return "held"
+
+    booker = Service("Booker")
+
+    @booker.handler()
+    async def book(ctx: Context) -> str:
+        try:
+            return await ctx.call("Seat", "hold", key="s1")
+        except InvocationCancelled:
+            await ctx.run("compensate", events.append, "Booker compensated")
+            raise
+
+    try:
+        async with Worker([seat, booker], server=server.address):
+            holder = await client.send("Seat", "hold", key="s1")
+            await wait_state(client, holder, S.INVOCATION_STATE_RUNNING)
+            caller = await client.send("Booker", "book")
+            callee = await callee_of(client, caller)
+            await wait_state(client, callee, S.INVOCATION_STATE_PENDING)
+            await wait_state(client, caller, SUSPENDED)
+            await op.cancel(caller)
+            assert_cancelled(await client.attach(caller))
+            assert_cancelled(await client.get_invocation(callee))
+            assert (await client.get_invocation(holder)).state == S.INVOCATION_STATE_RUNNING
+            release.set()
+            assert (await client.attach(holder)).output == '"held"'
+    finally:
+        release.set()
+    assert events == ["Booker compensated"]
+    call = assert_raised_at_the_call(await journal_of(client, caller))
+    assert (call.callee_invocation_id, call.failure.code) == (callee, "CANCELLED")
+    assert await db.fetchval("SELECT count(*) FROM object_locks") == 0
