@@ -280,6 +280,9 @@ def tree_services(release: asyncio.Event, events: list[str]) -> list[Service]:
 
     async def leaf_body(ctx: Context) -> str:
         await ctx.run("wait", release.wait)
+        # Raises the cancellation even if its signal has not reached the worker yet: a
+        # sleep that suspends with a cancel pending is cut short.
+        await ctx.sleep(3600)
         await ctx.run("finish", events.append, "leaf finished")
         return "leaf done"
 
