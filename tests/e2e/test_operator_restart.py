@@ -4,9 +4,10 @@ or from a completed prefix of its journal; the old one is untouched
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
-from invoctl.sdk import Context, Service, TerminalError, Worker
+from invoctl.sdk import Context, InvocationCancelled, Service, TerminalError, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from tests.e2e._helpers import wait_state
 from tests.e2e._operator import (
@@ -16,6 +17,7 @@ from tests.e2e._operator import (
     footprint,
     transitions,
 )
+from tests.support import wait_for
 
 HEADERS = {"x-tenant": "acme", "x-trace-note": "restart"}
 
@@ -133,6 +135,86 @@ async def test_restart_from_entry_must_cut_at_a_completed_entry(server, client, 
         new = await op.restart(inv_id, from_entry=1)
         done = await client.attach(new.id)
     assert done.output == '["z.a#1", "z.b#1", "z.c#1", ""]'
+
+
+def trip(release: asyncio.Event, events: list[str], restarted: list[bool]) -> Service:
+    """Trip/book compensates a cancel that comes while it waits; Trip/nap one that comes
+    while it sleeps. A restarted book no longer sleeps after its wait."""
+    svc = Service("Trip")
+
+    def record(event: str) -> str:
+        events.append(event)
+        return event
+
+    @svc.handler()
+    async def book(ctx: Context) -> str:
+        await ctx.run("reserve", record, "reserve")
+        try:
+            await ctx.run("wait", release.wait)  # cancelled while in here
+            if not restarted:
+                # Raises the cancellation even if its signal has not reached the worker
+                # yet: a sleep that suspends with a cancel pending is cut short.
+                await ctx.sleep(3600)
+            await ctx.run("charge", record, "charge")
+            return "booked"
+        except InvocationCancelled:
+            await ctx.run("unreserve", record, "unreserve")
+            raise
+
+    @svc.handler()
+    async def nap(ctx: Context) -> None:
+        try:
+            await ctx.sleep(3600)
+        except InvocationCancelled:
+            await ctx.run("undo nap", record, "undo nap")
+            raise
+
+    return svc
+
+
+async def test_a_restart_keeps_no_part_of_the_old_cancellation(server, client, op, db):
+    """A restart is a new invocation nobody cancelled: a prefix may not span the point
+    where the old handler saw its cancellation (a cancel entry, or a sleep it cut short),
+    and one that stops before it replays no cancellation."""
+    release, events, restarted = asyncio.Event(), [], []
+
+    async def reserved() -> bool:
+        return events == ["reserve"]
+
+    try:
+        async with Worker([trip(release, events, restarted)], server=server.address):
+            # Journals [reserve, wait, cancel (or the sleep it cut short), unreserve] and
+            # [sleep (cut short), undo nap].
+            booked = await client.send("Trip", "book")
+            await wait_for(reserved, what="the first step")
+            await op.cancel(booked)  # while in the step `wait`
+            release.set()
+            napped = await client.send("Trip", "nap")
+            await wait_state(client, napped, pb.INVOCATION_STATE_SUSPENDED)
+            await op.cancel(napped)
+            for inv_id in (booked, napped):
+                assert (await client.attach(inv_id)).outcome == pb.OUTCOME_CANCELLED
+
+            for inv_id, seen_at, too_long in ((booked, 2, (3, 4)), (napped, 0, (1, 2))):
+                before = await footprint(db, inv_id)
+                for bad in too_long:
+                    err = await op.refused("RestartInvocationAsNew", inv_id, from_entry=bad)
+                    assert_refused(
+                        err, INVALID_ARGUMENT, "INVALID_FROM_ENTRY", cancelled_at_entry=str(seen_at)
+                    )
+                    assert f"entry {seen_at}" in err.message
+                assert await footprint(db, inv_id) == before
+            assert len((await client.list_invocations(service="Trip"))[0]) == 2
+
+            # Up to the cancellation is fine: it replays reserve and wait, then books.
+            restarted.append(True)
+            new = await op.restart(booked, from_entry=2)
+            done = await client.attach(new.id)
+    finally:
+        release.set()
+    assert (done.outcome, done.output) == (pb.OUTCOME_SUCCEEDED, '"booked"')
+    assert not done.HasField("cancelled_at")
+    assert events == ["reserve", "unreserve", "undo nap", "charge"]
 
 
 async def test_restart_runs_on_the_latest_deployment_by_default(server, client, op):

@@ -93,6 +93,7 @@ async def attempt(
     journal: list[pb.JournalEntry] | None = None,
     channel: FakeChannel | None = None,
     key: str = "",
+    cancel_at: int | None = None,
 ) -> FakeChannel:
     channel = channel or FakeChannel()
     start = workers_pb2.AttemptStart(
@@ -102,6 +103,7 @@ async def attempt(
         input=input,
         headers={"h": "v"},
         journal=journal or [],
+        cancel_at_entry=cancel_at,
     )
     await run_attempt(start, {svc.name: svc}, channel)
     return channel
@@ -478,3 +480,79 @@ async def test_a_journaled_cancel_the_handler_no_longer_reaches_is_non_determini
     channel = await attempt(svc, "greet", '"Ann"', journal)
     [(kind, failure)] = channel.sent
     assert (kind, failure.code) == ("fail", "NON_DETERMINISM")
+
+
+@cancellable.handler()
+async def relay(ctx: Context) -> str:
+    try:
+        result = await ctx.call("Leaf", "work")
+    except InvocationCancelled:
+        await ctx.run("undo", lambda: compensations.append("undo") or "undone")
+        raise
+    await ctx.run("after", lambda: compensations.append("after") or "after")
+    return result
+
+
+REFUNDED = pb.JournalEntry(
+    kind=CALL, target=pb.Target(service="Leaf", handler="work"), argument="null",
+    completed=True, value='"refunded"', callee_invocation_id="inv_leaf",
+)  # fmt: skip
+AT_AWAIT = pb.JournalEntry(kind=CANCEL, name="await", completed=True, failure=CANCELLED)
+
+
+async def test_a_cancel_at_the_awaited_call_raises_there_in_place_of_its_result() -> None:
+    # Suspended on the call when cancelled, woken once the callee returned a value.
+    compensations.clear()
+    channel = FakeChannel()
+    channel.cancelled = True
+    await attempt(cancellable, "relay", journal=journaled(REFUNDED), channel=channel, cancel_at=0)
+    assert channel.kinds() == ["append", "append", "complete"]
+    [cancel] = channel.sent[0][1]
+    assert (cancel.index, cancel.kind, cancel.name, cancel.failure) == (
+        1,
+        CANCEL,
+        "await",
+        CANCELLED,
+    )
+    [undo] = channel.sent[1][1]
+    assert (undo.index, undo.name) == (2, "undo")
+    assert channel.sent[2] == ("complete", CANCELLED)
+    assert compensations == ["undo"]
+
+
+async def test_a_cancel_journaled_at_a_call_is_replayed_at_that_call() -> None:
+    compensations.clear()
+    undone = pb.JournalEntry(kind=RUN, name="undo", value='"undone"', completed=True)
+    journal = journaled(REFUNDED, AT_AWAIT, undone)
+    assert (await attempt(cancellable, "relay", journal=journal)).sent == [("complete", CANCELLED)]
+    assert compensations == []
+
+
+async def test_an_unnamed_cancel_after_a_call_is_raised_at_the_next_await() -> None:
+    # The call returned its value, and the cancel came after: not raised at the call.
+    compensations.clear()
+    unnamed = pb.JournalEntry(kind=CANCEL, completed=True, failure=CANCELLED)
+    channel = await attempt(cancellable, "relay", journal=journaled(REFUNDED, unnamed))
+    assert channel.sent == [("complete", CANCELLED)]
+    assert compensations == []
+
+
+async def test_a_cancel_at_a_call_that_is_not_the_awaited_entry_waits_for_the_next_await() -> None:
+    compensations.clear()
+    channel = FakeChannel()
+    channel.cancelled = True
+    await attempt(cancellable, "relay", journal=journaled(REFUNDED), channel=channel, cancel_at=5)
+    [cancel] = channel.sent[0][1]
+    assert (cancel.index, cancel.name) == (1, "")  # at the start of ctx.run("after")
+    assert channel.sent[-1] == ("complete", CANCELLED)
+    assert compensations == []
+
+
+async def test_a_cancel_at_the_awaited_sleep_raises_there() -> None:
+    slept = pb.JournalEntry(kind=SLEEP, completed=True, delay_ms=1000)
+    channel = FakeChannel()
+    channel.cancelled = True
+    await attempt(steps, "nap", "1", journaled(slept), channel=channel, cancel_at=0)
+    [cancel] = channel.sent[0][1]
+    assert (cancel.index, cancel.name) == (1, "await")
+    assert channel.sent[-1] == ("complete", CANCELLED)

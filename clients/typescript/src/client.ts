@@ -308,7 +308,10 @@ export class InvoctlClient {
     );
   }
 
-  /** Cancels an invocation and its not-completed call tree; does not wait for the handlers. */
+  /**
+   * Cancels an invocation and its not-completed call tree, leaves first (a handler waiting
+   * on a call sees it there once the callee ended); does not wait for the handlers.
+   */
   async cancelInvocation(invocationId: string, options: RequestOptions = {}): Promise<Invocation> {
     const request = this.request(invocationId, options);
     const resp = await this.unary(

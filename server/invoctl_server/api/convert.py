@@ -239,6 +239,8 @@ def attempt_start(claimed: Claimed) -> wpb.AttemptStart:
         journal=[journal_entry(e) for e in claimed.journal],
         traceparent=traceparent(claimed.span_context),
         cancelled=row["cancel_pending"],
+        # Woken from the entry it was suspended on when cancelled: its await raises it.
+        cancel_at_entry=row["waiting_on"] if row["cancel_pending"] else None,
     )
 
 

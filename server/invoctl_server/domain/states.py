@@ -66,7 +66,9 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
     (_S.READY, Event.CLAIMED): frozenset({_S.RUNNING}),
     (_S.RUNNING, Event.SUSPENDED): frozenset({_S.SUSPENDED}),
     (_S.SUSPENDED, Event.WOKEN): frozenset({_S.READY}),
-    (_S.RUNNING, Event.ATTEMPT_FAILED): frozenset({_S.BACKING_OFF}),
+    # With a cancellation pending (its handler has yet to see it) a failed attempt is not
+    # retried: the invocation completes cancelled.
+    (_S.RUNNING, Event.ATTEMPT_FAILED): frozenset({_S.BACKING_OFF, _S.COMPLETED}),
     (_S.RUNNING, Event.LEASE_EXPIRED): frozenset({_S.BACKING_OFF}),
     (_S.RUNNING, Event.RETRIES_EXHAUSTED): frozenset({_S.PAUSED, _S.COMPLETED}),
     (_S.BACKING_OFF, Event.RETRY_DUE): frozenset({_S.READY}),
@@ -77,7 +79,9 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
     (_S.SCHEDULED, Event.CANCELLED): frozenset({_S.COMPLETED}),
     (_S.READY, Event.CANCELLED): frozenset({_S.COMPLETED, _S.READY}),
     (_S.RUNNING, Event.CANCELLED): frozenset({_S.RUNNING}),
-    (_S.SUSPENDED, Event.CANCELLED): frozenset({_S.READY}),
+    # A suspended one awaiting a call to a not-completed invocation of its call tree stays
+    # suspended: the callee, cancelled too, ends first and then wakes it (leaves first).
+    (_S.SUSPENDED, Event.CANCELLED): frozenset({_S.READY, _S.SUSPENDED}),
     (_S.BACKING_OFF, Event.CANCELLED): frozenset({_S.READY}),
     (_S.PAUSED, Event.CANCELLED): frozenset({_S.READY}),
     **{(s, Event.KILLED): frozenset({_S.COMPLETED}) for s in State if s != _S.COMPLETED},

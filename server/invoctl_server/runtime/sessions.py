@@ -31,6 +31,10 @@ class Session:
     batching: bool = False
     inflight: set[str] = dataclasses.field(default_factory=set)
     outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
+    # While a claim for this session is in flight: the signals that came meanwhile for
+    # attempts it does not track yet, by invocation. The claim commits before it returns
+    # here, so an operator's action may commit in between and its signal arrive first.
+    early: dict[str, operations.Signal] | None = None
     # When the worker last sent anything (monotonic clock): a worker that stopped talking
     # gets no new attempts, or it would receive the retries of its own lapsed leases.
     last_seen: float = dataclasses.field(default_factory=time.monotonic)
@@ -92,12 +96,19 @@ class Dispatcher:
 
     def signal(self, payload: str) -> None:
         """An operator acted on a running attempt (notification from any server): if its
-        session is here, tell the worker. A paused or killed attempt is fenced already and
-        leaves the session; a cancelled one runs on to let its handler compensate."""
+        session is here, tell the worker, after the attempt itself if its claim is still
+        on its way to the session. A paused or killed attempt is fenced already and leaves
+        the session; a cancelled one runs on to let its handler compensate."""
         signal = operations.signal_of(payload)
         session = self._sessions.get(signal.session_id)
-        if session is None or signal.invocation_id not in session.inflight:
+        if session is None:
             return
+        if signal.invocation_id in session.inflight:
+            self._deliver(session, signal)
+        elif session.early is not None:
+            session.early[signal.invocation_id] = signal  # see Session.early
+
+    def _deliver(self, session: Session, signal: operations.Signal) -> None:
         session.outbox.put_nowait(signal)
         if signal.kind != "cancel":
             self.done(session, signal.invocation_id)
@@ -134,18 +145,22 @@ class Dispatcher:
                 if free <= 0 or now - session.last_seen > self._silent_after:
                     continue
                 limit = min(free, self._batch)
-                claimed = await db.transaction(
-                    self._pool,
-                    lambda conn, s=session, n=limit: attempts.attempts_claim(
-                        conn,
-                        deployment_id=s.deployment_id,
-                        session_id=s.id,
-                        limit=n,
-                        lease=self._lease,
-                        actor=s.actor,
-                        now=utcnow(),
-                    ),
-                )
+                session.early = {}
+                try:
+                    claimed = await db.transaction(
+                        self._pool,
+                        lambda conn, s=session, n=limit: attempts.attempts_claim(
+                            conn,
+                            deployment_id=s.deployment_id,
+                            session_id=s.id,
+                            limit=n,
+                            lease=self._lease,
+                            actor=s.actor,
+                            now=utcnow(),
+                        ),
+                    )
+                finally:
+                    early, session.early = session.early, None
                 if self._sessions.get(session.id) is not session:
                     # The stream closed while claiming: its leases are expired by the
                     # stream's own clean-up, which runs after this claim committed.
@@ -153,4 +168,8 @@ class Dispatcher:
                 for c in claimed:
                     session.inflight.add(c.row["id"])
                     session.outbox.put_nowait(c)
+                    # After the attempt: the worker acts on signals for attempts it runs.
+                    signal = early.pop(c.row["id"], None)
+                    if signal is not None and signal.attempt == c.row["attempt"]:
+                        self._deliver(session, signal)
                 again = again or len(claimed) == limit

@@ -195,6 +195,12 @@ async def journal_append(
     ]  # fmt: skip
     arrays = [[s[c] for s in stored] for c in columns]
     inserted = await conn.fetch(Q["journal_insert"], invocation_id, *arrays, now)
+    # A cancel entry delivers the pending cancellation, and so does a call that ended
+    # cancelled at once because of it (only a pending cancel makes a call end so here).
+    delivers = any(
+        s["kind"] == "cancel" or (s["kind"] == "call" and s["failure_code"] == CANCELLED)
+        for s in stored
+    )
     await conn.execute(
         Q["invocation_journal_written"],
         invocation_id,
@@ -202,7 +208,7 @@ async def journal_append(
         now,
         now + lease,
         now + lease / 2,
-        any(e.kind == "cancel" for e in entries),
+        delivers,
     )
     return sorted(inserted, key=lambda r: r["idx"])
 
@@ -210,6 +216,7 @@ async def journal_append(
 SIMPLE_KINDS = frozenset({"run", "sleep", "cancel"})
 # The failure code of a cancellation, as the handler sees it and the invocation ends with.
 CANCELLED = "CANCELLED"
+CANCELLED_FAILURE = Failure(CANCELLED, "cancelled by an operator")
 _STATE_KINDS = frozenset({"get_state", "set_state", "clear_state"})
 
 
@@ -321,6 +328,17 @@ async def _entry_effect(
             out["completed"] = not is_call
             if new.delay is not None:
                 out["wake_at"] = created.row["due_at"]  # when the delayed send is due
+            if is_call and row["cancel_pending"]:
+                # The caller was cancelled before its handler saw it (the signal is on its
+                # way): the callee is in the cancelled tree and has not started, so it
+                # completes cancelled at once, and the call records that real outcome.
+                item = Finishing(created.row, None, Outcome.CANCELLED, None, CANCELLED_FAILURE)
+                await finish(conn, item, Event.CANCELLED, actor=actor, now=now)
+                out.update(
+                    completed=True,
+                    failure_code=CANCELLED_FAILURE.code,
+                    failure_message=CANCELLED_FAILURE.message,
+                )
     elif e.kind in _STATE_KINDS:
         svc, key = row["service"], row["object_key"]
         if e.kind == "get_state":
@@ -345,7 +363,10 @@ async def attempt_suspend(
 ) -> None:
     """End the attempt; the invocation waits on a sleep or call entry without a worker.
 
-    If the entry completed already (a fast call, a due timer), it is woken at once.
+    If the entry completed already (a fast call, a due timer), it is woken at once. With
+    a cancellation pending, a sleep is cut short (it completes with the cancellation and
+    wakes), while a call goes on waiting for its callee, which the cancel reached first;
+    either way the await of this entry raises the cancellation.
     """
     row, _ = await _lock_attempt(conn, invocation_id, attempt, session_id)
     entry = await conn.fetchrow(Q["journal_entry"], invocation_id, waiting_on)
@@ -355,14 +376,15 @@ async def attempt_suspend(
             invocation_id=invocation_id,
         )
     completed = entry["completed"]
-    if row["cancel_pending"] and not completed:
-        # Cancelled while it ran: the await it suspends on raises the cancellation on the
+    cancel_pending = row["cancel_pending"]
+    if cancel_pending and not completed and entry["kind"] == "sleep":
+        # Cancelled while it ran: the sleep it suspends on raises the cancellation on the
         # next attempt, which starts at once.
         await conn.execute(
-            Q["journal_complete_entry"], invocation_id, waiting_on, None, CANCELLED,
-            "cancelled by an operator",
+            Q["journal_complete_entry"], invocation_id, waiting_on, None,
+            CANCELLED_FAILURE.code, CANCELLED_FAILURE.message,
         )  # fmt: skip
-        completed = True
+        completed, cancel_pending = True, False
     if entry["kind"] == "sleep" and not completed and entry["wake_at"] <= now:
         await conn.execute(Q["journal_complete_entry"], invocation_id, waiting_on, None, None, None)
         completed = True
@@ -371,9 +393,8 @@ async def attempt_suspend(
         "session_id": None,
         "due_at": due,
         "waiting_on": waiting_on,
-        # Delivered by the entry above, or (the entry had its result already) still to
-        # be seen by the next attempt at its first live await.
-        "cancel_pending": row["cancel_pending"] and entry["completed"],
+        # Delivered by the sleep above, or still to be seen, at the await of this entry.
+        "cancel_pending": cancel_pending,
     }
     [suspended] = await transition.apply(
         conn,
@@ -386,14 +407,17 @@ async def attempt_suspend(
         await _wake(conn, [suspended.row], actor=actor, now=now)
 
 
-# What waking a suspended invocation changes besides its state.
-_WOKEN = {"due_at": None, "waiting_on": None}
+def wake_changes(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What waking a suspended invocation changes besides its state. With a cancellation
+    pending, waiting_on stays: the await of that entry raises it (AttemptStart's
+    cancel_at_entry), in place of the result the entry now holds."""
+    return {"due_at": None, "waiting_on": row["waiting_on"] if row["cancel_pending"] else None}
 
 
 async def _wake(
     conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]], *, actor: str, now: datetime
 ) -> list[transition.Applied]:
-    steps = [transition.Step(r, State.READY, _WOKEN) for r in rows]
+    steps = [transition.Step(r, State.READY, wake_changes(r)) for r in rows]
     applied = await transition.apply(conn, steps, Event.WOKEN, actor=actor, now=now)
     return applied
 
@@ -461,8 +485,20 @@ async def attempt_fail(
     actor: str,
     now: datetime,
 ) -> asyncpg.Record:
-    """The attempt failed with a retryable error: back off, or give up per the policy."""
+    """The attempt failed with a retryable error: back off, or give up per the policy.
+
+    An invocation with a cancellation its handler has yet to see completes cancelled
+    instead, keeping this failure as its last: a retry would only fail again before it
+    reached the await that raises the cancellation (a handler that raises before its
+    first await would retry until its attempts ran out)."""
     row, caller = await _lock_attempt(conn, invocation_id, attempt, session_id, with_caller=True)
+    if row["cancel_pending"]:
+        return await finish(
+            conn,
+            Finishing(row, caller, Outcome.CANCELLED, None, CANCELLED_FAILURE,
+                      last_failure=failure),
+            Event.ATTEMPT_FAILED, actor=actor, now=now,
+        )  # fmt: skip
     return await _retry_or_give_up(
         conn, row, caller, failure, Event.ATTEMPT_FAILED, actor=actor, now=now
     )
@@ -559,7 +595,7 @@ async def finish_many(
         detail = it.failure.message if it.failure else None
         steps.append(transition.Step(it.row, State.COMPLETED, changes, detail, it.actor, it.parent))
     done = await transition.apply(conn, steps, event, actor=actor, now=now)
-    results, woken = [], []
+    results, wake = [], []
     for it in items:
         if it.row["exclusive"]:
             await object_lock_release(
@@ -572,11 +608,13 @@ async def finish_many(
                 caller["state"] == State.SUSPENDED
                 and caller["waiting_on"] == it.row["caller_entry"]
             ):
-                woken.append(
-                    transition.Step(caller, State.READY, _WOKEN, actor=it.actor, parent=it.parent)
+                wake.append(
+                    transition.Step(
+                        caller, State.READY, wake_changes(caller), actor=it.actor, parent=it.parent
+                    )
                 )
     await journal_complete_many(conn, results)
-    await transition.apply(conn, woken, Event.WOKEN, actor=actor, now=now)
+    await transition.apply(conn, wake, Event.WOKEN, actor=actor, now=now)
     return [d.row for d in done]
 
 

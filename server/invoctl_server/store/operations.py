@@ -36,7 +36,7 @@ from ..domain.errors import (
 from ..domain.states import Event, Outcome, State, allowed_targets
 from . import notify, transition
 from ._sql import Q
-from .attempts import CANCELLED, Failure, Finishing, finish_many, journal_complete_many
+from .attempts import CANCELLED_FAILURE, Failure, Finishing, finish_many, journal_complete_many
 from .deployments import deployment_exists, handler_in, handler_latest
 from .invocations import NewInvocation, invocation_create
 
@@ -226,19 +226,28 @@ def _started(row: asyncpg.Record) -> bool:
 async def cancel_many(
     conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
 ) -> list[Result]:
-    """Cancel each invocation and its not-completed call tree. A member that has not
-    started (pending, scheduled, ready before its first attempt) completes cancelled at
-    once, and its caller gets the failure. A started one is marked cancelled and goes on
-    to let its handler see it: a running attempt is signalled; a suspended one has the
-    entry it waits on completed with the cancellation and wakes; a paused or backing-off
-    one becomes ready, and its next attempt sees the cancellation at its first live
-    await. A member cancelled before is left as it is (a cancel is delivered once)."""
-    failure = Failure(CANCELLED, "cancelled by an operator")
+    """Cancel each invocation and its not-completed call tree, leaves first: each handler
+    sees the cancellation at its next await, but one awaiting a call to a not-completed
+    invocation of the tree sees it at that await only once the callee ended, whose real
+    outcome its call entry records. So compensation flows from the leaves up.
+
+    A member that has not started (pending, scheduled, ready before its first attempt)
+    completes cancelled at once, and its caller gets the failure. A started one is marked
+    cancelled and goes on to let its handler see it: a running attempt is signalled; a
+    suspended one awaiting a callee stays suspended until the callee's end wakes it, and
+    its next attempt raises the cancellation at that call (cancel_pending, waiting_on);
+    one asleep has its sleep completed with the cancellation and wakes; a paused or
+    backing-off one becomes ready, and its next attempt sees the cancellation at its
+    first live await. A member cancelled before is left as it is (a cancel is delivered
+    once)."""
+    failure = CANCELLED_FAILURE
 
     async def act(conn, work, rows):
         steps, signals, woken, not_started = [], [], [], []
         for i, target, members in work:
             parent = targets[i].parent
+            # The call entries awaiting a member: every callee of a tree node is a member.
+            awaited = {(m["caller_id"], m["caller_entry"]) for m in members}
             for m in (target, *members):
                 if m["cancelled_at"] is not None:
                     continue
@@ -246,18 +255,22 @@ async def cancel_many(
                     not_started.append((m["id"], parent))
                     continue
                 state = State(m["state"])
+                # Suspended and not on a callee: on a sleep (a suspended call's callee is
+                # never completed, or it would have woken its caller).
+                asleep = state == State.SUSPENDED and (m["id"], m["waiting_on"]) not in awaited
+                stays = state == State.RUNNING or (state == State.SUSPENDED and not asleep)
                 changes = {
                     "cancelled_at": now,
-                    "cancel_pending": state != State.SUSPENDED,
-                    "due_at": m["due_at"] if state == State.RUNNING else None,
-                    "waiting_on": m["waiting_on"] if state == State.RUNNING else None,
+                    "cancel_pending": not asleep,
+                    "due_at": m["due_at"] if stays else None,
+                    "waiting_on": m["waiting_on"] if stays else None,
                 }
                 if state == State.RUNNING:
                     signals.append(Signal(m["session_id"], m["id"], m["attempt"], "cancel"))
-                if state == State.SUSPENDED:
-                    # The await it is suspended on raises the cancellation when replayed.
+                if asleep:
+                    # The sleep is cut short: its await raises the cancellation.
                     woken.append((m["id"], m["waiting_on"], None, failure))
-                to = State.RUNNING if state == State.RUNNING else State.READY
+                to = state if stays else State.READY
                 steps.append(transition.Step(m, to, changes, parent=parent))
         await journal_complete_many(conn, woken)
         for a in await transition.apply(conn, steps, Event.CANCELLED, actor=actor, now=now):
@@ -376,7 +389,12 @@ async def resume_many(
             except DomainError as refused:
                 results[i] = refused
                 continue
-            changes = {"deployment_id": deployment, "due_at": None, "waiting_on": None}
+            changes = {
+                "deployment_id": deployment,
+                "due_at": None,
+                # With a cancel pending: the await that raises it (see attempts.wake_changes).
+                "waiting_on": row["waiting_on"] if row["cancel_pending"] else None,
+            }
             steps.append(transition.Step(row, State.READY, changes, parent=targets[i].parent))
             order.append(i)
         applied = await transition.apply(conn, steps, Event.RESUMED, actor=actor, now=now)
@@ -434,7 +452,8 @@ async def restart_many(
 ) -> list[Result]:
     """Start a new invocation with the target, input and headers of each completed one.
     With from_entry N it starts with entries [0, N) of the old journal, which its first
-    attempt replays; N must follow a completed entry. Returns the new invocations."""
+    attempt replays; N must follow a completed entry, and not the point where the old
+    handler saw its cancellation. Returns the new invocations."""
 
     async def act(conn, round_, results) -> None:
         for i, old in round_:
@@ -472,6 +491,16 @@ async def _restart(
                 f"entry {from_entry - 1} of {invocation_id} did not complete: cut after a "
                 "completed entry",
                 invocation_id=invocation_id,
+            )
+        # A restart is a new invocation that nobody cancelled: replaying the point where
+        # the old handler saw its cancellation would raise it again.
+        seen = await conn.fetchval(Q["journal_cancel_seen"], invocation_id, from_entry)
+        if seen is not None:
+            raise InvalidFromEntry(
+                f"entry {seen} of {invocation_id} is where its handler saw its cancellation, "
+                f"and a restart is not cancelled: restart from entry {seen} or before",
+                invocation_id=invocation_id,
+                cancelled_at_entry=str(seen),
             )
     deployment = target.deployment
     pinned = None if deployment in ("", LATEST) else await _deployment_for(conn, old, deployment)

@@ -65,7 +65,8 @@ RETURNING *
 -- locked in ID order first, as everywhere. The attempt's activity renews its lease, but
 -- only once less than half of it is left ($17, the renewed expiry; $18, the threshold):
 -- most appends then change no indexed column, and Postgres makes them HOT updates. An
--- append with a cancel entry delivers the invocation's pending cancellation.
+-- append with a cancel entry delivers the invocation's pending cancellation (and the await
+-- it was to be raised at is moot).
 WITH req AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[], $19::bool[])
         AS r(id, attempt, session_id, first_idx, n, cancels)
@@ -75,7 +76,8 @@ WITH req AS (
     UPDATE invocations i
     SET journal_length = i.journal_length + req.n, modified_at = $6,
         due_at = CASE WHEN i.due_at < $18 THEN $17 ELSE i.due_at END,
-        cancel_pending = i.cancel_pending AND NOT req.cancels
+        cancel_pending = i.cancel_pending AND NOT req.cancels,
+        waiting_on = CASE WHEN req.cancels THEN NULL ELSE i.waiting_on END
     FROM req, (SELECT count(*) FROM locked) AS l
     WHERE i.id = req.id AND i.state = 'running' AND i.attempt = req.attempt
       AND i.session_id = req.session_id AND i.journal_length = req.first_idx
@@ -105,11 +107,13 @@ FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[])
 WHERE j.invocation_id = u.invocation_id AND j.idx = u.idx AND NOT j.completed
 
 -- invocation_journal_written: the journal grew; renew the lease once less than half is left.
--- A cancel entry ($6) delivers the pending cancellation.
+-- $6: the entries delivered the pending cancellation (and the await it was to be raised at
+-- is moot).
 UPDATE invocations
 SET journal_length = $2, modified_at = $3,
     due_at = CASE WHEN due_at < $5 THEN $4 ELSE due_at END,
-    cancel_pending = cancel_pending AND NOT $6
+    cancel_pending = cancel_pending AND NOT $6,
+    waiting_on = CASE WHEN $6 THEN NULL ELSE waiting_on END
 WHERE id = $1
 
 -- transitions_of: an invocation's transition history in order.
@@ -339,6 +343,12 @@ INSERT INTO journal_entries (invocation_id, idx, kind, name, completed, value, f
 SELECT $2, idx, kind, name, completed, value, failure_code, failure_message, target_service,
        target_handler, target_key, argument, callee_id, wake_at, delay_ms, $4
 FROM journal_entries WHERE invocation_id = $1 AND idx < $3
+
+-- journal_cancel_seen: where the handler saw its cancellation, if before entry $2: a cancel
+-- entry, or a sleep the cancellation cut short (a restart must not replay either).
+SELECT min(idx) FROM journal_entries
+WHERE invocation_id = $1 AND idx < $2
+  AND (kind = 'cancel' OR (kind = 'sleep' AND failure_code = 'CANCELLED'))
 
 -- invocation_journal_length: the journal length of a restarted invocation's copied prefix.
 UPDATE invocations SET journal_length = $2 WHERE id = $1 RETURNING *

@@ -44,7 +44,7 @@ class Operation:
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "cancel",
-        "cancel an invocation and its call tree; started handlers compensate",
+        "cancel an invocation and its call tree; handlers compensate, leaves first",
         "cancelled",
         Client.cancel_invocation,
     ),

@@ -316,8 +316,10 @@ class Client:
 
         One that has not started completes cancelled at once. A started one gets
         ``InvocationCancelled`` at its handler's next await, may compensate, and
-        completes cancelled unless it handles it differently; attach to see the end.
-        Returns the invocation after the change. Completed already: FAILED_PRECONDITION.
+        completes cancelled unless it handles it differently; attach to see the end. It
+        reaches the leaves of the tree first: a handler waiting on a call gets it at that
+        call once the callee ended, so compensation flows up. Returns the invocation
+        after the change. Completed already: FAILED_PRECONDITION.
         """
         return await self._operate("CancelInvocation", invocation_id, reason, request_id)
 
@@ -395,7 +397,8 @@ class Client:
         replays before running live (0 keeps none). `deployment`: `"latest"` (the
         default, also None), `"keep"`, or a `dp_` ID. Returns the new invocation; the old
         one is untouched. Not completed or journal purged: FAILED_PRECONDITION; N out of
-        range or not at a completed entry: INVALID_ARGUMENT.
+        range, not at a completed entry, or past where the old handler saw its
+        cancellation: INVALID_ARGUMENT.
 
         Raises:
             ValueError: a negative `from_entry`.

@@ -126,23 +126,17 @@ def _new_context(
     journal: Journal,
     channel: AttemptChannel,
 ) -> Context:
+    common = {
+        "invocation_id": start.invocation_id,
+        "attempt": start.attempt,
+        "headers": start.headers,
+        "journal": journal,
+        "channel": channel,
+        "cancel_at": start.cancel_at_entry if start.HasField("cancel_at_entry") else None,
+    }
     if isinstance(service, VirtualObject):
-        return ObjectContext(
-            key=start.target.key,
-            shared=spec.shared,
-            invocation_id=start.invocation_id,
-            attempt=start.attempt,
-            headers=start.headers,
-            journal=journal,
-            channel=channel,
-        )
-    return Context(
-        invocation_id=start.invocation_id,
-        attempt=start.attempt,
-        headers=start.headers,
-        journal=journal,
-        channel=channel,
-    )
+        return ObjectContext(key=start.target.key, shared=spec.shared, **common)
+    return Context(**common)
 
 
 def _trace_parent(traceparent: str) -> TraceContext | None:

@@ -20,7 +20,7 @@ from ._errors import (
     TerminalError,
     terminal_error,
 )
-from ._journal import Journal, JournalEntry
+from ._journal import CANCEL_AT_AWAIT, Journal, JournalEntry
 from ._json import decode, encode
 
 T = TypeVar("T")
@@ -96,6 +96,7 @@ class Context:
         headers: Mapping[str, str],
         journal: Journal,
         channel: AttemptChannel,
+        cancel_at: int | None = None,
     ) -> None:
         self._invocation_id = invocation_id
         self._attempt = attempt
@@ -105,6 +106,8 @@ class Context:
         self._busy = False
         self._ended = False
         self._cancel_seen = False
+        # The entry whose await raises the pending cancellation (AttemptStart.cancel_at_entry).
+        self._cancel_at = cancel_at
 
     @property
     def invocation_id(self) -> str:
@@ -178,6 +181,7 @@ class Context:
             entry = await self._replay_or_append(JournalEntry(kind=_SLEEP, delay_ms=delay_ms))
             if not entry.completed:
                 await self._suspend(entry.index)
+            await self._cancel_at_await(entry)
             if entry.HasField("failure"):
                 self._cancel_seen = self._cancel_seen or entry.failure.code == CANCELLED
                 raise terminal_error(entry.failure.code, entry.failure.message)
@@ -189,8 +193,10 @@ class Context:
 
         ``key`` addresses a virtual object. The invocation suspends until the callee
         completes. Raises TerminalError (with the callee's failure code) if it failed,
-        InvocationCancelled if it ended cancelled or this invocation is cancelled while
-        it waits.
+        InvocationCancelled if it ended cancelled. If this invocation is cancelled while
+        it waits, the cancellation reaches the callee first: the call still waits for it
+        to end, then raises InvocationCancelled whatever it returned (the journal keeps
+        what it returned).
         """
         target = _target(service, handler, key)
         argument = encode(arg)
@@ -201,6 +207,7 @@ class Context:
             )
             if not entry.completed:
                 await self._suspend(entry.index)
+            await self._cancel_at_await(entry)
             if entry.HasField("failure"):
                 self._cancel_seen = self._cancel_seen or entry.failure.code == CANCELLED
                 raise terminal_error(entry.failure.code, entry.failure.message)
@@ -244,6 +251,32 @@ class Context:
         cancelled = InvocationCancelled()
         failure = invocation_pb2.Failure(code=cancelled.code, message=cancelled.message)
         self._journal.stage(JournalEntry(kind=_CANCEL, completed=True, failure=failure))
+        await self._flush()
+        raise cancelled
+
+    async def _cancel_at_await(self, entry: JournalEntry) -> None:
+        """Raises InvocationCancelled at the await of ``entry``, a call or sleep with its
+        result, in place of that result: where the invocation was suspended on it when
+        the cancel came (a call waits for its callee, which the cancel reached first). On
+        replay, where a cancel entry named CANCEL_AT_AWAIT follows it; live, where the
+        attempt start names it, which journals that entry first."""
+        journaled = self._journal.replay_cancel(at_await=True)
+        if journaled is not None:
+            self._cancel_seen = True
+            raise InvocationCancelled(journaled.failure.message or "cancelled by an operator")
+        if (
+            self._journal.replaying
+            or self._cancel_seen
+            or entry.index != self._cancel_at
+            or not self._channel.cancel_requested()
+        ):
+            return
+        self._cancel_seen = True
+        cancelled = InvocationCancelled()
+        failure = invocation_pb2.Failure(code=cancelled.code, message=cancelled.message)
+        self._journal.stage(
+            JournalEntry(kind=_CANCEL, name=CANCEL_AT_AWAIT, completed=True, failure=failure)
+        )
         await self._flush()
         raise cancelled
 

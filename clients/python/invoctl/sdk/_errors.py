@@ -28,8 +28,10 @@ class InvocationCancelled(TerminalError):
 
     A TerminalError with code CANCELLED. Left alone it ends the invocation with outcome
     cancelled; a handler may catch it to compensate (its ``ctx`` actions work as usual
-    there) and then re-raise it. ``ctx.call`` raises it too when the callee ended
-    cancelled, which is how a cancellation of a call tree flows back up.
+    there) and then re-raise it. A cancellation reaches the leaves of a call tree first:
+    a handler waiting in ``ctx.call`` gets it only once its callee ended (whatever that
+    returned), so compensation flows back up the tree. ``ctx.call`` also raises it when
+    the callee ended cancelled.
     """
 
     def __init__(self, message: str = "cancelled by an operator") -> None:

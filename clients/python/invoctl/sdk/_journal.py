@@ -32,6 +32,12 @@ _MATCH_BY_TARGET = frozenset(
 )
 
 
+# The name of a cancel entry that the await of the entry before it (a call or sleep)
+# raised in place of that entry's result; an unnamed one was raised at the start of the
+# action that would have made its entry.
+CANCEL_AT_AWAIT = "await"
+
+
 def target_path(target: invocation_pb2.Target) -> str:
     """Restate-style target string: ``Service/handler`` or ``Object/key/handler``."""
     return "/".join(part for part in (target.service, target.key, target.handler) if part)
@@ -107,13 +113,17 @@ class Journal:
         self._next_index += 1
         return journaled
 
-    def replay_cancel(self) -> JournalEntry | None:
+    def replay_cancel(self, *, at_await: bool = False) -> JournalEntry | None:
         """Consumes the journaled cancel entry at the cursor, if that is what is there:
-        the point where an earlier attempt saw the invocation's cancellation."""
+        the point where an earlier attempt saw the invocation's cancellation. With
+        ``at_await``, only one the await of the entry just replayed raised
+        (CANCEL_AT_AWAIT); without, only one raised at the start of an action."""
         if self.mismatch is not None or not self.replaying:
             return None
         journaled = self._journaled[self._next_index]
         if journaled.kind != invocation_pb2.JOURNAL_ENTRY_KIND_CANCEL:
+            return None
+        if (journaled.name == CANCEL_AT_AWAIT) != at_await:
             return None
         self._next_index += 1
         return journaled

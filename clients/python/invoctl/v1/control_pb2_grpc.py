@@ -166,7 +166,8 @@ class InvocationControlServicer:
     def CancelInvocation(self, request, context):
         """Cancels an invocation and its not-completed call tree: not started ones complete
         cancelled at once, started ones see a cancellation at their next await and may
-        compensate. Does not wait for the handlers.
+        compensate, leaves first (one awaiting a call sees it there once the callee ended).
+        Does not wait for the handlers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

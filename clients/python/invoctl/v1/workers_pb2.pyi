@@ -264,7 +264,7 @@ class WorkerWelcome(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., accepts_batches: _Optional[bool] = ...) -> None: ...
 
 class AttemptStart(_message.Message):
-    __slots__ = ("invocation_id", "attempt", "target", "input", "headers", "journal", "traceparent", "cancelled")
+    __slots__ = ("invocation_id", "attempt", "target", "input", "headers", "journal", "traceparent", "cancelled", "cancel_at_entry")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +280,7 @@ class AttemptStart(_message.Message):
     JOURNAL_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_AT_ENTRY_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     attempt: int
     target: _invocation_pb2.Target
@@ -288,7 +289,8 @@ class AttemptStart(_message.Message):
     journal: _containers.RepeatedCompositeFieldContainer[_invocation_pb2.JournalEntry]
     traceparent: str
     cancelled: bool
-    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[_Union[_invocation_pb2.Target, _Mapping]] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., journal: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ..., traceparent: _Optional[str] = ..., cancelled: _Optional[bool] = ...) -> None: ...
+    cancel_at_entry: int
+    def __init__(self, invocation_id: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[_Union[_invocation_pb2.Target, _Mapping]] = ..., input: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., journal: _Optional[_Iterable[_Union[_invocation_pb2.JournalEntry, _Mapping]]] = ..., traceparent: _Optional[str] = ..., cancelled: _Optional[bool] = ..., cancel_at_entry: _Optional[int] = ...) -> None: ...
 
 class WorkerAck(_message.Message):
     __slots__ = ("seq", "error_reason", "error_message", "entries")

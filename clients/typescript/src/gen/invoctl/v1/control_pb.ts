@@ -391,6 +391,8 @@ export type RestartInvocationAsNewRequest = Message<"invoctl.v1.RestartInvocatio
 
   /**
    * Keep journal entries before this index, replayed before running live; 0 keeps none.
+   * It must follow a completed entry, and not pass the point where the old handler saw
+   * its cancellation (a restart is not cancelled).
    *
    * @generated from field: int32 from_entry = 4;
    */
@@ -814,7 +816,8 @@ export const InvocationControl: GenService<{
   /**
    * Cancels an invocation and its not-completed call tree: not started ones complete
    * cancelled at once, started ones see a cancellation at their next await and may
-   * compensate. Does not wait for the handlers.
+   * compensate, leaves first (one awaiting a call sees it there once the callee ended).
+   * Does not wait for the handlers.
    *
    * @generated from rpc invoctl.v1.InvocationControl.CancelInvocation
    */

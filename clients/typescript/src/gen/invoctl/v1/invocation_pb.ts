@@ -318,7 +318,8 @@ export type JournalEntry = Message<"invoctl.v1.JournalEntry"> & {
   kind: JournalEntryKind;
 
   /**
-   * The ctx.run step name, or the state name for state entries.
+   * The ctx.run step name, or the state name for state entries; for a cancel, where the
+   * handler saw it (see JOURNAL_ENTRY_KIND_CANCEL).
    *
    * @generated from field: string name = 3;
    */
@@ -659,8 +660,10 @@ export enum JournalEntryKind {
   CLEAR_STATE = 7,
 
   /**
-   * The handler saw its cancellation here, at the start of an await: a replay raises the
-   * cancellation at the same point. Its failure has code CANCELLED.
+   * The handler saw its cancellation here: a replay raises the cancellation at the same
+   * point. Unnamed, at the start of the await that would have made this entry; named
+   * `await`, at the await of the entry before it (a call or sleep), in place of that
+   * entry's result. Its failure has code CANCELLED.
    *
    * @generated from enum value: JOURNAL_ENTRY_KIND_CANCEL = 8;
    */
