@@ -96,7 +96,8 @@ class HttpServer:
             server.should_exit = True
             if self._loop_task is not None:
                 await self._loop_task
-            server.config.timeout_graceful_shutdown = grace
+            # (uvicorn's wait_for gives a zero timeout no time even to see nothing runs)
+            server.config.timeout_graceful_shutdown = max(grace, 0.05)
             await server.shutdown(sockets=[self._socket] if self._socket else None)
             # uvicorn cancels what outlived the grace period; let that cancellation run
             # before the database pool under it closes.
