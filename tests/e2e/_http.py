@@ -65,3 +65,35 @@ class Http:
 
     async def delete(self, path: str, **kwargs: Any) -> Answer:
         return await self.request("DELETE", path, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: str
+    event: str
+    data: Any  # the JSON of `data:`
+    at: float  # time.monotonic() when it arrived
+
+
+async def read_events(response: aiohttp.ClientResponse, *, limit: int | None = None):
+    """Server-sent events of a streaming response, as they arrive, until it ends (or
+    `limit` events). Comments (pings) are skipped."""
+    import time
+
+    fields: dict[str, str] = {}
+    count = 0
+    async for raw in response.content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith(":"):
+            continue
+        if line:
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+            continue
+        if "data" in fields:
+            yield Event(fields.get("id", ""), fields.get("event", ""),
+                        json.loads(fields["data"]), time.monotonic())  # fmt: skip
+            count += 1
+            if limit is not None and count >= limit:
+                return
+        fields = {}
