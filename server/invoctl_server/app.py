@@ -105,6 +105,17 @@ class App:
         return self._http.url if self._http is not None and self._http.port else None
 
     @property
+    def http_routes(self) -> set[tuple[str, str]]:
+        """(method, path) of every route the HTTP API serves (HEAD aside)."""
+        app = self._http.app if self._http is not None else None
+        return {
+            (method, route.path)
+            for route in getattr(app, "routes", [])
+            for method in route.methods
+            if method != "HEAD"
+        }
+
+    @property
     def metrics_address(self) -> str | None:
         """host:port of the metrics endpoint (None when it is off)."""
         if self._metrics is None or self._metrics.port is None:

@@ -50,6 +50,7 @@ class HttpServer:
         self._loop_task: asyncio.Task | None = None
         self.stopping = asyncio.Event()
         self.port: int | None = None
+        self.app: ASGIApp | None = None
 
     @property
     def url(self) -> str:
@@ -63,6 +64,7 @@ class HttpServer:
         self.port = self._socket.getsockname()[1]
 
     async def start(self, app: ASGIApp) -> None:
+        self.app = app
         c = self._config
         config = uvicorn.Config(
             app,
