@@ -132,3 +132,14 @@ async def test_stopping_the_server_ends_event_streams(database):
                 rest = [e async for e in events]  # ends, though the job has not
                 await asyncio.wait_for(stopping, 10)
     assert all(not e.data.get("final") for e in rest)
+
+
+async def test_keep_alive_connections_have_nagle_off(server, http):
+    """With Nagle's algorithm on, each response after the first on a keep-alive
+    connection waits for the client's delayed ACK (~40 ms)."""
+    assert (await http.get("/health")).status == 200
+    connections = server._http._server.server_state.connections
+    assert connections
+    for protocol in connections:
+        sock = protocol.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

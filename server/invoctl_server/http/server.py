@@ -27,11 +27,19 @@ def _bind(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0 as socket.create_server gives: asyncio turns Nagle's algorithm
+    # off only for sockets that say TCP, and with it on, every response after the first
+    # on a keep-alive connection waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # SO_REUSEADDR (a restart may bind while old connections linger in TIME_WAIT),
         # never SO_REUSEPORT: a second server on the port must be refused, not share it.
-        return socket.create_server((host, int(port)), family=family, backlog=1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(1024)
+        return sock
     except OSError as exc:
+        sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
                 f"{listen} is already in use (--http-listen): is another invoctl or a Restate "
