@@ -69,6 +69,6 @@ proto-check: $(STAMP) $(TS_STAMP) ## Fail when the committed stubs differ from w
 	rm -rf $$tmp; echo "generated code is current"
 
 bench: $(STAMP) ## Measure throughput and latency; prints a table and writes bench/results.md.
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: help install ts-deps run test curl lint proto proto-check bench
