@@ -35,8 +35,15 @@ ts-deps: $(TS_STAMP) ## Install the TypeScript client's packages (npm ci).
 run: $(STAMP) ## Start the server on 127.0.0.1:9090 with an embedded Postgres.
 	$(BIN)/invoctl serve
 
-test: $(STAMP) $(TS_STAMP) ## Run the whole test suite against a real Postgres and real servers.
+test: $(STAMP) $(TS_STAMP) curl ## Run the whole test suite against a real Postgres and real servers.
 	$(BIN)/python -m pytest
+
+# tests/e2e/test_http_readme_curl.py runs the README's curl lines with the real curl binary,
+# which a fresh Debian machine may not have.
+curl:
+	@command -v curl >/dev/null || { \
+	  echo "installing curl (the README's HTTP API lines are tested with it)"; \
+	  apt-get install -y -q curl || { apt-get update -q && apt-get install -y -q curl; }; }
 
 lint: $(STAMP) $(TS_STAMP) ## Ruff, buf lint, tsc, and the generated-code check.
 	$(BIN)/ruff check server clients/python tests bench
@@ -62,6 +69,6 @@ proto-check: $(STAMP) $(TS_STAMP) ## Fail when the committed stubs differ from w
 	rm -rf $$tmp; echo "generated code is current"
 
 bench: $(STAMP) ## Measure throughput and latency; prints a table and writes bench/results.md.
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
-.PHONY: help install ts-deps run test lint proto proto-check bench
+.PHONY: help install ts-deps run test curl lint proto proto-check bench

@@ -157,10 +157,21 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=3.0)
     parser.add_argument("--operations", type=int, default=300, help="per operator action")
     parser.add_argument(
-        "--bulk-sizes", type=int, nargs="+", default=[10_000, 100_000], metavar="N",
+        "--bulk-sizes",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        metavar="N",
         help="invocations per bulk operation",
-    )  # fmt: skip
+    )
+    parser.add_argument(
+        "--only-http",
+        action="store_true",
+        help="only the operator actions over HTTP, beside the same actions over gRPC",
+    )
     args = parser.parse_args()
+    if args.only_http:
+        return _only_http(args)
 
     rows: list[tuple[str, str, str]] = []
     with _procs.embedded_postgres() as (dsn, pg_pid):
@@ -185,7 +196,13 @@ def main() -> None:
                 for c in (4, 16)
             ]
             actions = asyncio.run(
-                operator_actions(address, args.operations, args.operations, worker_pid)
+                operator_actions(
+                    address,
+                    args.operations,
+                    args.operations,
+                    worker_pid,
+                    http_url=_procs.HTTP_URLS.get(address),
+                )
             )
         # Bulk operations on a server of their own, exporting its spans over OTLP.
         count_file = Path(tempfile.mkdtemp(prefix="invoctl-otlp-")) / "spans"
@@ -220,15 +237,7 @@ def main() -> None:
             for c, r in curve
         ),
     ]
-    for name, concurrency, p50, p99, rate in (r[:5] for r in actions):
-        at = "one at a time" if concurrency == 1 else f"concurrency {concurrency}"
-        if concurrency == 1:
-            target = "p50 < 1 ms"
-        else:
-            target = ">= 5,000 ops/s" if name.startswith("cancel") else ""
-        rows.append(
-            (f"{name}, {at}", f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rate:,.0f} ops/s", target)
-        )
+    rows += _action_rows(actions)
     for name, total, rate, gap_p50, gap_max, spans, limit in bulk:
         target = ">= 20,000/s" if name.startswith("bulk cancel") else ""
         rows.append(
@@ -240,20 +249,72 @@ def main() -> None:
                 target,
             )
         )
+    intro = f"process, client in the bench process; {args.invocations} measured invocations."
+    text = _table(rows, intro)
+    print(text)
+    RESULTS.write_text(text)
+
+
+# Restate 1.7.12 on this machine, same kind of client (issue 13): p50 one at a time, and
+# operations per second at concurrency 32.
+_RESTATE = {
+    "HTTP PATCH kill": ("p50 1.1-2.2 ms", "1,900-3,900 ops/s"),
+    "HTTP PATCH cancel": ("p50 1.8-2.9 ms", "1,000-2,150 ops/s"),
+}
+
+
+def _action_rows(actions: list[tuple]) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, concurrency, p50, p99, rate in (r[:5] for r in actions):
+        at = "one at a time" if concurrency == 1 else f"concurrency {concurrency}"
+        if name.startswith("HTTP"):
+            restate = next(v for k, v in _RESTATE.items() if name.startswith(k))
+            target = f"Restate: {restate[0] if concurrency == 1 else restate[1]}"
+        elif concurrency == 1:
+            target = "p50 < 1 ms"
+        else:
+            target = ">= 5,000 ops/s" if name.startswith("cancel") else ""
+        rows.append(
+            (f"{name}, {at}", f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rate:,.0f} ops/s", target)
+        )
+    return rows
+
+
+def _table(rows: list[tuple[str, str, str]], intro: str) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [
         f"# invoctl bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         "One embedded Postgres (default durable settings), one server process, one worker",
-        f"process, client in the bench process; {args.invocations} measured invocations.",
+        intro,
         "",
         f"| {'measure':<{width}} | result | target |",
         f"|{'-' * (width + 2)}|--------|--------|",
         *(f"| {name:<{width}} | {value} | {target} |" for name, value, target in rows),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.write_text(text)
+    return "\n".join(lines) + "\n"
+
+
+def _only_http(args: argparse.Namespace) -> None:
+    """The HTTP rows beside the gRPC rows of the same actions; printed, not written to
+    bench/results.md (which holds a whole run)."""
+    with (
+        _procs.embedded_postgres() as (dsn, _),
+        _procs.server(dsn) as (address, _),
+        _procs.worker(address, args.concurrency) as worker_pid,
+    ):
+        actions = asyncio.run(
+            operator_actions(
+                address,
+                args.operations,
+                args.operations,
+                worker_pid,
+                http_url=_procs.HTTP_URLS[address],
+                only_http=True,
+            )
+        )
+    intro = f"process, client in the bench process; {args.operations} operations per row."
+    print(_table(_action_rows(actions), intro))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# gRPC address of a server started here -> the URL of its HTTP API.
+HTTP_URLS: dict[str, str] = {}
 
 
 def _terminate(proc: subprocess.Popen) -> None:
@@ -58,18 +60,21 @@ def otlp_receiver(count_file: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def server(dsn: str, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """One `invoctl serve` process on a free loopback port; yields its address and PID."""
+    """One `invoctl serve` process on free loopback ports; yields its gRPC address and PID
+    (its HTTP API's URL is in HTTP_URLS under that address)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env.setdefault("OTEL_TRACES_EXPORTER", "none")
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",
-         "--database-url", dsn, *args],
+         "--http-listen", "127.0.0.1:0", "--database-url", dsn, *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        address = None
+        address = http_url = None
         for line in proc.stdout:
+            if h := re.match(r"invoctl HTTP API on (\S+)", line):
+                http_url = h.group(1)
             m = re.match(r"invoctl serving on (\S+)", line)
             if m:
                 address = m.group(1)
@@ -77,6 +82,8 @@ def server(dsn: str, *args: str, env: dict[str, str] | None = None) -> Iterator[
         if address is None:
             raise RuntimeError("the server did not start")
         threading.Thread(target=proc.stdout.read, daemon=True).start()
+        if http_url is not None:
+            HTTP_URLS[address] = http_url
         yield address, proc.pid
     finally:
         _terminate(proc)

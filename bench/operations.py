@@ -1,4 +1,6 @@
-"""Operator actions on one invocation: latency one at a time, throughput 32 at a time."""
+"""Operator actions on one invocation: latency one at a time, throughput 32 at a time,
+over gRPC and, for kill and cancel, over the HTTP API (Restate's PATCH routes, from an
+aiohttp client on keep-alive connections, as Restate's own figures were measured)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
-from invoctl.client import Client
+import aiohttp
+
+from invoctl.client import Client, InvoctlError
 from invoctl.v1 import invocation_pb2 as pb
 
 
@@ -58,11 +62,44 @@ def _stopped(pid: int) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
+async def _worker_ready(client: Client) -> None:
+    """Wait until the worker process has registered Ops (the full run's warm-up does
+    this before the operator actions)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            await client.send("Ops", "wait")
+            return
+        except InvoctlError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)  # setup polling: the worker is still registering
+
+
+def _patch(session: aiohttp.ClientSession, action: str) -> Callable[[str], Awaitable[None]]:
+    """PATCH /invocations/{id}/{action} on the session's keep-alive connections."""
+
+    async def op(inv_id: str) -> None:
+        async with session.patch(f"/invocations/{inv_id}/{action}") as r:
+            await r.read()
+            if r.status not in (200, 202):
+                raise RuntimeError(f"{action} of {inv_id}: HTTP {r.status}")
+
+    return op
+
+
 async def operator_actions(
-    address: str, sequential: int, concurrent: int, worker_pid: int
-) -> list[tuple]:
+    address: str, sequential: int, concurrent: int, worker_pid: int, *,
+    http_url: str | None = None, only_http: bool = False,
+) -> list[tuple]:  # fmt: skip
+    """The rows; with `only_http`, the HTTP rows and the gRPC rows of the same actions."""
     rows = []
-    async with Client(address) as c:
+    # As many connections as requests in flight, kept alive between requests.
+    connector = aiohttp.TCPConnector(limit=32)
+    async with (
+        Client(address) as c,
+        aiohttp.ClientSession(http_url, connector=connector) as session,
+    ):
 
         async def started(handler: str, n: int, state: int) -> list[str]:
             ids = await asyncio.gather(*(c.send("Ops", handler) for _ in range(n)))
@@ -89,6 +126,18 @@ async def operator_actions(
             await asyncio.gather(*(c.kill_invocation(i) for i in ids))
             return ids
 
+        if only_http:
+            await _worker_ready(c)
+            await bench("cancel a suspended invocation, worker frozen", suspended,
+                        c.cancel_invocation, "", frozen=True)  # fmt: skip
+            await bench("kill a suspended invocation", suspended, c.kill_invocation, "")
+        if http_url is not None:
+            await bench("HTTP PATCH cancel of a suspended invocation, worker frozen",
+                        suspended, _patch(session, "cancel"), "", frozen=True)  # fmt: skip
+            await bench("HTTP PATCH kill of a suspended invocation", suspended,
+                        _patch(session, "kill"), "")  # fmt: skip
+        if only_http:
+            return rows
         # The floor: one unary RPC that reads one row, on the same client and server.
         await bench("get an invocation (floor: one RPC, one read)", completed,
                     c.get_invocation, "")  # fmt: skip

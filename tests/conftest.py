@@ -101,6 +101,8 @@ def server_config(database: str, **overrides):
 
     values = dict(
         listen="127.0.0.1:0",
+        # The HTTP API is on, as in production, on a port of its own.
+        http_listen="127.0.0.1:0",
         database_url=database,
         lease=timedelta(seconds=3),
         poll_interval=0.25,

@@ -51,12 +51,13 @@ class ServerProcess:
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.address = ""
+        self.http_url = ""  # http://127.0.0.1:PORT, unless --http-listen off
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OTEL_TRACES_EXPORTER": "none", **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",
-             "--database-url", self.database, *self.extra],
+             "--http-listen", "127.0.0.1:0", "--database-url", self.database, *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
         )  # fmt: skip
         # A thread reads the output (so the pipe never blocks the child) and reports the
@@ -67,6 +68,8 @@ class ServerProcess:
         def read(stream) -> None:
             for line in stream:
                 self.output.append(line)
+                if h := re.match(r"invoctl HTTP API on (https?://\S+)", line):
+                    self.http_url = h.group(1)
                 m = re.match(r"invoctl serving on (127\.0\.0\.1:\d+)", line)
                 if m and not found.is_set():
                     self.address = m.group(1)
@@ -96,11 +99,13 @@ class ServerProcess:
 def run_server_to_exit(database: str, *args: str, timeout: float = 30.0):
     """`python -m invoctl_server --database-url ... *args` run to its exit, for a server that
     refuses to start; INVOCTL_* variables are not inherited. Returns the CompletedProcess
-    (stdout and stderr as text). A server that starts anyway is killed at `timeout`."""
+    (stdout and stderr as text). A server that starts anyway is killed at `timeout`. The
+    HTTP API listens on a free port unless `args` say otherwise (the last flag wins)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOCTL_")}
     env.update(PYTHONUNBUFFERED="1", OTEL_TRACES_EXPORTER="none")
     return subprocess.run(
-        [sys.executable, "-m", "invoctl_server", "--database-url", database, *args],
+        [sys.executable, "-m", "invoctl_server", "--http-listen", "127.0.0.1:0",
+         "--database-url", database, *args],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout,
     )  # fmt: skip
 

@@ -16,7 +16,10 @@ async def _serve(argv: list[str] | None) -> None:
     config = parse_args(argv)
     configure_from_env()
     app = await App.start(config)
-    # Tests and scripts read this line to learn the port when --listen ends in :0.
+    # Tests and scripts read these lines to learn the ports when an address ends in :0;
+    # the HTTP line comes first, so it is there once the serving line is.
+    if app.http_url is not None:
+        print(f"invoctl HTTP API on {app.http_url}", flush=True)
     print(f"invoctl serving on {app.address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import secrets
 from pathlib import Path
@@ -31,6 +32,8 @@ from .api.ingress import Ingress
 from .api.operator import Operator
 from .api.workers import Workers
 from .config import Config, ConfigError, check_exposure
+from .http import ROUTES, Api, HttpServer, Services
+from .http import build as build_http_app
 from .listeners import bind_failure
 from .metrics import Metrics
 from .runtime.batches import Batches
@@ -87,6 +90,13 @@ def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
     )
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("invoctl")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
 class App:
     """One invoctl server process. `await App.start(config)`, then `await app.stop()`."""
 
@@ -99,6 +109,23 @@ class App:
         self._health = health.aio.HealthServicer()
         self._loops: list = []
         self._metrics: Metrics | None = None
+        self._http: HttpServer | None = None
+
+    @property
+    def http_url(self) -> str | None:
+        """http(s)://host:port of the HTTP API (None when it is off)."""
+        return self._http.url if self._http is not None and self._http.port else None
+
+    @property
+    def http_routes(self) -> set[tuple[str, str]]:
+        """(method, path) of every route the HTTP API serves (HEAD aside)."""
+        app = self._http.app if self._http is not None else None
+        return {
+            (method, route.path)
+            for route in getattr(app, "routes", [])
+            for method in route.methods
+            if method != "HEAD"
+        }
 
     @property
     def metrics_address(self) -> str | None:
@@ -131,6 +158,10 @@ class App:
             raise ConfigError(f"auth tokens: {exc}") from None
         check_exposure(self.config, auth=tokens is not None)
         credentials = _server_credentials(self.config)
+        if self.config.http_listen is not None:
+            # Bound now: a port in use is refused before anything starts.
+            self._http = HttpServer(self.config)
+            self._http.bind()
         dsn = self.config.database_url
         if dsn is None:
             self._embedded = await asyncio.to_thread(start_embedded_postgres, self.config.data_dir)
@@ -195,11 +226,11 @@ class App:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        control_pb2_grpc.add_InvocationControlServicer_to_server(
-            InvocationControl(rt), self._server
-        )
-        ingress_pb2_grpc.add_IngressServicer_to_server(Ingress(rt), self._server)
-        workers_pb2_grpc.add_WorkersServicer_to_server(Workers(rt), self._server)
+        # One instance of each servicer, for gRPC and for the HTTP API alike.
+        control, ingress, workers = InvocationControl(rt), Ingress(rt), Workers(rt)
+        control_pb2_grpc.add_InvocationControlServicer_to_server(control, self._server)
+        ingress_pb2_grpc.add_IngressServicer_to_server(ingress, self._server)
+        workers_pb2_grpc.add_WorkersServicer_to_server(workers, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -223,6 +254,16 @@ class App:
             await self._metrics.start(self.config.metrics_listen)
             log.info("metrics on http://%s/metrics", self.metrics_address)
         await self._server.start()
+        if self._http is not None:
+            api = Api(
+                Services(InvocationControl=control, Ingress=ingress, Workers=workers),
+                tokens,
+                body_limit=limit,
+                stopping=self._http.stopping,
+                cors_origins=self.config.http_cors_origins,
+            )
+            await self._http.start(build_http_app(api, ROUTES, version=_version()))
+            log.info("HTTP admin API on %s", self._http.url)
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("invoctl serving on %s", self.address)
@@ -230,8 +271,13 @@ class App:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting work, let RPCs finish for `grace` seconds, then close everything."""
         await self._health.enter_graceful_shutdown()
+        stopping = []
+        if self._http is not None:
+            stopping.append(self._http.stop(grace))
         if self._server is not None:
-            await self._server.stop(grace)
+            stopping.append(self._server.stop(grace))
+        # Both listeners drain at once, within one grace period.
+        await asyncio.gather(*stopping)
         if self._metrics is not None:
             await self._metrics.stop()
         for loop in reversed(self._loops):

@@ -43,6 +43,11 @@ class Config:
     metrics_listen: str | None = None
     # The database-wide metrics are read at most this often (seconds), however many scrape.
     metrics_refresh: float = 5.0
+    # The HTTP admin API (http/): host:port, None for none. Restate's admin port by default,
+    # so that the curl lines of Restate's docs work; exposed as the gRPC address is.
+    http_listen: str | None = "127.0.0.1:9070"
+    # Origins whose browsers may call the HTTP API (CORS); none: no CORS headers at all.
+    http_cors_origins: tuple[str, ...] = ()
 
     @property
     def heartbeat_interval(self) -> timedelta:
@@ -72,6 +77,18 @@ def check_exposure(config: Config, *, auth: bool) -> None:
             "could kill every invocation. Configure tokens (--auth-tokens-file or "
             "INVOCTL_AUTH_TOKENS), listen on 127.0.0.1, or pass --insecure-allow-remote."
         )
+    if config.http_listen is not None:
+        # The HTTP API can do all the gRPC API can: the same rule.
+        http_host, _, http_port = config.http_listen.rpartition(":")
+        if not http_host or not http_port.isdigit():
+            raise ConfigError(f"--http-listen {config.http_listen!r}: expected HOST:PORT, or off")
+        if not auth and not _is_loopback(http_host) and not config.insecure_allow_remote:
+            raise ConfigError(
+                f"refusing to serve HTTP on {config.http_listen} without auth: anyone who "
+                "can reach it could kill every invocation. Configure tokens "
+                "(--auth-tokens-file or INVOCTL_AUTH_TOKENS), serve it on 127.0.0.1, "
+                "pass --http-listen off, or pass --insecure-allow-remote."
+            )
     if config.metrics_listen is not None:
         metrics_host, _, metrics_port = config.metrics_listen.rpartition(":")
         if not metrics_host or not metrics_port.isdigit():
@@ -177,7 +194,25 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="read the database-wide metrics (a count of every invocation) at most this "
         "often, however many scrape (default %(default)s)",
     )
+    p.add_argument(
+        "--http-listen",
+        default=_env("HTTP_LISTEN", base.http_listen),
+        help="host:port to serve the HTTP admin API on, or off (default %(default)s, "
+        "Restate's admin port; port 0 picks a free one)",
+    )
+    p.add_argument(
+        "--http-cors-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="an origin (https://console.example.com) whose browser pages may call the HTTP "
+        "API; repeatable; also INVOCTL_HTTP_CORS_ORIGIN, comma-separated (default: none, "
+        "and no CORS headers)",
+    )
     a = p.parse_args(argv)
+    cors = a.http_cors_origin
+    if cors is None:
+        cors = [o.strip() for o in (_env("HTTP_CORS_ORIGIN") or "").split(",") if o.strip()]
     return Config(
         listen=a.listen,
         database_url=a.database_url,
@@ -196,4 +231,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
         max_bulk_operations=a.max_bulk_operations,
         metrics_listen=a.metrics_listen or None,
         metrics_refresh=a.metrics_refresh_seconds,
+        http_listen=None if a.http_listen in ("off", "") else a.http_listen,
+        http_cors_origins=tuple(cors),
     )

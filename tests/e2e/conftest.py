@@ -7,6 +7,7 @@ import grpc
 import pytest
 
 from invoctl.v1 import workers_pb2_grpc
+from tests.e2e._http import Http
 from tests.e2e._operator import Lab, Operator
 
 
@@ -26,3 +27,10 @@ async def lab(server, client):
 async def workers(server):
     async with grpc.aio.insecure_channel(server.address) as channel:
         yield workers_pb2_grpc.WorkersStub(channel)
+
+
+@pytest.fixture
+async def http(server):
+    """The in-process server's HTTP API, without a token."""
+    async with Http(server.http_url) as h:
+        yield h

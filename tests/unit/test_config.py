@@ -114,3 +114,39 @@ def test_metrics_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (env.metrics_listen, env.metrics_refresh) == ("[::1]:9464", 1.5)
     monkeypatch.setenv("INVOCTL_METRICS_LISTEN", "")
     assert parse_args([]).metrics_listen is None
+
+
+@pytest.mark.parametrize("listen", LOOPBACK)
+def test_http_on_loopback_needs_no_auth(listen: str) -> None:
+    check_exposure(Config(http_listen=listen), auth=False)
+
+
+@pytest.mark.parametrize("listen", REMOTE)
+def test_http_elsewhere_is_refused_without_auth_as_grpc_is(listen: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_exposure(Config(http_listen=listen), auth=False)
+    assert listen in str(refused.value) and "--http-listen off" in str(refused.value)
+    check_exposure(Config(http_listen=listen), auth=True)
+    check_exposure(Config(http_listen=listen, insecure_allow_remote=True), auth=False)
+
+
+@pytest.mark.parametrize("listen", ["9070", "host:", "host:port", ":"])
+def test_a_malformed_http_address_is_refused(listen: str) -> None:
+    with pytest.raises(ConfigError, match="--http-listen"):
+        check_exposure(Config(http_listen=listen), auth=False)
+
+
+def test_http_listen_defaults_to_restates_admin_port_and_turns_off(monkeypatch) -> None:
+    monkeypatch.delenv("INVOCTL_HTTP_LISTEN", raising=False)
+    monkeypatch.delenv("INVOCTL_HTTP_CORS_ORIGIN", raising=False)
+    assert parse_args([]).http_listen == "127.0.0.1:9070"
+    assert parse_args([]).http_cors_origins == ()
+    assert parse_args(["--http-listen", "off"]).http_listen is None
+    monkeypatch.setenv("INVOCTL_HTTP_LISTEN", "127.0.0.1:9171")
+    assert parse_args([]).http_listen == "127.0.0.1:9171"
+    monkeypatch.setenv("INVOCTL_HTTP_LISTEN", "off")
+    assert parse_args([]).http_listen is None
+    monkeypatch.setenv("INVOCTL_HTTP_CORS_ORIGIN", "https://a.example, https://b.example")
+    assert parse_args([]).http_cors_origins == ("https://a.example", "https://b.example")
+    flags = ["--http-cors-origin", "https://c.example", "--http-cors-origin", "https://d.example"]
+    assert parse_args(flags).http_cors_origins == ("https://c.example", "https://d.example")

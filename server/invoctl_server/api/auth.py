@@ -9,6 +9,7 @@ constant time. Without tokens configured, every caller is `anonymous` with every
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import enum
@@ -16,7 +17,7 @@ import hashlib
 import hmac
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +165,26 @@ def authorize(tokens: Tokens | None, method: str, metadata: Sequence[tuple[str, 
     if method in PUBLIC:
         return ANONYMOUS
     header = next((v for k, v in metadata if k == "authorization"), None)
+    who = authenticate(tokens, header)
+    permit(who, method)
+    return who
+
+
+def authenticate(tokens: Tokens, header: Any) -> Principal:
+    """Whose `authorization: Bearer <token>` header this is, or Unauthenticated."""
     if not isinstance(header, str) or not header.startswith("Bearer "):
         raise Unauthenticated("an authorization: Bearer <token> header is required")
     who = tokens.principal_of(header.removeprefix("Bearer ").strip())
     if who is None:
         raise Unauthenticated("the token is not known")
+    return who
+
+
+def permit(who: Principal, method: str) -> None:
+    """PermissionDenied unless `who` may call `method` (a full gRPC method name; the HTTP
+    API names the RPC each route runs)."""
+    if who.role is None:  # no auth configured
+        return
     allowed = PERMISSIONS.get(method, frozenset())
     if who.role not in allowed:
         raise PermissionDenied(
@@ -177,7 +193,16 @@ def authorize(tokens: Tokens | None, method: str, metadata: Sequence[tuple[str, 
             role=str(who.role),
             method=method,
         )
-    return who
+
+
+@contextlib.contextmanager
+def acting_as(who: Principal) -> Iterator[None]:
+    """Serve the rest of a request as `who`: principal() and the span's enduser.id."""
+    token = _enter(who)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

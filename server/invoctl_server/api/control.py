@@ -78,6 +78,7 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         states = convert.states(request.states)
         if request.deployment_id:
             ids.deployment_id(request.deployment_id)
+        outcome = convert.outcome(request.outcome) if request.outcome else None
         before = _decode_token(request.page_token) if request.page_token else None
         async with self.rt.pool.acquire() as conn:
             rows = await store.invocations_page(
@@ -89,6 +90,10 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
                 deployment_id=request.deployment_id or None,
                 before_id=before,
                 limit=size + 1,
+                outcome=outcome,
+                created_before=convert.optional_datetime(request, "created_before"),
+                created_after=convert.optional_datetime(request, "created_after"),
+                idempotency_key=request.idempotency_key or None,
             )
         token = _encode_token(rows[size - 1]["id"]) if len(rows) > size else ""
         return pb.ListInvocationsResponse(

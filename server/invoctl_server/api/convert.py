@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -35,6 +35,23 @@ def states(values) -> list[str]:
 
 
 OUTCOME_TO_PROTO = {o: getattr(pb, f"OUTCOME_{o.name}") for o in Outcome}
+OUTCOME_FROM_PROTO = {v: k for k, v in OUTCOME_TO_PROTO.items()}
+
+
+def outcome(value: int) -> str:
+    """An outcome filter of a request, as the database names it."""
+    if value not in OUTCOME_FROM_PROTO:
+        raise InvalidArgument("outcome must be an outcome other than UNSPECIFIED")
+    return str(OUTCOME_FROM_PROTO[value])
+
+
+def optional_datetime(msg: Any, field: str) -> datetime | None:
+    """A Timestamp field of a request as a UTC datetime; None when unset."""
+    if not msg.HasField(field):
+        return None
+    return getattr(msg, field).ToDatetime(tzinfo=UTC)
+
+
 KIND_TO_PROTO = {
     "run": pb.JOURNAL_ENTRY_KIND_RUN,
     "sleep": pb.JOURNAL_ENTRY_KIND_SLEEP,

@@ -1,4 +1,5 @@
-"""THE table from domain exceptions to gRPC status codes, and the decorator that applies it.
+"""THE table from domain exceptions to gRPC status codes and HTTP statuses, and the
+decorator that applies it to the gRPC servicers (http/errors.py applies it to HTTP).
 
 Every error a client sees carries a google.rpc.ErrorInfo with a stable UPPER_SNAKE reason
 and metadata (the invocation ID and current state where there is one). Unexpected
@@ -24,32 +25,56 @@ from ..store.db import is_connection_error
 log = logging.getLogger("invoctl.api")
 DOMAIN = "invoctl.dev"
 
-CODES: dict[type[e.DomainError], grpc.StatusCode] = {
-    e.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    e.InvocationNotFound: grpc.StatusCode.NOT_FOUND,
-    e.DeploymentNotFound: grpc.StatusCode.NOT_FOUND,
-    e.DeploymentMismatch: grpc.StatusCode.ALREADY_EXISTS,
-    e.ServiceNotFound: grpc.StatusCode.NOT_FOUND,
-    e.HandlerNotFound: grpc.StatusCode.NOT_FOUND,
-    e.BulkOperationNotFound: grpc.StatusCode.NOT_FOUND,
-    e.InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
-    e.StaleAttempt: grpc.StatusCode.FAILED_PRECONDITION,
-    e.DeploymentDoesNotServe: grpc.StatusCode.FAILED_PRECONDITION,
-    e.JournalPurged: grpc.StatusCode.FAILED_PRECONDITION,
-    e.JournalMismatch: grpc.StatusCode.FAILED_PRECONDITION,
-    e.LockTimeout: grpc.StatusCode.ABORTED,
-    e.TooManyBulkOperations: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    e.DatabaseUnavailable: grpc.StatusCode.UNAVAILABLE,
-    e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    e.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+# Domain error -> (gRPC code, HTTP status). The ErrorInfo reason is the error's own
+# (`reason` on its class). Subclasses take their base's entry unless they have one. The
+# HTTP statuses are Restate's where its admin API answers the same condition
+# (../shared/RESTATE-ADMIN-API.md), so its clients read them as they would Restate's.
+ERRORS: dict[type[e.DomainError], tuple[grpc.StatusCode, int]] = {
+    e.InvalidArgument: (grpc.StatusCode.INVALID_ARGUMENT, 400),
+    # An HTTP body or a payload over the limit: 413 Content Too Large.
+    e.PayloadTooLarge: (grpc.StatusCode.INVALID_ARGUMENT, 413),
+    e.InvocationNotFound: (grpc.StatusCode.NOT_FOUND, 404),
+    # Restate answers 400 for an unknown deployment in a request: the URL's resource (the
+    # invocation) exists, a parameter is wrong.
+    e.DeploymentNotFound: (grpc.StatusCode.NOT_FOUND, 400),
+    e.DeploymentMismatch: (grpc.StatusCode.ALREADY_EXISTS, 409),
+    e.ServiceNotFound: (grpc.StatusCode.NOT_FOUND, 404),
+    e.HandlerNotFound: (grpc.StatusCode.NOT_FOUND, 404),
+    e.BulkOperationNotFound: (grpc.StatusCode.NOT_FOUND, 404),
+    # 409; Restate's 425 (not started yet) is decided per route, see http/errors.py.
+    e.InvalidTransition: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    e.StaleAttempt: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    # Restate: 400 when the deployment does not serve the pinned service.
+    e.DeploymentDoesNotServe: (grpc.StatusCode.FAILED_PRECONDITION, 400),
+    # Restate: 410 Gone for a restart whose input (journal) was purged.
+    e.JournalPurged: (grpc.StatusCode.FAILED_PRECONDITION, 410),
+    e.JournalMismatch: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    e.LockTimeout: (grpc.StatusCode.ABORTED, 409),
+    e.TooManyBulkOperations: (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    e.NotCompletedInTime: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+    e.DatabaseUnavailable: (grpc.StatusCode.UNAVAILABLE, 503),
+    e.Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, 401),
+    e.PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, 403),
+    # HTTP only: what gRPC answers an unknown method with.
+    e.RouteNotFound: (grpc.StatusCode.UNIMPLEMENTED, 404),
+    e.MethodNotAllowed: (grpc.StatusCode.UNIMPLEMENTED, 405),
 }
+_INTERNAL = (grpc.StatusCode.INTERNAL, 500)
+
+
+def _entry(exc: e.DomainError) -> tuple[grpc.StatusCode, int]:
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return _INTERNAL
 
 
 def code_for(exc: e.DomainError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in CODES:
-            return CODES[cls]
-    return grpc.StatusCode.INTERNAL
+    return _entry(exc)[0]
+
+
+def http_status_for(exc: e.DomainError) -> int:
+    return _entry(exc)[1]
 
 
 # Errors echo what the client sent (a malformed ID, a query). They travel in trailing
@@ -102,7 +127,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
 
 
 def rpc(method: Callable) -> Callable:
-    """Wrap a servicer method (unary or streaming) so domain errors become statuses."""
+    """Wrap a servicer method (unary or streaming) so domain errors become statuses.
+
+    The wrapper's `__wrapped__` (functools.wraps) is the method itself, which raises the
+    domain errors: the HTTP API (http/) calls that, so a route and its RPC run the same
+    code and only the translation of errors differs."""
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)

@@ -151,3 +151,26 @@ class PermissionDenied(DomainError):
 
 class DatabaseUnavailable(DomainError):
     reason = "DATABASE_UNAVAILABLE"
+
+
+class NotCompletedInTime(DomainError):
+    """A wait for an invocation's result (the HTTP API's attach) ran out of time; the
+    invocation goes on."""
+
+    reason = "NOT_COMPLETED_IN_TIME"
+
+
+class RouteNotFound(DomainError):
+    """An HTTP request for a path the API does not serve."""
+
+    reason = "ROUTE_NOT_FOUND"
+
+
+class MethodNotAllowed(DomainError):
+    """An HTTP request with a method its path does not take; `allow` lists those it does."""
+
+    reason = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, message: str, *, allow: str, **metadata: str) -> None:
+        super().__init__(message, allow=allow, **metadata)
+        self.allow = allow

@@ -84,11 +84,17 @@ async def invocations_page(
     deployment_id: str | None,
     before_id: str | None,
     limit: int,
+    outcome: str | None = None,
+    created_before: datetime | None = None,
+    created_after: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> list[asyncpg.Record]:
-    """A page of invocations newest first; `before_id` continues after a previous page."""
+    """A page of invocations newest first; `before_id` continues after a previous page.
+    Every filter that is not None must match."""
     return await conn.fetch(
-        Q["invocations_page"], service, handler, key, states, deployment_id, before_id, limit
-    )
+        Q["invocations_page"], service, handler, key, states, deployment_id, before_id, limit,
+        outcome, created_before, created_after, idempotency_key,
+    )  # fmt: skip
 
 
 async def invocation_create(

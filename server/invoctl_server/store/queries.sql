@@ -38,6 +38,10 @@ WHERE ($1::text IS NULL OR service = $1)
   AND ($4::text[] IS NULL OR state = ANY($4))
   AND ($5::text IS NULL OR deployment_id = $5)
   AND ($6::text IS NULL OR id < $6)
+  AND ($8::text IS NULL OR outcome = $8)
+  AND ($9::timestamptz IS NULL OR created_at < $9)
+  AND ($10::timestamptz IS NULL OR created_at >= $10)
+  AND ($11::text IS NULL OR idempotency_key = $11)
 ORDER BY id DESC
 LIMIT $7
 

@@ -186,7 +186,7 @@ class GetInvocationResponse(_message.Message):
     def __init__(self, invocation: _Optional[_Union[_invocation_pb2.Invocation, _Mapping]] = ...) -> None: ...
 
 class ListInvocationsRequest(_message.Message):
-    __slots__ = ("service", "handler", "key", "states", "deployment_id", "page_size", "page_token")
+    __slots__ = ("service", "handler", "key", "states", "deployment_id", "page_size", "page_token", "outcome", "created_before", "created_after", "idempotency_key")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     HANDLER_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +194,10 @@ class ListInvocationsRequest(_message.Message):
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     service: str
     handler: str
     key: str
@@ -201,7 +205,11 @@ class ListInvocationsRequest(_message.Message):
     deployment_id: str
     page_size: int
     page_token: str
-    def __init__(self, service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_invocation_pb2.InvocationState, str]]] = ..., deployment_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    outcome: _invocation_pb2.Outcome
+    created_before: _timestamp_pb2.Timestamp
+    created_after: _timestamp_pb2.Timestamp
+    idempotency_key: str
+    def __init__(self, service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_invocation_pb2.InvocationState, str]]] = ..., deployment_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., outcome: _Optional[_Union[_invocation_pb2.Outcome, str]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListInvocationsResponse(_message.Message):
     __slots__ = ("invocations", "next_page_token")
