@@ -209,8 +209,15 @@ async def test_a_bulk_pages_transitions_are_in_its_trace_linked_to_each_invocati
             stream = client.bulk_operation("kill", selector(invocation_ids=made))
             progress = [p async for p in stream]
     assert progress[-1].succeeded == 3
-    pages = [s for s in spans.get_finished_spans() if s.name == "bulk kill page"]
-    assert pages
+
+    # A page's spans end once its transaction committed, and the final progress message
+    # may reach the stream before that: wait for them rather than assume they ended.
+    async def finished_pages():
+        done = spans.get_finished_spans()
+        killed = [i for i in made if transition_spans(spans, i, "killed")]
+        return len(killed) == len(made) and [s for s in done if s.name == "bulk kill page"]
+
+    pages = await wait_for(finished_pages, what="the bulk page's spans to end")
     page_ids = {p.context.span_id for p in pages}
     for inv_id in made:
         [accepted] = transition_spans(spans, inv_id, "accepted")
