@@ -8,10 +8,12 @@ the workers are the real SDK talking to it over loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -69,21 +71,32 @@ async def template_dsn(postgres) -> str:
     return dsn_for(postgres.get_uri(), _TEMPLATE)
 
 
-@pytest.fixture
-async def database(postgres, template_dsn) -> str:
-    """A fresh, migrated database for one test; returns its DSN."""
+@contextlib.asynccontextmanager
+async def fresh_database(postgres, template: str | None = _TEMPLATE) -> AsyncIterator[str]:
+    """A new database, a copy of the migrated template (None: empty), dropped afterwards;
+    yields its DSN."""
     name = f"t_{os.getpid()}_{next(_counter)}"
+    copy = f" TEMPLATE {template}" if template else ""
     admin = await asyncpg.connect(postgres.get_uri())
     try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+        await admin.execute(f"CREATE DATABASE {name}{copy}")
     finally:
         await admin.close()
-    yield dsn_for(postgres.get_uri(), name)
-    admin = await asyncpg.connect(postgres.get_uri())
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        yield dsn_for(postgres.get_uri(), name)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(postgres.get_uri())
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def database(postgres, template_dsn) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test; returns its DSN."""
+    async with fresh_database(postgres) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ operator can move work stranded on a deployment whose workers are gone."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 
-import asyncpg
 import grpc
 import pytest
 
@@ -19,11 +17,11 @@ from invoctl.sdk import Context, RetryPolicy, Service, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
 from invoctl_server.app import App
-from tests.conftest import server_config
+from tests.conftest import fresh_database, server_config
 from tests.e2e._helpers import FAST_RETRY, Gates, greeter, wait_state
 from tests.e2e._operator import assert_wrong_state
 from tests.e2e.test_cli import invoctl
-from tests.support import dsn_for, wait_for
+from tests.support import wait_for
 
 READY = pb.INVOCATION_STATE_READY
 
@@ -263,50 +261,33 @@ async def test_a_hello_naming_an_unknown_deployment_is_refused(workers):
     assert _reason(refused.value) == "DEPLOYMENT_NOT_FOUND"
 
 
-async def test_a_worker_registers_again_when_the_server_forgot_its_deployment(
-    postgres, template_dsn, database
-):
+async def test_a_worker_registers_again_when_the_server_forgot_its_deployment(postgres, database):
     """A new database behind the same address (a restore, a fresh environment): the worker's
     hello names a deployment the server does not know, so it registers its identity again
     and serves on, by itself."""
-    name = f"t_forgot_{os.getpid()}"
-    admin = await asyncpg.connect(postgres.get_uri())
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE invoctl_template")
-    finally:
-        await admin.close()
     first = await App.start(server_config(database))
     port = first.address.rsplit(":", 1)[1]
     worker = Worker([greeter()], server=first.address)
-    try:
-        async with worker:
-            old = worker.deployment_id
-            await first.stop(grace=0)
-            second = await App.start(
-                server_config(dsn_for(postgres.get_uri(), name), listen=f"127.0.0.1:{port}")
-            )
-            try:
-                async with Client(second.address) as fresh:
-
-                    async def served():
-                        try:
-                            found = await fresh.list_deployments()
-                        except InvoctlError as err:
-                            # The channel may still be backing off from the first server's
-                            # refusals (gRPC shares subchannels between channels).
-                            if err.code != grpc.StatusCode.UNAVAILABLE:
-                                raise
-                            return None
-                        return found if found and found[0].sessions else None
-
-                    [dep] = await wait_for(served, what="the worker to register again")
-                    assert await fresh.invoke("Greeter", "greet", "Ada") == "Hello, Ada!"
-            finally:
-                await second.stop(grace=0)
-    finally:
-        admin = await asyncpg.connect(postgres.get_uri())
+    async with fresh_database(postgres) as other, worker:
+        old = worker.deployment_id
+        await first.stop(grace=0)
+        second = await App.start(server_config(other, listen=f"127.0.0.1:{port}"))
         try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            async with Client(second.address) as fresh:
+
+                async def served():
+                    try:
+                        found = await fresh.list_deployments()
+                    except InvoctlError as err:
+                        # The channel may still be backing off from the first server's
+                        # refusals (gRPC shares subchannels between channels).
+                        if err.code != grpc.StatusCode.UNAVAILABLE:
+                            raise
+                        return None
+                    return found if found and found[0].sessions else None
+
+                [dep] = await wait_for(served, what="the worker to register again")
+                assert await fresh.invoke("Greeter", "greet", "Ada") == "Hello, Ada!"
         finally:
-            await admin.close()
+            await second.stop(grace=0)
     assert dep.identity == worker.deployment and dep.id == worker.deployment_id != old

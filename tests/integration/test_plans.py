@@ -171,10 +171,11 @@ async def test_every_statement_is_planned_with_index_access(postgres, database, 
 
 async def test_listing_is_planned_with_index_access(database, db):
     await _fill(db)
+    unset = (None,) * 4  # outcome, created before and after, idempotency key
     for args in (
-        (None, None, None, None, None, None, 101),
-        ("Old", None, None, ["suspended"], None, None, 101),
-        (None, None, None, None, None, "inv_-" + "0" * 15 + "040000", 101),
+        (None, None, None, None, None, None, 101, *unset),
+        ("Old", None, None, ["suspended"], None, None, 101, *unset),
+        (None, None, None, None, None, "inv_-" + "0" * 15 + "040000", 101, *unset),
     ):
         [plan] = json.loads(
             await db.fetchval("EXPLAIN (FORMAT JSON) " + Q["invocations_page"], *args)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 
 import asyncpg
@@ -17,8 +16,9 @@ from invoctl.client import Client
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.api.ingress import _RECHECK_SECONDS
 from invoctl_server.store import db as store_db
+from tests.conftest import fresh_database
 from tests.multiprocess._procs import events_of, register_steps
-from tests.support import dsn_for, wait_for
+from tests.support import wait_for
 
 COUNT = 200
 SLEEP = 0.3
@@ -126,40 +126,29 @@ async def test_attach_on_one_server_wakes_on_a_completion_through_another(databa
 
 
 async def test_servers_starting_at_once_migrate_an_empty_database_once(postgres, procs):
-    name = f"mp_empty_{os.getpid()}_{next(_names)}"
-    admin = await asyncpg.connect(postgres.get_uri())
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = dsn_for(postgres.get_uri(), name)
-    try:
-        servers = await procs.servers(dsn, 2)
-        for server in servers:
-            assert server.proc is not None and server.proc.poll() is None
-            async with Client(server.address) as client:
-                invocations, _ = await client.list_invocations()
-                assert invocations == []
-        conn = await asyncpg.connect(dsn)
+    async with fresh_database(postgres, template=None) as dsn:
         try:
-            rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
-            tables = await conn.fetchval(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-                " AND tablename IN ('invocations', 'journal_entries', 'deployments')"
-            )
+            servers = await procs.servers(dsn, 2)
+            for server in servers:
+                assert server.proc is not None and server.proc.poll() is None
+                async with Client(server.address) as client:
+                    invocations, _ = await client.list_invocations()
+                    assert invocations == []
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
+                tables = await conn.fetchval(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename IN ('invocations', 'journal_entries', 'deployments')"
+                )
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
-        assert [(r["version"], r["name"]) for r in rows] == [
-            (v, n) for v, n, _ in store_db.migrations()
-        ]
-        assert tables == 3
-    finally:
-        procs.kill_all()
-        admin = await asyncpg.connect(postgres.get_uri())
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
+            procs.kill_all()
+    assert [(r["version"], r["name"]) for r in rows] == [
+        (v, n) for v, n, _ in store_db.migrations()
+    ]
+    assert tables == 3
 
 
 async def _ran(procs, invocation_id: str, step: str) -> bool:
