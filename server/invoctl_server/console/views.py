@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -380,6 +381,9 @@ class Console:
             "bulk_new.html", request, who, session, f=f, action=action, dry=dry,
             by_state=by_state, acts=acts, skips=dry.matched - acts,
             deployments=list(deployments.deployments),
+            # A nonce per rendered form: submitting it twice (a double click, a resent
+            # POST) re-attaches to the job the first submit started instead of a second.
+            request_id="console-" + secrets.token_hex(12),
         )  # fmt: skip
 
     async def _dry_run(self, who, action, selector) -> bpb.BulkOperationProgress:
@@ -446,12 +450,13 @@ class Console:
         first = await anext(stream)
         may_stop = may(who, CONTROL + "StopBulkOperation")
         template = self.env.get_template("_progress.html")
+        csrf = self.sessions.csrf_token(session)  # the stop form's, in each swapped part
 
         async def events():
             job = first
             try:
                 while True:
-                    html = template.render(job=job, may_stop=may_stop, csrf="")
+                    html = template.render(job=job, may_stop=may_stop, csrf=csrf)
                     yield ServerSentEvent(data=html, event="progress")
                     if job.final:
                         yield ServerSentEvent(data="", event="done")

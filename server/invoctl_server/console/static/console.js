@@ -3,6 +3,7 @@ document.addEventListener("click", (event) => {
   const button = event.target.closest("button.copy");
   if (!button) return;
   navigator.clipboard?.writeText(button.dataset.copy);
-  button.textContent = "✓";
-  setTimeout(() => { button.textContent = "⧉"; }, 1000);
+  // Words, not glyphs: the symbols we tried render as boxes in Chromium's default fonts.
+  button.textContent = "copied";
+  setTimeout(() => { button.textContent = "copy"; }, 1000);
 });
