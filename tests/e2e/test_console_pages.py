@@ -38,6 +38,7 @@ async def test_deployments_move_pinned_invocations_to_latest(server, database, l
     lab_section = page.locator(f"section.deployment[data-id='{lab_id}']")
     await expect(lab_section.locator(".workers")).to_have_text("1")
     await expect(lab_section).to_contain_text("lab on ")  # the worker's name
+    await expect(lab_section.locator("a.move")).to_have_count(0)
     await shot(page, "deployments")
 
     await section.locator("a.move").click()
