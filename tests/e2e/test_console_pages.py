@@ -25,7 +25,8 @@ async def test_deployments_move_pinned_invocations_to_latest(server, database, l
     parked = await register_deployment(server.address)  # no worker: its invocations wait
     pinned = await seed(database, "wait", 3, "suspended", parked)
     ui = server.http_url + "/ui"
-    await page.goto(ui + "/invocations")
+    answer = await page.goto(ui + "/invocations")
+    assert answer and re.fullmatch(r"app;dur=\d+\.\d", answer.headers["server-timing"])
     await shot(page, "invocations")
     await page.click("nav a:has-text('Deployments')")
     section = page.locator(f"section.deployment[data-id='{parked}']")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,6 +201,7 @@ class Console:
         and CSRF checks of a state-changing request, and errors as a page."""
 
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             session = self.sessions.read(request)
             new_cookie = None
             if session is None and self.sessions.tokens is None:
@@ -229,6 +231,10 @@ class Console:
                     response.headers["HX-Reswap"] = "innerHTML"
             if new_cookie:
                 self.sessions.set_cookie(response, new_cookie)
+            # The page's server time, for browsers' dev tools and `make bench` (for an
+            # event stream, the time to its first byte).
+            elapsed = (time.perf_counter() - started) * 1000
+            response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
             return response
 
         return endpoint
