@@ -134,12 +134,13 @@ class App:
 
     @property
     def http_routes(self) -> set[tuple[str, str]]:
-        """(method, path) of every route the HTTP API serves (HEAD aside)."""
+        """(method, path) of every route the HTTP API serves (HEAD aside). The console's
+        mount (/ui) is pages, not API: it has no methods of its own and is not listed."""
         app = self._http.app if self._http is not None else None
         return {
             (method, route.path)
             for route in getattr(app, "routes", [])
-            for method in route.methods
+            for method in getattr(route, "methods", None) or ()
             if method != "HEAD"
         }
 
