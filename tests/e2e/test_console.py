@@ -105,3 +105,15 @@ async def test_a_payload_holding_a_script_shows_as_text(server, lab, client, pag
     assert await page.locator("#detail script").count() == 0
     assert dialogs == []
     await shot(page, "invocation-script-payload")
+
+
+async def test_a_refused_action_shows_the_servers_reason(server, lab, client, page):
+    inv = await lab.make(S.INVOCATION_STATE_SUSPENDED)
+    await page.goto(f"{server.http_url}/ui/invocations/{inv}")
+    await expect(page.locator("#state")).to_have_text("suspended")
+    await client.kill_invocation(inv, reason="from another tab")  # the page is now stale
+    await wait_state(client, inv, S.INVOCATION_STATE_COMPLETED)
+    await page.click("details[data-action=cancel] summary")
+    await page.click("details[data-action=cancel] button.confirm")
+    await expect(page.locator("#flash .error")).to_contain_text("INVALID_STATE_TRANSITION")
+    await shot(page, "invocation-refused-action")
