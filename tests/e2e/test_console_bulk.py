@@ -1,6 +1,7 @@
 """Bulk cancel from the console's list filter, in a real browser: the dry run's numbers,
 the job started by the confirmation (once, however often the form is sent), its live
-progress bar reaching 100 % with the server's counts, and a reload mid-job re-attaching.
+progress bar reaching 100 % with the server's counts, and a reload mid-job re-attaching;
+and a job opened from another browser (a context with no cookies), stopped there.
 
 The 2,000 suspended invocations are seeded with SQL, as bench/bulk.py does (running 2,000
 handlers to a sleep would take most of the test on two cores); their deployment has no
@@ -13,6 +14,7 @@ import re
 from playwright.async_api import expect
 
 from bench.bulk import SERVICE, register_deployment, seed
+from invoctl.client import selector
 from invoctl.v1 import bulk_pb2 as bpb
 from tests.e2e._browser import shot
 
@@ -95,3 +97,35 @@ async def test_bulk_cancel_of_2000_from_a_filter(server, database, client, page)
     await expect(page.locator(".bar .fill")).to_have_attribute("style", re.compile("100.0%"))
     await expect(page.locator("#stop")).to_have_count(0)  # nothing left to stop
     await shot(page, "bulk-completed")
+
+
+async def test_another_browser_attaches_to_a_running_job_and_stops_it(
+    server, database, client, browser, page
+):
+    deployment = await register_deployment(server.address)
+    await seed(database, "wait", 400, "suspended", deployment)
+    progress = client.bulk_operation(
+        "cancel", selector(service=SERVICE, handler="wait"), max_per_second=20
+    )
+    first = await anext(progress)
+    await progress.aclose()  # the job runs on in the server, watched by nobody
+    job_url = f"{server.http_url}/ui/bulk/{first.bulk_operation_id}"
+    await page.goto(job_url)
+    await expect(page.locator("#job-state")).to_have_text("running")
+
+    other = await browser.new_context()  # another browser: no cookie, no shared state
+    try:
+        theirs = await other.new_page()
+        await theirs.goto(job_url)
+        await expect(theirs.locator("#job-state")).to_have_text("running")
+        await expect(theirs.locator("#matched")).to_have_text("400")
+        await theirs.click("#stop button")
+        await expect(theirs.locator("#job-state")).to_have_text("stopped")
+    finally:
+        await other.close()
+    # The first page's live stream shows the stop, and the stop button is gone.
+    await expect(page.locator("#job-state")).to_have_text("stopped")
+    await expect(page.locator("#stop")).to_have_count(0)
+    processed = int(await page.locator("#processed").inner_text())
+    assert 0 < processed < 400, processed
+    await shot(page, "bulk-stopped")
