@@ -115,5 +115,9 @@ async def test_a_refused_action_shows_the_servers_reason(server, lab, client, pa
     await wait_state(client, inv, S.INVOCATION_STATE_COMPLETED)
     await page.click("details[data-action=cancel] summary")
     await page.click("details[data-action=cancel] button.confirm")
-    await expect(page.locator("#flash .error")).to_contain_text("INVALID_STATE_TRANSITION")
+    await expect(page.locator("#detail .error")).to_contain_text("INVALID_STATE_TRANSITION")
+    # ... beside the invocation as it is now, with the buttons of its current state.
+    await expect(page.locator("#state")).to_have_text("completed")
+    await expect(page.locator("details[data-action=cancel]")).to_have_count(0)
+    await expect(page.locator("table.audit")).to_contain_text("from another tab")
     await shot(page, "invocation-refused-action")

@@ -346,7 +346,20 @@ class Console:
             message.deployment = str(form["deployment"])
         if action.name == "restart-as-new" and str(form.get("from", "")).isdigit():
             message.from_entry = int(form["from"])
-        response = await self.call(who, action.rpc, message)
+        try:
+            response = await self.call(who, action.rpc, message)
+        except Exception as exc:
+            # Refused (most often: the page was stale). Show why beside the invocation as
+            # it is now, so the buttons are those of its current state.
+            err = to_domain_error(exc)
+            if err is None:
+                raise
+            try:
+                context = await self._detail(who, invocation_id)
+            except Exception:
+                raise exc from None  # purged meanwhile, say: the error page explains
+            return self.render("_detail.html", request, who, session, http_status_for(err),
+                               error=err, **context)  # fmt: skip
         if action.name == "restart-as-new":
             target = f"/ui/invocations/{response.invocation.id}"
             return Response(status_code=200, headers={"HX-Redirect": target})
