@@ -59,7 +59,10 @@ async def test_a_viewer_sees_no_buttons_and_its_forged_post_is_refused(secured, 
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]
     assert TOKENS["viewer"] not in cookie["value"]
     await expect(page.locator("nav .who")).to_contain_text(IDENTITY["viewer"])
-    assert await page.locator(".bulk-actions").count() == 0
+    # On a filtered list (where an operator has them: the test below), no bulk buttons.
+    await page.goto(f"{secured.http_url}/ui/invocations?service=Parked")
+    await expect(page.locator("table.list tbody tr")).to_have_count(1)
+    assert await page.locator(".bulk-actions, .bulk-hint").count() == 0
     await page.goto(f"{secured.http_url}/ui/invocations/{inv}")
     await expect(page.locator("#state")).to_have_text("ready")
     assert await page.locator("details.action").count() == 0
@@ -78,6 +81,8 @@ async def test_a_viewer_sees_no_buttons_and_its_forged_post_is_refused(secured, 
 async def test_a_cross_site_post_without_the_csrf_token_is_refused(secured, page):
     inv = await _an_invocation(secured)
     await _login(page, secured, "operator")
+    await page.goto(f"{secured.http_url}/ui/invocations?service=Parked")
+    await expect(page.locator(".bulk-actions a.button")).to_have_count(4)  # no kill, purge
     cross = await page.request.post(
         f"{secured.http_url}/ui/invocations/{inv}/cancel",
         form={"reason": "cross"}, headers={"Origin": "http://evil.example"},

@@ -98,6 +98,15 @@ class Filter:
         items += [(k, v) for k, v in override.items() if v]
         return urlencode(items)
 
+    def selects(self) -> bool:
+        """Whether it is a bulk selector: the server refuses one that matches everything
+        (EMPTY_SELECTOR), and outcome and idempotency key are not selector fields."""
+        v = self.values
+        if v["outcome"] or v["idempotency_key"]:
+            return False
+        return bool(self.states) or any(v[k] for k in FILTERS if k not in (
+            "outcome", "idempotency_key"))  # fmt: skip
+
     def _proto_states(self) -> list[int]:
         return [STATE_TO_PROTO[State(s)] for s in self.states]
 
