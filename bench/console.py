@@ -3,7 +3,8 @@
 round trip on loopback, over 200,000 invocations seeded with SQL as bench/bulk.py does.
 
 Measured: the first page unfiltered, a second page (keyset token), a quick filter on the
-not-completed states, and a service/handler/state filter. The issue's target is 300 ms."""
+not-completed states, and a service/handler/state filter. The issue's target is 300 ms.
+Also the bulk dry-run page over all of them (no target: it counts every match, by state)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import aiohttp
 from .bulk import SERVICE, register_deployment, seed
 
 TARGET_MS = 300
+DRY_RUN = "bulk cancel dry run of every invocation"
 _NEXT = re.compile(r'href="/ui/invocations\?([^"]*page_token=[^"]*)" rel="next"')
 
 
@@ -45,13 +47,16 @@ async def console_list(address: str, http_url: str, dsn: str, total: int, repeat
         _, _, first = await _get(session, "/ui/invocations")  # the session cookie; warm
         next_query = _NEXT.search(first)
         assert next_query, "the first page has no next link"
+        second = "/ui/invocations?" + next_query.group(1).replace("&amp;", "&")
         pages = {
-            "first page": "/ui/invocations",
-            "second page": "/ui/invocations?" + next_query.group(1).replace("&amp;", "&"),
-            "quick filter not-completed": "/ui/invocations?quick=not-completed",
-            "service, handler and state filter": (
+            "invocation list, first page": "/ui/invocations",
+            "invocation list, second page": second,
+            "invocation list, quick filter not-completed": "/ui/invocations?quick=not-completed",
+            "invocation list, service, handler and state filter": (
                 f"/ui/invocations?service={SERVICE}&handler=wait&state=suspended"
             ),
+            # Not the list: the bulk dry run of every match, counted once and by state.
+            DRY_RUN: f"/ui/bulk/new?service={SERVICE}&operation=cancel",
         }
         for name, path in pages.items():
             timings = [await _get(session, path) for _ in range(repeat)]
@@ -64,9 +69,9 @@ async def console_list(address: str, http_url: str, dsn: str, total: int, repeat
 def console_rows(rows: list, total: int) -> list[tuple[str, str, str]]:
     return [
         (
-            f"console invocation list, {total:,} invocations: {name}",
+            f"console, {total:,} invocations: {name}",
             f"server p50 {p50:.1f} ms (max {worst:.1f}), round trip p50 {trip:.1f} ms",
-            f"< {TARGET_MS} ms server time",
+            "" if name == DRY_RUN else f"< {TARGET_MS} ms server time",
         )
         for name, p50, worst, trip in rows
     ]
