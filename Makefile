@@ -35,7 +35,7 @@ ts-deps: $(TS_STAMP) ## Install the TypeScript client's packages (npm ci).
 run: $(STAMP) ## Start the server on 127.0.0.1:9090 with an embedded Postgres.
 	$(BIN)/invoctl serve
 
-test: $(STAMP) $(TS_STAMP) curl ## Run the whole test suite against a real Postgres and real servers.
+test: $(STAMP) $(TS_STAMP) curl chromium ## Run the whole test suite against a real Postgres and real servers.
 	$(BIN)/python -m pytest
 
 # tests/e2e/test_http_readme_curl.py runs the README's curl lines with the real curl binary,
@@ -44,6 +44,15 @@ curl:
 	@command -v curl >/dev/null || { \
 	  echo "installing curl (the README's HTTP API lines are tested with it)"; \
 	  apt-get install -y -q curl || { apt-get update -q && apt-get install -y -q curl; }; }
+
+# The web console's tests drive a real headless Chromium: Debian's package (Playwright
+# cannot download browsers here, and is never asked to). sudo when not root.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the web console's browser tests use it)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 lint: $(STAMP) $(TS_STAMP) ## Ruff, buf lint, tsc, and the generated-code check.
 	$(BIN)/ruff check server clients/python tests bench
@@ -71,4 +80,4 @@ proto-check: $(STAMP) $(TS_STAMP) ## Fail when the committed stubs differ from w
 bench: $(STAMP) ## Measure throughput and latency; prints a table and writes bench/results.md.
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-.PHONY: help install ts-deps run test curl lint proto proto-check bench
+.PHONY: help install ts-deps run test curl chromium lint proto proto-check bench

@@ -19,6 +19,7 @@ import psutil
 
 from . import _procs
 from .bulk import bulk_operations
+from .console import console_list, console_rows
 from .operations import operator_actions
 
 RESULTS = Path(__file__).with_name("results.md")
@@ -169,9 +170,19 @@ def main() -> None:
         action="store_true",
         help="only the operator actions over HTTP, beside the same actions over gRPC",
     )
+    parser.add_argument(
+        "--console-invocations", type=int, default=200_000, metavar="N",
+        help="invocations in the database whose console list page is timed",
+    )  # fmt: skip
+    parser.add_argument("--console-repeat", type=int, default=20, help="requests per page")
+    parser.add_argument(
+        "--only-console", action="store_true", help="only the console list page rows"
+    )
     args = parser.parse_args()
     if args.only_http:
         return _only_http(args)
+    if args.only_console:
+        return print(_table(_console(args), "process (none here); the console list page only."))
 
     rows: list[tuple[str, str, str]] = []
     with _procs.embedded_postgres() as (dsn, pg_pid):
@@ -238,6 +249,7 @@ def main() -> None:
         ),
     ]
     rows += _action_rows(actions)
+    rows += _console(args)
     for name, total, rate, gap_p50, gap_max, spans, limit in bulk:
         target = ">= 20,000/s" if name.startswith("bulk cancel") else ""
         rows.append(
@@ -293,6 +305,17 @@ def _table(rows: list[tuple[str, str, str]], intro: str) -> str:
         *(f"| {name:<{width}} | {value} | {target} |" for name, value, target in rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _console(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """The console list page's rows, on a Postgres of their own, so the database holds
+    exactly the invocations the row names."""
+    with _procs.embedded_postgres() as (dsn, _), _procs.server(dsn) as (address, _):
+        timed = asyncio.run(
+            console_list(address, _procs.HTTP_URLS[address], dsn,
+                         args.console_invocations, args.console_repeat)
+        )  # fmt: skip
+    return console_rows(timed, args.console_invocations)
 
 
 def _only_http(args: argparse.Namespace) -> None:

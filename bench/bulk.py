@@ -43,7 +43,7 @@ _SEED_SLEEPS = """
 """
 
 
-async def _deployment(address: str) -> str:
+async def register_deployment(address: str) -> str:
     svc = Service(SERVICE)
 
     @svc.handler()
@@ -56,7 +56,7 @@ async def _deployment(address: str) -> str:
     return deployment
 
 
-async def _seed(dsn: str, handler: str, n: int, state: str, deployment: str) -> list[str]:
+async def seed(dsn: str, handler: str, n: int, state: str, deployment: str) -> list[str]:
     ids = [new_invocation_id() for _ in range(n)]
     now = datetime.now(UTC)
     later = now + timedelta(days=1)
@@ -114,14 +114,14 @@ async def bulk_operations(address: str, dsn: str, count_file: Path, sizes: list[
     """Rows of (name, total s, invocations/s, median and max progress interval ms,
     spans with restate.invocation.id the receiver got, UPDATE limit rows/s)."""
     rows = []
-    deployment = await _deployment(address)
+    deployment = await register_deployment(address)
     plan = [("cancel", n, "suspended") for n in sizes]
     plan += [("kill", n, "suspended") for n in sizes]
     plan += [("purge", sizes[-1], "completed")]
     async with Client(address) as client:
         for round_no, (operation, n, state) in enumerate(plan):
             handler = f"h{round_no}"
-            ids = await _seed(dsn, handler, n, state, deployment)
+            ids = await seed(dsn, handler, n, state, deployment)
             _, before = await _spans_settled(count_file, 0)
             stamps: list[float] = []
             started = time.perf_counter()

@@ -32,6 +32,8 @@ from .api.ingress import Ingress
 from .api.operator import Operator
 from .api.workers import Workers
 from .config import Config, ConfigError, check_exposure
+from .console import Console, Sessions
+from .console import mount as console_mount
 from .http import ROUTES, Api, HttpServer, Services
 from .http import build as build_http_app
 from .listeners import bind_failure
@@ -111,6 +113,20 @@ class App:
         self._metrics: Metrics | None = None
         self._http: HttpServer | None = None
 
+    def _console(self, api: Api) -> Console:
+        """The web console on the HTTP listener; its counts per state come from the
+        metrics' cache (one of its own when metrics are off): a count of the whole table
+        at most every refresh interval, never one per page load."""
+        assert self._http is not None and self._pool is not None
+        metrics = self._metrics or Metrics(self._pool, refresh_interval=self.config.metrics_refresh)
+        return Console(
+            api.services,
+            Sessions(api.tokens, secure=bool(self.config.tls_cert)),
+            state_counts=metrics.state_counts,
+            trace_url_template=self.config.trace_url_template,
+            stopping=self._http.stopping,
+        )
+
     @property
     def http_url(self) -> str | None:
         """http(s)://host:port of the HTTP API (None when it is off)."""
@@ -118,12 +134,13 @@ class App:
 
     @property
     def http_routes(self) -> set[tuple[str, str]]:
-        """(method, path) of every route the HTTP API serves (HEAD aside)."""
+        """(method, path) of every route the HTTP API serves (HEAD aside). The console's
+        mount (/ui) is pages, not API: it has no methods of its own and is not listed."""
         app = self._http.app if self._http is not None else None
         return {
             (method, route.path)
             for route in getattr(app, "routes", [])
-            for method in route.methods
+            for method in getattr(route, "methods", None) or ()
             if method != "HEAD"
         }
 
@@ -262,7 +279,10 @@ class App:
                 stopping=self._http.stopping,
                 cors_origins=self.config.http_cors_origins,
             )
-            await self._http.start(build_http_app(api, ROUTES, version=_version()))
+            console = self._console(api)
+            await self._http.start(
+                build_http_app(api, ROUTES, version=_version(), mounts=[console_mount(console)])
+            )
             log.info("HTTP admin API on %s", self._http.url)
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -48,6 +48,8 @@ class Config:
     http_listen: str | None = "127.0.0.1:9070"
     # Origins whose browsers may call the HTTP API (CORS); none: no CORS headers at all.
     http_cors_origins: tuple[str, ...] = ()
+    # The web console turns trace IDs into links with it: `{trace_id}` is replaced.
+    trace_url_template: str | None = None
 
     @property
     def heartbeat_interval(self) -> timedelta:
@@ -209,6 +211,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "API; repeatable; also INVOCTL_HTTP_CORS_ORIGIN, comma-separated (default: none, "
         "and no CORS headers)",
     )
+    p.add_argument(
+        "--trace-url-template",
+        default=_env("TRACE_URL_TEMPLATE"),
+        help="a URL with {trace_id} (e.g. http://jaeger:16686/trace/{trace_id}) that the web "
+        "console links trace IDs to (default: none, plain IDs)",
+    )
     a = p.parse_args(argv)
     cors = a.http_cors_origin
     if cors is None:
@@ -233,4 +241,5 @@ def parse_args(argv: list[str] | None = None) -> Config:
         metrics_refresh=a.metrics_refresh_seconds,
         http_listen=None if a.http_listen in ("off", "") else a.http_listen,
         http_cors_origins=tuple(cors),
+        trace_url_template=a.trace_url_template or None,
     )

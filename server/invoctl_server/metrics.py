@@ -216,6 +216,14 @@ class Metrics:
             # that is struggling.
             self._refreshed_at = time.monotonic()
 
+    async def state_counts(self) -> dict[str, int] | None:
+        """Invocations per state as of the last refresh (at most the interval old), for the
+        web console's list page: a count of the whole table per interval, not per page
+        load. None while the database cannot be read."""
+        await self.refresh()
+        snap = self._snapshot
+        return None if snap is None else {str(s): snap.states.get(str(s), 0) for s in State}
+
     # -- HTTP ----------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -7,6 +7,7 @@ import grpc
 import pytest
 
 from invoctl.v1 import workers_pb2_grpc
+from tests.e2e._browser import browser, page  # noqa: F401 (the console's fixtures)
 from tests.e2e._http import Http
 from tests.e2e._operator import Lab, Operator
 

@@ -143,6 +143,18 @@ async def test_audit_and_deployments(http, lab, client):
     first = await http.get("/audit?page_size=1")
     assert len(first.json["entries"]) == 1 and first.json.get("nextPageToken")
     assert (await http.get("/audit?page_token=zzz")).error(400, "INVALID_PAGE_TOKEN")
+    # Filtered by the server: identity, a word of the operation, a time range.
+    both = (await http.get(f"/audit?invocation_id={inv_id}")).json["entries"]
+    assert [e["result"] for e in both] == ["INVALID_STATE_TRANSITION", "OK"], both
+    at = both[0]["at"]  # the refused one, the newer
+    after = (await http.get("/audit", params={"after": at, "operation": "kill"})).json
+    assert [e["result"] for e in after["entries"]] == ["INVALID_STATE_TRANSITION"]
+    before = (await http.get("/audit", params={"before": at, "identity": "anonymous"})).json
+    assert "INVALID_STATE_TRANSITION" not in [e["result"] for e in before["entries"]]
+    assert "OK" in [e["result"] for e in before["entries"]]
+    assert (await http.get("/audit?identity=nobody")).json.get("entries", []) == []
+    assert (await http.get("/audit?operation=pause")).json.get("entries", []) == []
+    assert (await http.get("/audit?after=yesterday")).error(400, "INVALID_ARGUMENT")
 
     deployments = (await http.get("/deployments")).json["deployments"]
     pinned = (await client.get_invocation(inv_id)).deployment_id

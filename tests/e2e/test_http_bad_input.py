@@ -38,7 +38,8 @@ async def test_malformed_ids_on_every_route_that_takes_one(http, db):
 
 
 async def test_unknown_routes_are_404_and_wrong_methods_405_with_allow(http):
-    for path in ("/", "/nope", "/invocations/inv_x/explode", "/ui", "/query"):
+    # (/ui is the web console now; /uix is not it.)
+    for path in ("/", "/nope", "/invocations/inv_x/explode", "/uix", "/query"):
         (await http.get(path)).error(404, "ROUTE_NOT_FOUND")
     for method, path, allow in (
         ("PUT", "/invocations", "GET, HEAD, POST"),

@@ -3,6 +3,8 @@ what, why and the result (DESIGN.md section 4)."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from invoctl.client import InvoctlError
@@ -65,3 +67,26 @@ async def test_audit_pages(lab, op):
     with pytest.raises(InvoctlError) as refused:
         await op.audit_page(inv_id, page_size=2, page_token="garbage!")
     assert refused.value.reason == "INVALID_PAGE_TOKEN"
+
+
+async def test_the_server_filters_by_identity_operation_and_time(lab, op, client):
+    first = await lab.make(pb.INVOCATION_STATE_COMPLETED)
+    await op.refused("PauseInvocation", first, reason="one")
+    await op.refused("KillInvocation", first, reason="two")
+    entries, _ = await client.list_audit_entries()
+    two, _ = entries  # newest first
+    at_two = two.at.ToDatetime(tzinfo=UTC)
+
+    async def reasons(**filters) -> list[str]:
+        page, _ = await client.list_audit_entries(**filters)
+        return [e.reason for e in page]
+
+    assert await reasons(operation="KILL") == ["two"]  # contained, any case
+    assert await reasons(operation="invocation") == ["two", "one"]
+    assert await reasons(identity="anonymous") == ["two", "one"]
+    assert await reasons(identity="anon") == []  # identity is exact
+    assert await reasons(after=at_two) == ["two"]  # at or after
+    assert await reasons(before=at_two) == ["one"]  # strictly before
+    assert await reasons(after=at_two, operation="pause") == []
+    with pytest.raises(ValueError, match="timezone"):
+        await client.list_audit_entries(after=at_two.replace(tzinfo=None))

@@ -157,6 +157,23 @@ class Tokens:
                 found = entry.principal
         return found
 
+    def principal_of_sha256(self, hexdigest: str) -> Principal | None:
+        """As principal_of, from the token's hash (the web console's session keeps it)."""
+        try:
+            digest = bytes.fromhex(hexdigest)
+        except ValueError:
+            return None
+        found = None
+        for entry in self._entries:
+            if hmac.compare_digest(entry.digest, digest):
+                found = entry.principal
+        return found
+
+
+def may(who: Principal, method: str) -> bool:
+    """Whether `who` may call `method` (the console shows a button only then)."""
+    return who.role is None or who.role in PERMISSIONS.get(method, frozenset())
+
 
 def authorize(tokens: Tokens | None, method: str, metadata: Sequence[tuple[str, Any]]) -> Principal:
     """The caller of `method`, or Unauthenticated / PermissionDenied."""

@@ -204,8 +204,11 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         before = _decode_audit_token(request.page_token) if request.page_token else None
         async with self.rt.pool.acquire() as conn:
             rows = await audit.audit_page(
-                conn, invocation_id=invocation_id, before_id=before, limit=size + 1
-            )
+                conn, invocation_id=invocation_id, before_id=before, limit=size + 1,
+                identity=request.identity or None, operation=request.operation or None,
+                at_or_after=convert.optional_datetime(request, "after"),
+                at_before=convert.optional_datetime(request, "before"),
+            )  # fmt: skip
         token = str(rows[size - 1]["id"]) if len(rows) > size else ""
         return pb.ListAuditEntriesResponse(
             entries=[convert.audit_entry(r) for r in rows[:size]], next_page_token=token

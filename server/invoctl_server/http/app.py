@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 
 from ..domain.errors import MethodNotAllowed, RouteNotFound
@@ -60,7 +61,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def build(api: Api, routes: Iterable[Route], *, version: str) -> Starlette:
+def build(
+    api: Api, routes: Iterable[Route], *, version: str, mounts: Iterable[BaseRoute] = ()
+) -> Starlette:
+    """The app of `routes`, plus `mounts` (the web console under /ui), which have their own
+    request path and are not in the OpenAPI document."""
     routes = list(routes)
     api.openapi = openapi.document(routes, version=version)
     paths: dict[str, list[Route]] = {}
@@ -86,7 +91,7 @@ def build(api: Api, routes: Iterable[Route], *, version: str) -> Starlette:
             )
         )
     return Starlette(
-        routes=[_path_route(api, path, rs) for path, rs in paths.items()],
+        routes=[*mounts, *(_path_route(api, path, rs) for path, rs in paths.items())],
         middleware=middleware,
         exception_handlers={404: _not_found, 405: _not_found},
     )

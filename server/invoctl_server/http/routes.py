@@ -147,7 +147,12 @@ async def list_audit_entries(call: Call) -> Response:
         invocation_id=call.query("invocation_id") or "",
         page_size=_int(call, "page_size"),
         page_token=call.query("page_token") or "",
+        identity=call.query("identity") or "",
+        operation=call.query("operation") or "",
     )
+    for name in ("after", "before"):
+        if (when := _time(call, name)) is not None:
+            getattr(request, name).CopyFrom(when)
     return _json(await call.invoke(CONTROL + "ListAuditEntries", request))
 
 
@@ -271,7 +276,10 @@ ROUTES: list[Route] = [
     Route("GET", "/audit", list_audit_entries,
           summary="The audit log of operator requests, newest first (ListAuditEntries)",
           rpc=CONTROL + "ListAuditEntries",
-          query=(Param("invocation_id"), *PAGE),
+          query=(Param("invocation_id"), Param("identity", "string", "exact"),
+                 Param("operation", "string", "contained in the operation, any case"),
+                 Param("after", "string", "ISO 8601, at or after (UTC without a zone)"),
+                 Param("before", "string", "ISO 8601, before"), *PAGE),
           responses={200: cpb.ListAuditEntriesResponse}),
     Route("GET", "/deployments", list_deployments,
           summary="Deployments, newest first, with their workers (ListDeployments)",

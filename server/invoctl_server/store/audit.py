@@ -44,7 +44,18 @@ async def audit_by_request_ids(
 
 
 async def audit_page(
-    conn: asyncpg.Connection, *, invocation_id: str | None, before_id: int | None, limit: int
+    conn: asyncpg.Connection,
+    *,
+    invocation_id: str | None,
+    before_id: int | None,
+    limit: int,
+    identity: str | None = None,
+    operation: str | None = None,
+    at_or_after: datetime | None = None,
+    at_before: datetime | None = None,
 ) -> list[asyncpg.Record]:
-    """A page of the log, newest first, optionally about one invocation."""
-    return await conn.fetch(Q["audit_page"], invocation_id, before_id, limit)
+    """A page of the log, newest first, optionally filtered (None: no filter)."""
+    return await conn.fetch(
+        Q["audit_page"], invocation_id, before_id, limit, identity, operation, at_or_after,
+        at_before,
+    )  # fmt: skip

@@ -366,9 +366,15 @@ SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::tex
 -- audit_by_request_ids: the successful requests these request_ids already named.
 SELECT * FROM audit_log WHERE request_id = ANY($1::text[]) AND result = 'OK'
 
--- audit_page: a page of the audit log, newest first, optionally about one invocation.
+-- audit_page: a page of the audit log, newest first, optionally about one invocation, of
+-- one identity, of operations containing a word, in a time range. Only the invocation has
+-- an index: the others filter the newest-first walk of the primary key, which stops at the
+-- page's end (the log is read newest first, and most looks are at the recent past).
 SELECT * FROM audit_log
 WHERE ($1::text IS NULL OR invocation_id = $1) AND ($2::int8 IS NULL OR id < $2)
+  AND ($4::text IS NULL OR identity = $4)
+  AND ($5::text IS NULL OR strpos(lower(operation), lower($5)) > 0)
+  AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)
 ORDER BY id DESC LIMIT $3
 
 -- invocations_expired_delete: the retention cleaner: delete completed invocations past

@@ -415,18 +415,32 @@ class Client:
         invocation_id: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        *,
+        identity: str | None = None,
+        operation: str | None = None,
+        after: dt.datetime | None = None,
+        before: dt.datetime | None = None,
     ) -> tuple[list[control_pb2.AuditEntry], str | None]:
         """Return one page of the audit log of operator requests, newest first, and the
         next page's token (None on the last page).
 
         `invocation_id` keeps only the entries about that invocation; they outlive a purge.
+        `identity` (exact), `operation` (contained, any case: "kill") and the time range
+        [`after`, `before`) are filtered by the server too.
         """
         self._connect()
         request = control_pb2.ListAuditEntriesRequest(
             invocation_id=invocation_id or "",
             page_size=page_size or 0,
             page_token=page_token or "",
+            identity=identity or "",
+            operation=operation or "",
         )
+        for name, when in (("after", after), ("before", before)):
+            if when is not None:
+                if when.tzinfo is None:  # as for bulk selectors: no guessing the zone
+                    raise ValueError(f"{name} needs a timezone-aware datetime")
+                getattr(request, name).FromDatetime(when)
         response = await self._rpc(self._control.ListAuditEntries, request)
         return list(response.entries), response.next_page_token or None
 
