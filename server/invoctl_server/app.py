@@ -34,6 +34,7 @@ from .api.workers import Workers
 from .config import Config, ConfigError, check_exposure
 from .console import Console, Sessions
 from .console import mount as console_mount
+from .console.session import shared_key
 from .http import ROUTES, Api, HttpServer, Services
 from .http import build as build_http_app
 from .listeners import bind_failure
@@ -113,15 +114,17 @@ class App:
         self._metrics: Metrics | None = None
         self._http: HttpServer | None = None
 
-    def _console(self, api: Api) -> Console:
+    async def _console(self, api: Api) -> Console:
         """The web console on the HTTP listener; its counts per state come from the
         metrics' cache (one of its own when metrics are off): a count of the whole table
         at most every refresh interval, never one per page load."""
         assert self._http is not None and self._pool is not None
         metrics = self._metrics or Metrics(self._pool, refresh_interval=self.config.metrics_refresh)
+        async with self._pool.acquire() as conn:
+            key = await shared_key(conn)
         return Console(
             api.services,
-            Sessions(api.tokens, secure=bool(self.config.tls_cert)),
+            Sessions(api.tokens, secure=bool(self.config.tls_cert), key=key),
             state_counts=metrics.state_counts,
             trace_url_template=self.config.trace_url_template,
             stopping=self._http.stopping,
@@ -279,7 +282,7 @@ class App:
                 stopping=self._http.stopping,
                 cors_origins=self.config.http_cors_origins,
             )
-            console = self._console(api)
+            console = await self._console(api)
             await self._http.start(
                 build_http_app(api, ROUTES, version=_version(), mounts=[console_mount(console)])
             )

@@ -101,3 +101,27 @@ async def test_a_cross_site_post_without_the_csrf_token_is_refused(secured, page
     await expect(page.locator("#state")).to_have_text("completed")
     await expect(page.locator("table.audit")).to_contain_text(IDENTITY["operator"])
     await expect(page.locator("table.audit")).not_to_contain_text("no token")
+
+
+async def test_a_session_works_on_every_server_and_outlives_a_restart(secured, database, page):
+    """Replicas behind a load balancer share one signing key (in the database): a cookie
+    from one server is a session on another, and on a server started after it."""
+    from invoctl_server.app import App
+
+    await _login(page, secured, "operator")
+    config = server_config(database, auth_tokens=tokens_config())
+    other = await App.start(config)
+    try:
+        # Cookies are per host, not per port: the browser sends it to the other server.
+        await page.goto(other.http_url + "/ui/invocations")
+        await expect(page).to_have_url(other.http_url + "/ui/invocations")
+        await expect(page.locator("body")).to_contain_text(IDENTITY["operator"])
+    finally:
+        await other.stop(grace=0)
+    await secured.stop(grace=0)
+    restarted = await App.start(config)
+    try:
+        await page.goto(restarted.http_url + "/ui/invocations")
+        await expect(page).to_have_url(restarted.http_url + "/ui/invocations")
+    finally:
+        await restarted.stop(grace=0)

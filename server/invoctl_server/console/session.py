@@ -1,10 +1,11 @@
 """The console's session cookie and its protection against cross-site requests.
 
-The cookie holds, signed with a key the server draws at start (HMAC-SHA256): a random
-nonce, the SHA-256 of the token the user logged in with (empty when auth is off) and an
-expiry. The token itself is never stored; each request looks its hash up among the
-configured tokens, so a token removed from the configuration ends its sessions at the
-next restart, and a restart (a new key) ends every session.
+The cookie holds, signed with a key that every server on the database shares (HMAC-SHA256;
+the first server to start draws it, migration 0008): a random nonce, the SHA-256 of the
+token the user logged in with (empty when auth is off) and an expiry. A session so works
+on any replica behind a load balancer and outlives restarts. The token itself is never
+stored; each request looks its hash up among the configured tokens, so a token removed
+from the configuration ends its sessions on every server started without it.
 
 A state-changing request must come from our own pages: `Sec-Fetch-Site` (or, from a
 browser that does not send it, `Origin`) must say same-origin, and it must carry the
@@ -22,10 +23,12 @@ import json
 import secrets
 import time
 
+import asyncpg
 from starlette.requests import Request
 
 from ..api.auth import ANONYMOUS, Principal, Tokens
 from ..domain.errors import PermissionDenied, Unauthenticated
+from ..store._sql import Q
 
 COOKIE = "invoctl_console"
 LIFETIME = 8 * 3600  # seconds: a working day, then log in again
@@ -38,11 +41,17 @@ class Session:
     expires: int
 
 
+async def shared_key(conn: asyncpg.Connection) -> bytes:
+    """The signing key every server on the database uses (the first one draws it)."""
+    return await conn.fetchval(Q["console_key"], secrets.token_bytes(32))
+
+
 class Sessions:
-    def __init__(self, tokens: Tokens | None, *, secure: bool) -> None:
+    def __init__(self, tokens: Tokens | None, *, secure: bool, key: bytes) -> None:
         self.tokens = tokens
         self.secure = secure  # TLS: the cookie is only sent over it
-        self._key = secrets.token_bytes(32)
+        # Shared by every server (shared_key): a session works on any of them.
+        self._key = key
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()

@@ -480,3 +480,11 @@ SELECT kind, state, count(*) AS n FROM bulk_operations GROUP BY kind, state
 -- running ones), for the metrics endpoint.
 SELECT id, kind, matched, succeeded, skipped, failed FROM bulk_operations
 WHERE state = 'running' ORDER BY id
+
+-- console_key: the key the console signs its cookies with, shared by every server; the
+-- first to ask draws it ($1, a random key that loses to one already stored).
+WITH drawn AS (
+    INSERT INTO console_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING
+    RETURNING key
+)
+SELECT key FROM drawn UNION ALL SELECT key FROM console_keys WHERE id = 1 LIMIT 1
