@@ -71,6 +71,16 @@ async def test_resume_a_paused_invocation_on_latest(server, lab, client, page):
     assert "resumed" in [t.event for t in journal.transitions]
 
 
+async def test_a_ready_invocation_that_never_started_offers_no_resume(server, lab, client, page):
+    ready = await lab.make(S.INVOCATION_STATE_READY)
+    assert (await client.get_invocation(ready)).attempt_count == 0  # it never started
+    await page.goto(f"{server.http_url}/ui/invocations/{ready}")
+    await expect(page.locator("#state")).to_have_text("ready")
+    await expect(page.locator("details[data-action=cancel]")).to_have_count(1)
+    # The server would refuse it: it goes to the newest deployment by itself.
+    await expect(page.locator("details[data-action=resume]")).to_have_count(0)
+
+
 async def test_restart_from_a_chosen_journal_entry(server, client, page):
     executed: Counter[str] = Counter()
     async with Worker([chain(executed, {})], server=server.address):

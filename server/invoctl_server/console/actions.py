@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..domain.states import Event, State, allowed_targets
+from ..domain.states import Event, State, allowed_targets, started
 from ..http.route import CONTROL
 
 
@@ -42,9 +42,13 @@ ACTIONS: dict[str, Action] = {
 BULK_ACTIONS = [a for a in ACTIONS.values() if a.bulk_rpc]
 
 
-def applies(action: Action, state: State) -> bool:
+def applies(action: Action, state: State, attempts: int | None = None) -> bool:
+    """Whether the action applies to an invocation in `state` (with `attempts` started so
+    far, when known: a resume refuses a ready invocation that never started)."""
     if action.event is None:
         return state == State.COMPLETED
+    if action.event == Event.RESUMED and attempts is not None and not started(state, attempts):
+        return False
     return bool(allowed_targets(state, action.event))
 
 

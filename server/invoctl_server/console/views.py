@@ -329,7 +329,11 @@ class Console:
         ]  # fmt: skip
         connected = any(d.id == inv.deployment_id and d.sessions for d in deployments.deployments)
         state = STATE_FROM_PROTO[inv.state]
-        actions = [a for a in ACTIONS.values() if applies(a, state) and may(who, rpc(a.rpc))]
+        actions = [
+            a
+            for a in ACTIONS.values()
+            if applies(a, state, inv.attempt_count) and may(who, rpc(a.rpc))
+        ]
         callees = [e.callee_invocation_id for e in journal.entries if e.callee_invocation_id]
         return dict(
             inv=inv, entries=list(journal.entries), transitions=list(journal.transitions),

@@ -100,3 +100,12 @@ TRANSITIONS: dict[tuple[State | None, Event], frozenset[State]] = {
 def allowed_targets(state: State | None, event: Event) -> frozenset[State]:
     """The states `event` may move an invocation in `state` to; empty when illegal."""
     return TRANSITIONS.get((state, event), frozenset())
+
+
+def started(state: State, attempts: int) -> bool:
+    """Whether an invocation has started: pending, scheduled, and ready before its first
+    attempt have not. A cancel completes those at once, and a resume refuses a ready one
+    that never started (it goes to the newest deployment by itself)."""
+    if state in (State.PENDING, State.SCHEDULED):
+        return False
+    return not (state == State.READY and attempts == 0)

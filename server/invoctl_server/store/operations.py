@@ -33,7 +33,7 @@ from ..domain.errors import (
     InvocationNotFound,
     JournalPurged,
 )
-from ..domain.states import Event, Outcome, State, allowed_targets
+from ..domain.states import Event, Outcome, State, allowed_targets, started
 from . import notify, transition
 from ._sql import Q
 from .attempts import CANCELLED_FAILURE, Failure, Finishing, finish_many, journal_complete_many
@@ -214,13 +214,8 @@ async def _tree_action(
     return results  # type: ignore[return-value]
 
 
-_NOT_STARTED = frozenset({State.PENDING, State.SCHEDULED})
-
-
 def _started(row: asyncpg.Record) -> bool:
-    return not (
-        row["state"] in _NOT_STARTED or (row["state"] == State.READY and row["attempt"] == 0)
-    )
+    return started(State(row["state"]), row["attempt"])
 
 
 async def cancel_many(
