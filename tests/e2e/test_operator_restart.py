@@ -146,11 +146,15 @@ def trip(release: asyncio.Event, events: list[str], restarted: list[bool]) -> Se
         events.append(event)
         return event
 
+    async def held() -> bool:
+        record("waiting")  # inside the step: the test cancels once it is here
+        return await release.wait()
+
     @svc.handler()
     async def book(ctx: Context) -> str:
         await ctx.run("reserve", record, "reserve")
         try:
-            await ctx.run("wait", release.wait)  # cancelled while in here
+            await ctx.run("wait", held)  # cancelled while in here
             if not restarted:
                 # Raises the cancellation even if its signal has not reached the worker
                 # yet: a sleep that suspends with a cancel pending is cut short.
@@ -178,15 +182,17 @@ async def test_a_restart_keeps_no_part_of_the_old_cancellation(server, client, o
     and one that stops before it replays no cancellation."""
     release, events, restarted = asyncio.Event(), [], []
 
-    async def reserved() -> bool:
-        return events == ["reserve"]
+    async def waiting() -> bool:
+        # Inside the step `wait`, not merely past `reserve`: a cancel that came before the
+        # handler reached that await would rightly be seen one entry earlier.
+        return events == ["reserve", "waiting"]
 
     try:
         async with Worker([trip(release, events, restarted)], server=server.address):
             # Journals [reserve, wait, cancel (or the sleep it cut short), unreserve] and
             # [sleep (cut short), undo nap].
             booked = await client.send("Trip", "book")
-            await wait_for(reserved, what="the first step")
+            await wait_for(waiting, what="the handler to be inside the step `wait`")
             await op.cancel(booked)  # while in the step `wait`
             release.set()
             napped = await client.send("Trip", "nap")
@@ -214,7 +220,7 @@ async def test_a_restart_keeps_no_part_of_the_old_cancellation(server, client, o
         release.set()
     assert (done.outcome, done.output) == (pb.OUTCOME_SUCCEEDED, '"booked"')
     assert not done.HasField("cancelled_at")
-    assert events == ["reserve", "unreserve", "undo nap", "charge"]
+    assert events == ["reserve", "waiting", "unreserve", "undo nap", "charge"]
 
 
 async def test_restart_runs_on_the_latest_deployment_by_default(server, client, op):
