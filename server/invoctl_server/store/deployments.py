@@ -75,29 +75,32 @@ def definition(services: list[ServiceSpec]) -> dict:
     }
 
 
+def _changes(prefix: str, old: list[dict], new: list[dict]) -> list[str]:
+    """`<prefix><name> added / removed` between two lists of named definitions."""
+    before, after = {d["name"] for d in old}, {d["name"] for d in new}
+    return [f"{prefix}{n} added" for n in sorted(after - before)] + [
+        f"{prefix}{n} removed" for n in sorted(before - after)
+    ]
+
+
 def _difference(old: dict, new: dict) -> str:
     """What changed between two definitions, in a few words for the error message."""
-    before = {s["name"]: s for s in old["services"]}
+    parts = _changes("service ", old["services"], new["services"])
     after = {s["name"]: s for s in new["services"]}
-    parts = [f"service {n} added" for n in sorted(after.keys() - before.keys())]
-    parts += [f"service {n} removed" for n in sorted(before.keys() - after.keys())]
-    for name in sorted(before.keys() & after.keys()):
-        b, a = before[name], after[name]
-        handlers_b = {h["name"]: h for h in b["handlers"]}
-        handlers_a = {h["name"]: h for h in a["handlers"]}
+    for b in old["services"]:
+        a = after.get(b["name"])
+        if a is None:
+            continue
+        prefix = f"handler {b['name']}/"
+        parts += _changes(prefix, b["handlers"], a["handlers"])
+        handlers = {h["name"]: h for h in a["handlers"]}
         parts += [
-            f"handler {name}/{h} added" for h in sorted(handlers_a.keys() - handlers_b.keys())
-        ]
-        parts += [
-            f"handler {name}/{h} removed" for h in sorted(handlers_b.keys() - handlers_a.keys())
-        ]
-        parts += [
-            f"handler {name}/{h} changed"
-            for h in sorted(handlers_a.keys() & handlers_b.keys())
-            if handlers_a[h] != handlers_b[h]
+            f"{prefix}{h['name']} changed"
+            for h in b["handlers"]
+            if h["name"] in handlers and handlers[h["name"]] != h
         ]
         if (b["kind"], b["retention_ms"]) != (a["kind"], a["retention_ms"]):
-            parts.append(f"service {name} changed")
+            parts.append(f"service {b['name']} changed")
     return ", ".join(parts) or "definitions differ"
 
 
