@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+import asyncpg
+
 # A header opens a paragraph: at the start of the file or after a blank line.
 _HEADER = re.compile(r"(?:\A|\n\n)-- ([a-z_]+):")
 
@@ -26,3 +28,12 @@ def _load() -> dict[str, str]:
 
 
 Q = _load()
+
+
+async def custom_plans(conn: asyncpg.Connection) -> None:
+    """Plan this transaction's statements for their parameters. Pooled connections plan
+    generically (db.create_pool), which is right for every statement with index access by
+    construction (tests/integration/test_plans.py holds them to it), but not for a
+    statement of optional filters (`$1 IS NULL OR service = $1`): only a plan made for
+    the filters given can use the index one of them needs."""
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from ._sql import Q
+from ._sql import Q, custom_plans
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,9 @@ async def audit_page(
     at_before: datetime | None = None,
 ) -> list[asyncpg.Record]:
     """A page of the log, newest first, optionally filtered (None: no filter)."""
-    return await conn.fetch(
-        Q["audit_page"], invocation_id, before_id, limit, identity, operation, at_or_after,
-        at_before,
-    )  # fmt: skip
+    async with conn.transaction(readonly=True):
+        await custom_plans(conn)  # the invocation's index, when one is named
+        return await conn.fetch(
+            Q["audit_page"], invocation_id, before_id, limit, identity, operation,
+            at_or_after, at_before,
+        )  # fmt: skip

@@ -23,7 +23,7 @@ from ..domain.ids import new_bulk_operation_id
 from ..domain.selector import Selector
 from . import notify
 from . import operations as ops
-from ._sql import Q
+from ._sql import Q, custom_plans
 
 KINDS = {
     "cancel": ops.cancel_many,
@@ -37,7 +37,7 @@ MAX_FAILURES = 20
 DRY_RUN_SAMPLE = 20
 
 # The selector as SQL; each filter is off when its parameter is NULL. Run with custom
-# plans (see _custom_plans): a generic plan could not use the index a filter needs.
+# plans (_sql.custom_plans): a generic plan could not use the index a filter needs.
 _MATCH = """
     ($1::text IS NULL OR service = $1) AND ($2::text IS NULL OR handler = $2)
     AND ($3::text IS NULL OR object_key = $3) AND ($4::text[] IS NULL OR state = ANY($4))
@@ -62,10 +62,6 @@ def _selector_args(s: Selector) -> list[Any]:
         s.deployment_id, s.created_before, s.created_after,
         list(s.invocation_ids) if s.invocation_ids is not None else None,
     ]  # fmt: skip
-
-
-async def _custom_plans(conn: asyncpg.Connection) -> None:
-    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 async def bulk_running(conn: asyncpg.Connection) -> int:
@@ -97,7 +93,7 @@ async def bulk_create(
         Q["bulk_insert"], new_bulk_operation_id(), kind, selector_proto, deployment, reason,
         identity, request_id, max_per_second, traceparent, owner, lease_until, now,
     )  # fmt: skip
-    await _custom_plans(conn)
+    await custom_plans(conn)
     status = await conn.execute(_SNAPSHOT, *_selector_args(selector), job["id"])
     return await conn.fetchrow(Q["bulk_matched"], job["id"], int(status.split()[-1]))
 
@@ -105,7 +101,7 @@ async def bulk_create(
 async def bulk_dry_run(conn: asyncpg.Connection, selector: Selector) -> tuple[int, list[str]]:
     """How many invocations the selector matches now, and the first of them by ID."""
     async with conn.transaction():
-        await _custom_plans(conn)
+        await custom_plans(conn)
         rows = await conn.fetch(_DRY_RUN, *_selector_args(selector), DRY_RUN_SAMPLE)
     return (rows[0]["matched"] if rows else 0), [r["id"] for r in rows]
 

@@ -15,7 +15,7 @@ from ..domain.errors import DomainError, InvalidTarget, InvocationNotFound
 from ..domain.ids import new_invocation_id
 from ..domain.states import Event, State
 from . import transition
-from ._sql import Q
+from ._sql import Q, custom_plans
 from .deployments import ResolvedHandler, handler_latest
 
 
@@ -91,10 +91,12 @@ async def invocations_page(
 ) -> list[asyncpg.Record]:
     """A page of invocations newest first; `before_id` continues after a previous page.
     Every filter that is not None must match."""
-    return await conn.fetch(
-        Q["invocations_page"], service, handler, key, states, deployment_id, before_id, limit,
-        outcome, created_before, created_after, idempotency_key,
-    )  # fmt: skip
+    async with conn.transaction(readonly=True):
+        await custom_plans(conn)
+        return await conn.fetch(
+            Q["invocations_page"], service, handler, key, states, deployment_id, before_id,
+            limit, outcome, created_before, created_after, idempotency_key,
+        )  # fmt: skip
 
 
 async def invocation_create(
