@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 
+import uvloop
+
 from .app import App
 from .config import ConfigError, parse_args
 from .telemetry import configure_from_env
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(_serve(argv))
+        # libuv's loop instead of asyncio's own: grpc.aio, asyncpg and uvicorn all run on
+        # it, with fewer wake-ups and system calls per request.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(argv))
     except KeyboardInterrupt:
         pass
     except (OSError, ConfigError) as exc:
