@@ -25,6 +25,7 @@ from invoctl.v1 import (
     workers_pb2_grpc,
 )
 
+from .api.admission import AdmissionInterceptor, pending_options
 from .api.auth import AuthInterceptor, InvalidTokenConfig, Tokens
 from .api.context import Runtime
 from .api.control import InvocationControl
@@ -113,6 +114,7 @@ class App:
         self._loops: list = []
         self._metrics: Metrics | None = None
         self._http: HttpServer | None = None
+        self.admission = AdmissionInterceptor(config.max_concurrent_rpcs)
 
     async def _console(self, api: Api) -> Console:
         """The web console on the HTTP listener; its counts per state come from the
@@ -233,9 +235,11 @@ class App:
 
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
-            # Tracing first: the auth check and its refusals belong to the call's span.
-            interceptors=[*_tracing_interceptors(), AuthInterceptor(tokens)],
+            # Tracing first: the admission and auth checks and their refusals belong to the
+            # call's span. Admission before auth: a busy server spends nothing on a call.
+            interceptors=[*_tracing_interceptors(), self.admission, AuthInterceptor(tokens)],
             options=[
+                *pending_options(self.config.max_concurrent_rpcs),
                 # Find dead peers (a worker's host gone) without waiting for the lease.
                 ("grpc.keepalive_time_ms", 20_000),
                 ("grpc.keepalive_timeout_ms", 10_000),

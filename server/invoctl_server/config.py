@@ -26,6 +26,8 @@ class Config:
     # Timers and dispatch also poll this often, in case a notification was missed.
     poll_interval: float = 1.0
     pool_size: int = 20
+    # gRPC calls served at once (streams included); more are refused SERVER_BUSY.
+    max_concurrent_rpcs: int = 10_000
     name: str = dataclasses.field(default_factory=lambda: f"server-{os.getpid()}")
     # Access control (api/auth.py): token hashes from a file and/or JSON text.
     auth_tokens_file: Path | None = None
@@ -155,6 +157,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default=int(_env("POOL_SIZE", str(base.pool_size))),
         help="database connections (default %(default)s)",
     )
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=int(_env("MAX_CONCURRENT_RPCS", str(base.max_concurrent_rpcs))),
+        help="gRPC calls served at once, streams included; more get RESOURCE_EXHAUSTED "
+        "(SERVER_BUSY) (default %(default)s)",
+    )
     p.add_argument("--name", default=_env("NAME", base.name), help="actor name in histories")
     p.add_argument(
         "--auth-tokens-file",
@@ -229,6 +238,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         lease=timedelta(seconds=a.lease_seconds),
         poll_interval=a.poll_interval,
         pool_size=a.pool_size,
+        max_concurrent_rpcs=a.max_concurrent_rpcs,
         name=a.name,
         auth_tokens_file=a.auth_tokens_file,
         auth_tokens=_env("AUTH_TOKENS"),

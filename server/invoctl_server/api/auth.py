@@ -241,16 +241,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if self._tokens is None:  # auth off: principal() is ANONYMOUS
             if handler.unary_unary or handler.stream_unary:
                 return handler
-            return _replace(handler, lambda behavior, _streaming: _as(ANONYMOUS, behavior))
+            return replace_behavior(handler, lambda behavior, _streaming: _as(ANONYMOUS, behavior))
         try:
             who = authorize(self._tokens, details.method, details.invocation_metadata or ())
         except DomainError as refused:
-            return _replace(handler, lambda _b, streaming, r=refused: _refusing(r, streaming))
+            return replace_behavior(
+                handler, lambda _b, streaming, r=refused: _refusing(r, streaming)
+            )
 
         def run_as(behavior: Callable, streaming: bool) -> Callable:
             return _as(who, behavior) if streaming else _as_unary(who, behavior)
 
-        return _replace(handler, run_as)
+        return replace_behavior(handler, run_as)
 
 
 def _enter(who: Principal) -> contextvars.Token:
@@ -297,7 +299,7 @@ def _refusing(refused: DomainError, streaming: bool) -> Callable:
     return stream if streaming else unary
 
 
-def _replace(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable, bool], Callable]):
+def replace_behavior(handler: grpc.RpcMethodHandler, wrap: Callable[[Callable, bool], Callable]):
     """The same handler with its behavior wrapped; `wrap(behavior, server_streaming)`."""
     types = (handler.request_deserializer, handler.response_serializer)
     if handler.unary_unary:

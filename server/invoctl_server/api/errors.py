@@ -53,6 +53,7 @@ ERRORS: dict[type[e.DomainError], tuple[grpc.StatusCode, int]] = {
     e.TooManyBulkOperations: (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     e.NotCompletedInTime: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     e.DatabaseUnavailable: (grpc.StatusCode.UNAVAILABLE, 503),
+    e.ServerBusy: (grpc.StatusCode.RESOURCE_EXHAUSTED, 503),
     e.Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, 401),
     e.PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, 403),
     # HTTP only: what gRPC answers an unknown method with.

@@ -153,6 +153,12 @@ class DatabaseUnavailable(DomainError):
     reason = "DATABASE_UNAVAILABLE"
 
 
+class ServerBusy(DomainError):
+    """The server serves as many calls as --max-concurrent-rpcs allows: try again later."""
+
+    reason = "SERVER_BUSY"
+
+
 class NotCompletedInTime(DomainError):
     """A wait for an invocation's result (the HTTP API's attach) ran out of time; the
     invocation goes on."""
