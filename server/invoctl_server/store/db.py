@@ -152,15 +152,15 @@ async def _retrying(
 ) -> T:
     for attempt in range(1, attempts + 1):
         try:
-            with transition.spans_after_commit() as spans:
+            with transition.spans_after_commit() as committing:
                 async with pool.acquire() as conn:
                     if in_transaction:
                         async with conn.transaction():
                             result = await work(conn)
+                            committing.count()
                     else:
                         result = await work(conn)
-            for span in spans:
-                span.end()
+            committing.end()
             return result
         except _RETRYABLE:
             if attempt == attempts:

@@ -43,21 +43,42 @@ _tracer = trace.get_tracer("invoctl.server")
 
 # Spans of transitions made inside db.transaction() end when it commits: a transition
 # that is rolled back (a deadlock retry, a failed batch) leaves no span behind. Their
-# count (metrics.py) is ended with them: one TransitionCount per apply() batch.
-_after_commit: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+# counts (metrics.py, one TransitionCount per apply() batch) are ended just before the
+# COMMIT goes out, so that whoever sees the commit (a bulk operation's progress, a
+# scrape after it) sees them counted; only a connection lost during the COMMIT, whose
+# outcome nobody knows, can count transitions that did not happen.
+@dataclasses.dataclass
+class Committing:
+    spans: list = dataclasses.field(default_factory=list)
+    counts: list[TransitionCount] = dataclasses.field(default_factory=list)
+
+    def count(self) -> None:
+        """Count the transitions collected so far: call it right before COMMIT."""
+        for c in self.counts:
+            c.end()
+        self.counts.clear()
+
+    def end(self) -> None:
+        """The transaction committed: end the spans (and count what is not yet)."""
+        self.count()
+        for sp in self.spans:
+            sp.end()
+
+
+_after_commit: contextvars.ContextVar[Committing | None] = contextvars.ContextVar(
     "invoctl_spans_after_commit", default=None
 )
 
 
 @contextlib.contextmanager
-def spans_after_commit() -> Iterator[list]:
+def spans_after_commit() -> Iterator[Committing]:
     """Collect the spans of transitions made in this block, and their counts; the caller
-    ends them (`.end()`) once the transaction committed and drops them (never ends them)
-    if it did not."""
-    spans: list = []
-    token = _after_commit.set(spans)
+    counts them before its COMMIT and ends them once it committed, and drops them (never
+    ends them) if it did not."""
+    committing = Committing()
+    token = _after_commit.set(committing)
     try:
-        yield spans
+        yield committing
     finally:
         _after_commit.reset(token)
 
@@ -70,8 +91,8 @@ def _done(spans: list, event: str) -> None:
             sp.end()
         count.end()
     else:
-        pending.extend(spans)
-        pending.append(count)
+        pending.spans.extend(spans)
+        pending.counts.append(count)
 
 
 def _failed(spans: list, exc: BaseException) -> None:
