@@ -41,6 +41,7 @@ from ._sql import Q
 
 _tracer = trace.get_tracer("invoctl.server")
 
+
 # Spans of transitions made inside db.transaction() end when it commits: a transition
 # that is rolled back (a deadlock retry, a failed batch) leaves no span behind. Their
 # counts (metrics.py, one TransitionCount per apply() batch) are ended just before the
