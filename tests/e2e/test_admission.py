@@ -32,9 +32,7 @@ async def test_a_burst_on_one_channel_is_served_whole(database):
         async with Client(server.address) as client:
             for _ in range(2):
                 outcomes = await asyncio.gather(*(_get_unknown(client) for _ in range(3000)))
-                assert collections.Counter(outcomes) == {
-                    "NOT_FOUND INVOCATION_NOT_FOUND": 3000
-                }
+                assert collections.Counter(outcomes) == {"NOT_FOUND INVOCATION_NOT_FOUND": 3000}
     finally:
         server.kill()
 
