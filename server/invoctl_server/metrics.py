@@ -3,12 +3,18 @@
 Per server (add them up across servers):
 
     invoctl_transitions_total{event}              transitions made, counted at commit
+    invoctl_operator_rpc_seconds{method}          latency of InvocationControl RPCs (a
+                                                  histogram, refusals included)
     invoctl_db_pool_connections{state}            open pool connections, in_use or idle
     invoctl_db_pool_max_connections               the pool's limit (--pool-size)
 
 Read from the database, so every server on it reports the same values (take max, not sum):
 
     invoctl_invocations{state}                    invocations in each state (all eight)
+    invoctl_service_invocations{service, state}   the same, by service
+    invoctl_oldest_waiting_seconds{service, state}  how long the longest-waiting ready and
+                                                  backing-off invocation of each service
+                                                  has been so (0 when none is)
     invoctl_bulk_operations{kind, state}          bulk operations, by kind and state
     invoctl_bulk_operation_matched{bulk_operation_id, kind}            running ones only:
     invoctl_bulk_operation_processed{bulk_operation_id, kind, result}  their progress
@@ -31,6 +37,7 @@ or secrets, but it binds loopback only unless told otherwise (config.check_expos
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -44,6 +51,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Histogram,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -63,6 +71,17 @@ TRANSITIONS = Counter(
     registry=None,
 )
 _by_event: dict[str, Counter] = {}
+
+# Process-wide too; observed by api/errors.rpc around each InvocationControl method.
+OPERATOR_RPC_SECONDS = Histogram(
+    "invoctl_operator_rpc_seconds",
+    "Time to answer an InvocationControl RPC, refusals included, by method.",
+    ["method"],
+    registry=None,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+# States in which an invocation waits for something to run it; their age pages someone.
+WAITING = (State.READY, State.BACKING_OFF)
 
 
 class TransitionCount:
@@ -92,6 +111,7 @@ _MAX_REQUEST_HEAD = 16 * 1024
 @dataclasses.dataclass(frozen=True)
 class _Snapshot:
     states: dict[str, int]
+    by_service: list[asyncpg.Record]  # service, state, n, oldest_seconds
     bulk_states: list[tuple[str, str, int]]
     bulk_running: list[asyncpg.Record]
 
@@ -109,7 +129,10 @@ class Metrics:
         self._server: asyncio.Server | None = None
         self.port: int | None = None
         self.registry = CollectorRegistry(auto_describe=False)
-        for collector in (TRANSITIONS, PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        for collector in (
+            TRANSITIONS, OPERATOR_RPC_SECONDS, PROCESS_COLLECTOR, PLATFORM_COLLECTOR,
+            GC_COLLECTOR,
+        ):  # fmt: skip
             self.registry.register(collector)
         self.registry.register(self)
 
@@ -163,6 +186,25 @@ class Metrics:
         for state in State:
             states.add_metric([str(state)], snap.states.get(str(state), 0))
         yield states
+        by_service = GaugeMetricFamily(
+            "invoctl_service_invocations",
+            "Invocations of each service in each state it has any in, in the whole database.",
+            labels=["service", "state"],
+        )
+        oldest = GaugeMetricFamily(
+            "invoctl_oldest_waiting_seconds",
+            "Seconds since the longest-waiting ready or backing-off invocation of each "
+            "service entered that state (0: none is).",
+            labels=["service", "state"],
+        )
+        waited = {(r["service"], r["state"]): r["oldest_seconds"] for r in snap.by_service}
+        for r in snap.by_service:
+            by_service.add_metric([r["service"], r["state"]], r["n"])
+        for service in sorted({r["service"] for r in snap.by_service}):
+            for state in WAITING:
+                oldest.add_metric([service, str(state)], max(0.0, waited.get((service, state), 0)))
+        yield by_service
+        yield oldest
         bulk = GaugeMetricFamily(
             "invoctl_bulk_operations",
             "Bulk operations by kind and state, in the whole database.",
@@ -195,7 +237,10 @@ class Metrics:
                 return
             try:
                 async with asyncio.timeout(REFRESH_TIMEOUT), self._pool.acquire() as conn:
-                    states = await conn.fetch(Q["metrics_invocation_states"])
+                    by_service = await conn.fetch(Q["metrics_invocation_states"])
+                    states = collections.Counter()
+                    for r in by_service:
+                        states[r["state"]] += r["n"]
                     bulk_states = await conn.fetch(Q["metrics_bulk_states"])
                     bulk_running = await conn.fetch(Q["metrics_bulk_running"])
             except Exception as exc:
@@ -208,7 +253,8 @@ class Metrics:
                     log.info("metrics: reading the database again")
                 self._failing = False
                 self._snapshot = _Snapshot(
-                    states={r["state"]: r["n"] for r in states},
+                    states=dict(states),
+                    by_service=list(by_service),
                     bulk_states=[(r["kind"], r["state"], r["n"]) for r in bulk_states],
                     bulk_running=list(bulk_running),
                 )

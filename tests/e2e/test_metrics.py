@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from invoctl.client import Client, selector
+from invoctl.client import Client, InvoctlError, selector
 from invoctl.sdk import Context, Service, Worker
 from invoctl.v1 import bulk_pb2
+from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.app import App
 from invoctl_server.config import ConfigError
 from tests.conftest import server_config
+from tests.e2e._operator import Lab
 from tests.support import ServerProcess, run_server_to_exit, wait_for
 
 STATES = (
@@ -122,6 +124,49 @@ async def test_invocations_transitions_bulk_operations_and_the_pool(app):
     assert in_use >= 0 and 2 <= in_use + idle <= 10  # the pool keeps 2 open at least
     # And the process metrics of prometheus_client.
     assert value(after, "process_cpu_seconds_total") is not None
+
+
+async def test_by_service_the_oldest_waiting_and_operator_latency(app):
+    address = app.metrics_address
+    latency = "invoctl_operator_rpc_seconds_count"
+    before = await scrape(address)  # the histogram is the process's, like the server's
+    async with Client(app.address) as client, Lab(app.address, client) as lab:
+        ready = await lab.make(pb.INVOCATION_STATE_READY)  # LabIdle: nobody serves it
+        await lab.make(pb.INVOCATION_STATE_BACKING_OFF)  # Lab/fail
+        await lab.make(pb.INVOCATION_STATE_COMPLETED)  # Lab/echo
+        await client.get_invocation(ready)
+        with pytest.raises(InvoctlError):
+            await client.kill_invocation("inv_-" + "0" * 21)  # refusals are timed too
+        first = await scrape(address)
+        second = await scrape(address)
+
+    def of(samples: Samples, name: str, service: str, state: str) -> float | None:
+        return value(samples, name, service=service, state=state)
+
+    counts = "invoctl_service_invocations"
+    assert of(first, counts, "LabIdle", "ready") == 1
+    assert of(first, counts, "Lab", "backing-off") == 1
+    assert of(first, counts, "Lab", "completed") == 1
+    # States a service has none in have no series; both totals agree.
+    assert of(first, counts, "LabIdle", "completed") is None
+    assert value(first, "invoctl_invocations", state="ready") == 1
+
+    oldest = "invoctl_oldest_waiting_seconds"
+    # The waiting ones age from scrape to scrape; a state with none waiting is 0.
+    assert 0 < of(first, oldest, "LabIdle", "ready") < of(second, oldest, "LabIdle", "ready")
+    assert 0 < of(first, oldest, "Lab", "backing-off")
+    assert of(first, oldest, "LabIdle", "backing-off") == 0
+    assert of(first, oldest, "Lab", "ready") == 0
+
+    def calls(method: str) -> float:
+        return (value(first, latency, method=method) or 0) - (
+            value(before, latency, method=method) or 0
+        )
+
+    assert calls("GetInvocation") >= 1
+    assert calls("KillInvocation") == 1
+    # Only InvocationControl's methods: ingress (the sends) is not an operator RPC.
+    assert not [k for k in first if k[0] == latency and ("method", "Send") in k[1]]
 
 
 async def test_a_running_bulk_operation_shows_its_progress(app):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -20,6 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..domain import errors as e
+from ..metrics import OPERATOR_RPC_SECONDS
 from ..store.db import is_connection_error
 
 log = logging.getLogger("invoctl.api")
@@ -156,4 +158,17 @@ def rpc(method: Callable) -> Callable:
         except Exception as exc:
             await _abort(context, exc, method.__qualname__)
 
-    return unary
+    service, _, name = method.__qualname__.partition(".")
+    if service != "InvocationControl":
+        return unary
+    latency = OPERATOR_RPC_SECONDS.labels(method=name)
+
+    @functools.wraps(method)
+    async def timed(self, request, context):
+        start = time.perf_counter()
+        try:
+            return await unary(self, request, context)
+        finally:
+            latency.observe(time.perf_counter() - start)
+
+    return timed

@@ -468,10 +468,13 @@ WHERE id = $1 AND owner = $2 AND state = 'running'
 UPDATE bulk_operations SET lease_until = NULL
 WHERE owner = $1 AND state = 'running'
 
--- metrics_invocation_states: invocations per state, for the metrics endpoint. A full
--- count (the table is read whole, or an index of it): the endpoint runs it at most every
--- --metrics-refresh-seconds, however often it is scraped.
-SELECT state, count(*) AS n FROM invocations GROUP BY state
+-- metrics_invocation_states: invocations per service and state, with how long ago the
+-- longest in that state entered it (modified_at: an invocation waiting, ready or backing
+-- off, is not written to), for the metrics endpoint. A full count (the table is read whole): the
+-- endpoint runs it at most every --metrics-refresh-seconds, however often it is scraped.
+SELECT service, state, count(*) AS n,
+       extract(epoch FROM clock_timestamp() - min(modified_at))::float8 AS oldest_seconds
+FROM invocations GROUP BY service, state
 
 -- metrics_bulk_states: bulk operations per kind and state, for the metrics endpoint.
 SELECT kind, state, count(*) AS n FROM bulk_operations GROUP BY kind, state
