@@ -88,6 +88,25 @@ async def test_dry_run_counts_and_samples_and_changes_nothing(lab, client, db):
     assert await states(client, ids) == {S.INVOCATION_STATE_SUSPENDED}
 
 
+async def test_a_dry_run_breaks_the_matches_down_by_state(lab, client):
+    await naps(lab, 3)
+    for _ in range(2):
+        await lab.make(S.INVOCATION_STATE_COMPLETED)
+    [dry] = await run(client, "cancel", selector("Lab"), dry_run=True)
+    assert (dry.matched, dry.would_act_on, dry.would_skip) == (5, 3, 2)
+    assert [(c.state, c.matched, c.would_act_on) for c in dry.matched_by_state] == [
+        (S.INVOCATION_STATE_SUSPENDED, 3, 3),
+        (S.INVOCATION_STATE_COMPLETED, 2, 0),
+    ]
+    # A resume skips a ready invocation that never started (by the same state table).
+    await lab.make(S.INVOCATION_STATE_READY)
+    [dry] = await run(client, "resume", selector("LabIdle"), dry_run=True)
+    assert [(c.state, c.matched, c.would_act_on) for c in dry.matched_by_state] == [
+        (S.INVOCATION_STATE_READY, 1, 0)
+    ]
+    assert (dry.would_act_on, dry.would_skip) == (0, 1)
+
+
 @pytest.mark.parametrize(
     ("where", "reason"),
     [

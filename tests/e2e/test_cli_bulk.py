@@ -56,7 +56,8 @@ async def test_query_cancel_with_yes_cancels_every_match(lab, client):
     args = ("invocations", "cancel", "Lab", "--yes", "--reason", "bad deploy")
     code, out, err = await invoctl(lab.server, *args)
     assert code == 0, err
-    assert "6 invocations match, for example:" in out
+    assert "6 invocations match: it would act on 5 and skip 1" in out
+    assert re.search(r"^  completed +1  skip all$", out, re.M), out
     [bulk_id] = set(BULK_ID.findall(out))
     assert f"started {bulk_id}: cancel of 6 invocations" in err
     assert f"{bulk_id} cancel completed: 5 succeeded, 1 skipped, 0 failed (6 of 6 in" in out
@@ -73,7 +74,9 @@ async def test_dry_run_prints_the_count_and_a_sample_and_changes_nothing(lab, cl
     ids = await naps(lab, 7)
     code, out, err = await invoctl(lab.server, "invocations", "kill", "Lab/nap", "--dry-run")
     assert code == 0, err
-    assert "7 invocations match, for example:" in out
+    assert "7 invocations match: it would act on 7 and skip 0" in out
+    assert re.search(r"^  suspended +7  act on all$", out, re.M), out
+    assert "for example:" in out
     shown = [line.strip() for line in out.splitlines() if line.startswith("  inv_")]
     assert shown == sorted(ids)[:5]
     assert "and 2 more" in out
@@ -89,7 +92,7 @@ async def test_dry_run_prints_the_count_and_a_sample_and_changes_nothing(lab, cl
 
     # An ID alone with --dry-run is a bulk dry run too: it must never act.
     code, out, _ = await invoctl(lab.server, "invocations", "kill", ids[0], "--dry-run")
-    assert code == 0 and "1 invocation matches:" in out
+    assert code == 0 and "1 invocation matches: it would act on 1" in out
     assert await bulk_count(db) == 0
     assert await states(client, ids) == {pb.INVOCATION_STATE_SUSPENDED}
 

@@ -24,6 +24,7 @@ from ..domain.errors import (
     TooManyBulkOperations,
 )
 from ..domain.selector import Query, Selector, parse_query
+from ..domain.states import Event, State, acts_on
 from ..store import audit, db
 from ..store import bulk as store
 from ..store.deployments import deployment_exists, service_kind
@@ -42,6 +43,11 @@ KINDS = {
     "PurgeInvocations": "purge",
     "RestartInvocationsAsNew": "restart",
 }
+# The event of each kind that is a transition; the others act on completed ones only.
+EVENTS = {
+    "cancel": Event.CANCELLED, "kill": Event.KILLED, "pause": Event.PAUSED,
+    "resume": Event.RESUMED, "purge": None, "restart": None,
+}  # fmt: skip
 # Explicit ID lists longer than this are refused: select by filters instead.
 MAX_IDS = 10_000
 
@@ -109,12 +115,18 @@ async def start(
             await record_refusal(rt.pool, rpc_name, "", request.reason, request_id, refused)
         raise
     if dry_run is not None:
-        matched, sample = dry_run
+        counts, sample = dry_run
+        by_state = _by_state(kind, counts)
+        would_act_on = sum(c.would_act_on for c in by_state)
+        matched = sum(c.matched for c in by_state)
         yield bpb.BulkOperationProgress(
             kind=convert.BULK_KIND_TO_PROTO[kind],
             state=bpb.BULK_OPERATION_STATE_DRY_RUN,
             final=True,
             matched=matched,
+            matched_by_state=by_state,
+            would_act_on=would_act_on,
+            would_skip=matched - would_act_on,
             sample_invocation_ids=sample,
             selector=request.selector,
             reason=request.reason,
@@ -126,6 +138,24 @@ async def start(
         rt.bulk.run(job)
     async for progress in watch(rt, job["id"]):
         yield progress
+
+
+def _by_state(kind: str, counts: list[tuple[State, bool, int]]) -> list[bpb.BulkStateCount]:
+    """A dry run's matches per state, in the state machine's order, with how many of
+    each the operation would act on (from the one state table)."""
+    matched: dict[State, int] = {}
+    acting: dict[State, int] = {}
+    for state, has_started, n in counts:
+        matched[state] = matched.get(state, 0) + n
+        if acts_on(EVENTS[kind], state, has_started):
+            acting[state] = acting.get(state, 0) + n
+    return [
+        bpb.BulkStateCount(
+            state=convert.STATE_TO_PROTO[s], matched=matched[s], would_act_on=acting.get(s, 0)
+        )
+        for s in State
+        if s in matched
+    ]
 
 
 async def _start_or_attach(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..domain.states import Event, State, allowed_targets, started
+from ..domain.states import Event, State, acts_on, started
 from ..http.route import CONTROL
 
 
@@ -45,11 +45,7 @@ BULK_ACTIONS = [a for a in ACTIONS.values() if a.bulk_rpc]
 def applies(action: Action, state: State, attempts: int | None = None) -> bool:
     """Whether the action applies to an invocation in `state` (with `attempts` started so
     far, when known: a resume refuses a ready invocation that never started)."""
-    if action.event is None:
-        return state == State.COMPLETED
-    if action.event == Event.RESUMED and attempts is not None and not started(state, attempts):
-        return False
-    return bool(allowed_targets(state, action.event))
+    return acts_on(action.event, state, None if attempts is None else started(state, attempts))
 
 
 def rpc(name: str) -> str:

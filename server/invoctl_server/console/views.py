@@ -397,14 +397,12 @@ class Console:
                 "bulk actions select by service, handler, key, state, deployment, time or "
                 "ID: remove outcome and idempotency key"
             )
-        chosen = [State(s) for s in f.states] or list(State)
         dry = await self._dry_run(who, action, f.selector())
-        by_state = {}
-        for state in chosen:  # one counting dry run per state: the breakdown
-            one = await self._dry_run(who, action, f.selector([state]))
-            if one.matched:
-                by_state[str(state)] = (one.matched, applies(action, state))
-        acts = sum(n for n, yes in by_state.values() if yes)
+        by_state = {
+            str(STATE_FROM_PROTO[c.state]): (c.matched, c.would_act_on)
+            for c in dry.matched_by_state
+        }
+        acts = dry.would_act_on
         deployments = await self.call(
             who, "ListDeployments", wpb.ListDeploymentsRequest(service=f.values["service"]),
             WORKERS,

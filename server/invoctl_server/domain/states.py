@@ -109,3 +109,15 @@ def started(state: State, attempts: int) -> bool:
     if state in (State.PENDING, State.SCHEDULED):
         return False
     return not (state == State.READY and attempts == 0)
+
+
+def acts_on(event: Event | None, state: State, has_started: bool | None = None) -> bool:
+    """Whether an operator action applies to an invocation in `state`: the action's event,
+    or None for purge, purge journal and restart as new, which apply to completed
+    invocations only (DESIGN.md section 4). `has_started`, when known, is started() of
+    the invocation: a resume refuses a ready one that never started."""
+    if event is None:
+        return state == State.COMPLETED
+    if event == Event.RESUMED and has_started is False:
+        return False
+    return bool(allowed_targets(state, event))

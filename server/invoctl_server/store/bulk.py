@@ -21,6 +21,7 @@ from opentelemetry import context as otel_context
 from ..domain.errors import DomainError, InvalidTransition, InvocationNotFound
 from ..domain.ids import new_bulk_operation_id
 from ..domain.selector import Selector
+from ..domain.states import State, started
 from . import notify
 from . import operations as ops
 from ._sql import Q, custom_plans
@@ -50,9 +51,14 @@ _SNAPSHOT = f"""
     INSERT INTO bulk_operation_members (bulk_id, invocation_id)
     SELECT $9, id FROM invocations WHERE {_MATCH}
 """  # filters are bound, never formatted in
-_DRY_RUN = f"""
-    SELECT id, count(*) OVER () AS matched FROM invocations WHERE {_MATCH}
-    ORDER BY id LIMIT $9
+# A dry run: the matches by state (and whether they started: a resume skips a ready one
+# that never did), and the first of them by ID.
+_DRY_RUN_COUNTS = f"""
+    SELECT state, attempt > 0 AS attempted, count(*) AS n FROM invocations WHERE {_MATCH}
+    GROUP BY 1, 2
+"""
+_DRY_RUN_SAMPLE = f"""
+    SELECT id FROM invocations WHERE {_MATCH} ORDER BY id LIMIT $9
 """
 
 
@@ -98,12 +104,19 @@ async def bulk_create(
     return await conn.fetchrow(Q["bulk_matched"], job["id"], int(status.split()[-1]))
 
 
-async def bulk_dry_run(conn: asyncpg.Connection, selector: Selector) -> tuple[int, list[str]]:
-    """How many invocations the selector matches now, and the first of them by ID."""
-    async with conn.transaction():
+async def bulk_dry_run(
+    conn: asyncpg.Connection, selector: Selector
+) -> tuple[list[tuple[State, bool, int]], list[str]]:
+    """The invocations the selector matches now, as (state, started, count), and the
+    first of them by ID."""
+    args = _selector_args(selector)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
         await custom_plans(conn)
-        rows = await conn.fetch(_DRY_RUN, *_selector_args(selector), DRY_RUN_SAMPLE)
-    return (rows[0]["matched"] if rows else 0), [r["id"] for r in rows]
+        counts = await conn.fetch(_DRY_RUN_COUNTS, *args)
+        sample = await conn.fetch(_DRY_RUN_SAMPLE, *args, DRY_RUN_SAMPLE)
+    return [
+        (State(r["state"]), started(State(r["state"]), int(r["attempted"])), r["n"]) for r in counts
+    ], [r["id"] for r in sample]
 
 
 async def bulk_get(conn: asyncpg.Connection, bulk_id: str) -> asyncpg.Record | None:

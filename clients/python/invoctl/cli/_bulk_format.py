@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from invoctl.client import bulk_kind_name, bulk_state_name
+from invoctl.client import bulk_kind_name, bulk_state_name, state_name
 from invoctl.v1 import bulk_pb2
 
 from ._format import _add_row, _truncate, format_time
@@ -88,15 +88,30 @@ def question(command: str, matched: int) -> str:
 
 
 def matches(dry_run: bulk_pb2.BulkOperationProgress, sample: int = 5) -> Text:
-    """`3 invocations match, for example:` and a few IDs, one a line, to check the query
-    selects what was meant before anything changes."""
+    """`3,087 invocations match: it would act on 32 and skip 3,055`, the matches by state
+    with what it would do to each, and a few IDs, one a line, to check the query selects
+    what was meant before anything changes."""
     n = dry_run.matched
     if n == 0:
         return Text("no invocations match")
     shown = list(dry_run.sample_invocation_ids[:sample])
     verb = " invocation matches" if n == 1 else " invocations match"
     text = Text.assemble((f"{n:,}", "bold"), verb)
-    if shown:
+    if dry_run.matched_by_state:  # a server that counts them by state
+        text.append(": it would act on ")
+        text.append(f"{dry_run.would_act_on:,}", style="bold")
+        text.append(f" and skip {dry_run.would_skip:,}")
+        for c in dry_run.matched_by_state:
+            skip = c.matched - c.would_act_on
+            does = (
+                "act on all" if skip == 0
+                else "skip all" if c.would_act_on == 0
+                else f"act on {c.would_act_on:,}, skip {skip:,}"
+            )  # fmt: skip
+            text.append(f"\n  {state_name(c.state):<12}{c.matched:>8,}  {does}")
+    if shown and dry_run.matched_by_state:
+        text.append("\nfor example:")
+    elif shown:
         text.append(":" if len(shown) == n else ", for example:")
     for inv_id in shown:
         text.append(f"\n  {inv_id}")

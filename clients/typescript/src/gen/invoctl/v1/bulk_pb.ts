@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file invoctl/v1/bulk.proto.
  */
 export const file_invoctl_v1_bulk: GenFile = /*@__PURE__*/
-  fileDesc("ChVpbnZvY3RsL3YxL2J1bGsucHJvdG8SCmludm9jdGwudjEijwIKDEJ1bGtTZWxlY3RvchINCgVxdWVyeRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg8KB2hhbmRsZXIYAyABKAkSCwoDa2V5GAQgASgJEisKBnN0YXRlcxgFIAMoDjIbLmludm9jdGwudjEuSW52b2NhdGlvblN0YXRlEhUKDWRlcGxveW1lbnRfaWQYBiABKAkSMgoOY3JlYXRlZF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNyZWF0ZWRfYWZ0ZXIYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmludm9jYXRpb25faWRzGAkgAygJIkUKC0J1bGtGYWlsdXJlEhUKDWludm9jYXRpb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkixQQKFUJ1bGtPcGVyYXRpb25Qcm9ncmVzcxIZChFidWxrX29wZXJhdGlvbl9pZBgBIAEoCRIrCgRraW5kGAIgASgOMh0uaW52b2N0bC52MS5CdWxrT3BlcmF0aW9uS2luZBItCgVzdGF0ZRgDIAEoDjIeLmludm9jdGwudjEuQnVsa09wZXJhdGlvblN0YXRlEg0KBWZpbmFsGAQgASgIEg8KB21hdGNoZWQYBSABKAMSEQoJcHJvY2Vzc2VkGAYgASgDEhEKCXN1Y2NlZWRlZBgHIAEoAxIPCgdza2lwcGVkGAggASgDEg4KBmZhaWxlZBgJIAEoAxIpCghmYWlsdXJlcxgKIAMoCzIXLmludm9jdGwudjEuQnVsa0ZhaWx1cmUSDAoEcmF0ZRgLIAEoARIdChVzYW1wbGVfaW52b2NhdGlvbl9pZHMYDCADKAkSKgoIc2VsZWN0b3IYDSABKAsyGC5pbnZvY3RsLnYxLkJ1bGtTZWxlY3RvchIOCgZyZWFzb24YDiABKAkSEAoIaWRlbnRpdHkYDyABKAkSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5tYXhfcGVyX3NlY29uZBgTIAEoASKTAQoYQ2FuY2VsSW52b2NhdGlvbnNSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhguaW52b2N0bC52MS5CdWxrU2VsZWN0b3ISDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYXhfcGVyX3NlY29uZBgFIAEoASKRAQoWS2lsbEludm9jYXRpb25zUmVxdWVzdBIqCghzZWxlY3RvchgBIAEoCzIYLmludm9jdGwudjEuQnVsa1NlbGVjdG9yEg4KBnJlYXNvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEg8KB2RyeV9ydW4YBCABKAgSFgoObWF4X3Blcl9zZWNvbmQYBSABKAEikgEKF1BhdXNlSW52b2NhdGlvbnNSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhguaW52b2N0bC52MS5CdWxrU2VsZWN0b3ISDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYXhfcGVyX3NlY29uZBgFIAEoASKnAQoYUmVzdW1lSW52b2NhdGlvbnNSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhguaW52b2N0bC52MS5CdWxrU2VsZWN0b3ISDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYXhfcGVyX3NlY29uZBgFIAEoARISCgpkZXBsb3ltZW50GAYgASgJIpIBChdQdXJnZUludm9jYXRpb25zUmVxdWVzdBIqCghzZWxlY3RvchgBIAEoCzIYLmludm9jdGwudjEuQnVsa1NlbGVjdG9yEg4KBnJlYXNvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEg8KB2RyeV9ydW4YBCABKAgSFgoObWF4X3Blcl9zZWNvbmQYBSABKAEirQEKHlJlc3RhcnRJbnZvY2F0aW9uc0FzTmV3UmVxdWVzdBIqCghzZWxlY3RvchgBIAEoCzIYLmludm9jdGwudjEuQnVsa1NlbGVjdG9yEg4KBnJlYXNvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEg8KB2RyeV9ydW4YBCABKAgSFgoObWF4X3Blcl9zZWNvbmQYBSABKAESEgoKZGVwbG95bWVudBgGIAEoCSI2ChlXYXRjaEJ1bGtPcGVyYXRpb25SZXF1ZXN0EhkKEWJ1bGtfb3BlcmF0aW9uX2lkGAEgASgJInIKGUxpc3RCdWxrT3BlcmF0aW9uc1JlcXVlc3QSLgoGc3RhdGVzGAEgAygOMh4uaW52b2N0bC52MS5CdWxrT3BlcmF0aW9uU3RhdGUSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkicQoaTGlzdEJ1bGtPcGVyYXRpb25zUmVzcG9uc2USOgoPYnVsa19vcGVyYXRpb25zGAEgAygLMiEuaW52b2N0bC52MS5CdWxrT3BlcmF0aW9uUHJvZ3Jlc3MSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjUKGFN0b3BCdWxrT3BlcmF0aW9uUmVxdWVzdBIZChFidWxrX29wZXJhdGlvbl9pZBgBIAEoCSJWChlTdG9wQnVsa09wZXJhdGlvblJlc3BvbnNlEjkKDmJ1bGtfb3BlcmF0aW9uGAEgASgLMiEuaW52b2N0bC52MS5CdWxrT3BlcmF0aW9uUHJvZ3Jlc3Mq/AEKEUJ1bGtPcGVyYXRpb25LaW5kEiMKH0JVTEtfT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIeChpCVUxLX09QRVJBVElPTl9LSU5EX0NBTkNFTBABEhwKGEJVTEtfT1BFUkFUSU9OX0tJTkRfS0lMTBACEh0KGUJVTEtfT1BFUkFUSU9OX0tJTkRfUEFVU0UQAxIeChpCVUxLX09QRVJBVElPTl9LSU5EX1JFU1VNRRAEEh0KGUJVTEtfT1BFUkFUSU9OX0tJTkRfUFVSR0UQBRImCiJCVUxLX09QRVJBVElPTl9LSU5EX1JFU1RBUlRfQVNfTkVXEAYqxAEKEkJ1bGtPcGVyYXRpb25TdGF0ZRIkCiBCVUxLX09QRVJBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEiAKHEJVTEtfT1BFUkFUSU9OX1NUQVRFX1JVTk5JTkcQARIiCh5CVUxLX09QRVJBVElPTl9TVEFURV9DT01QTEVURUQQAhIgChxCVUxLX09QRVJBVElPTl9TVEFURV9TVE9QUEVEEAMSIAocQlVMS19PUEVSQVRJT05fU1RBVEVfRFJZX1JVThAEYgZwcm90bzM", [file_google_protobuf_timestamp, file_invoctl_v1_invocation]);
+  fileDesc("ChVpbnZvY3RsL3YxL2J1bGsucHJvdG8SCmludm9jdGwudjEijwIKDEJ1bGtTZWxlY3RvchINCgVxdWVyeRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEg8KB2hhbmRsZXIYAyABKAkSCwoDa2V5GAQgASgJEisKBnN0YXRlcxgFIAMoDjIbLmludm9jdGwudjEuSW52b2NhdGlvblN0YXRlEhUKDWRlcGxveW1lbnRfaWQYBiABKAkSMgoOY3JlYXRlZF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNyZWF0ZWRfYWZ0ZXIYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmludm9jYXRpb25faWRzGAkgAygJIkUKC0J1bGtGYWlsdXJlEhUKDWludm9jYXRpb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkipQUKFUJ1bGtPcGVyYXRpb25Qcm9ncmVzcxIZChFidWxrX29wZXJhdGlvbl9pZBgBIAEoCRIrCgRraW5kGAIgASgOMh0uaW52b2N0bC52MS5CdWxrT3BlcmF0aW9uS2luZBItCgVzdGF0ZRgDIAEoDjIeLmludm9jdGwudjEuQnVsa09wZXJhdGlvblN0YXRlEg0KBWZpbmFsGAQgASgIEg8KB21hdGNoZWQYBSABKAMSEQoJcHJvY2Vzc2VkGAYgASgDEhEKCXN1Y2NlZWRlZBgHIAEoAxIPCgdza2lwcGVkGAggASgDEg4KBmZhaWxlZBgJIAEoAxIpCghmYWlsdXJlcxgKIAMoCzIXLmludm9jdGwudjEuQnVsa0ZhaWx1cmUSDAoEcmF0ZRgLIAEoARIdChVzYW1wbGVfaW52b2NhdGlvbl9pZHMYDCADKAkSKgoIc2VsZWN0b3IYDSABKAsyGC5pbnZvY3RsLnYxLkJ1bGtTZWxlY3RvchIOCgZyZWFzb24YDiABKAkSEAoIaWRlbnRpdHkYDyABKAkSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5tYXhfcGVyX3NlY29uZBgTIAEoARI0ChBtYXRjaGVkX2J5X3N0YXRlGBQgAygLMhouaW52b2N0bC52MS5CdWxrU3RhdGVDb3VudBIUCgx3b3VsZF9hY3Rfb24YFSABKAMSEgoKd291bGRfc2tpcBgWIAEoAyJjCg5CdWxrU3RhdGVDb3VudBIqCgVzdGF0ZRgBIAEoDjIbLmludm9jdGwudjEuSW52b2NhdGlvblN0YXRlEg8KB21hdGNoZWQYAiABKAMSFAoMd291bGRfYWN0X29uGAMgASgDIpMBChhDYW5jZWxJbnZvY2F0aW9uc1JlcXVlc3QSKgoIc2VsZWN0b3IYASABKAsyGC5pbnZvY3RsLnYxLkJ1bGtTZWxlY3RvchIOCgZyZWFzb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIPCgdkcnlfcnVuGAQgASgIEhYKDm1heF9wZXJfc2Vjb25kGAUgASgBIpEBChZLaWxsSW52b2NhdGlvbnNSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhguaW52b2N0bC52MS5CdWxrU2VsZWN0b3ISDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYXhfcGVyX3NlY29uZBgFIAEoASKSAQoXUGF1c2VJbnZvY2F0aW9uc1JlcXVlc3QSKgoIc2VsZWN0b3IYASABKAsyGC5pbnZvY3RsLnYxLkJ1bGtTZWxlY3RvchIOCgZyZWFzb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIPCgdkcnlfcnVuGAQgASgIEhYKDm1heF9wZXJfc2Vjb25kGAUgASgBIqcBChhSZXN1bWVJbnZvY2F0aW9uc1JlcXVlc3QSKgoIc2VsZWN0b3IYASABKAsyGC5pbnZvY3RsLnYxLkJ1bGtTZWxlY3RvchIOCgZyZWFzb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIPCgdkcnlfcnVuGAQgASgIEhYKDm1heF9wZXJfc2Vjb25kGAUgASgBEhIKCmRlcGxveW1lbnQYBiABKAkikgEKF1B1cmdlSW52b2NhdGlvbnNSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhguaW52b2N0bC52MS5CdWxrU2VsZWN0b3ISDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYXhfcGVyX3NlY29uZBgFIAEoASKtAQoeUmVzdGFydEludm9jYXRpb25zQXNOZXdSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhguaW52b2N0bC52MS5CdWxrU2VsZWN0b3ISDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZHJ5X3J1bhgEIAEoCBIWCg5tYXhfcGVyX3NlY29uZBgFIAEoARISCgpkZXBsb3ltZW50GAYgASgJIjYKGVdhdGNoQnVsa09wZXJhdGlvblJlcXVlc3QSGQoRYnVsa19vcGVyYXRpb25faWQYASABKAkicgoZTGlzdEJ1bGtPcGVyYXRpb25zUmVxdWVzdBIuCgZzdGF0ZXMYASADKA4yHi5pbnZvY3RsLnYxLkJ1bGtPcGVyYXRpb25TdGF0ZRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJxChpMaXN0QnVsa09wZXJhdGlvbnNSZXNwb25zZRI6Cg9idWxrX29wZXJhdGlvbnMYASADKAsyIS5pbnZvY3RsLnYxLkJ1bGtPcGVyYXRpb25Qcm9ncmVzcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNQoYU3RvcEJ1bGtPcGVyYXRpb25SZXF1ZXN0EhkKEWJ1bGtfb3BlcmF0aW9uX2lkGAEgASgJIlYKGVN0b3BCdWxrT3BlcmF0aW9uUmVzcG9uc2USOQoOYnVsa19vcGVyYXRpb24YASABKAsyIS5pbnZvY3RsLnYxLkJ1bGtPcGVyYXRpb25Qcm9ncmVzcyr8AQoRQnVsa09wZXJhdGlvbktpbmQSIwofQlVMS19PUEVSQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEh4KGkJVTEtfT1BFUkFUSU9OX0tJTkRfQ0FOQ0VMEAESHAoYQlVMS19PUEVSQVRJT05fS0lORF9LSUxMEAISHQoZQlVMS19PUEVSQVRJT05fS0lORF9QQVVTRRADEh4KGkJVTEtfT1BFUkFUSU9OX0tJTkRfUkVTVU1FEAQSHQoZQlVMS19PUEVSQVRJT05fS0lORF9QVVJHRRAFEiYKIkJVTEtfT1BFUkFUSU9OX0tJTkRfUkVTVEFSVF9BU19ORVcQBirEAQoSQnVsa09wZXJhdGlvblN0YXRlEiQKIEJVTEtfT1BFUkFUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASIAocQlVMS19PUEVSQVRJT05fU1RBVEVfUlVOTklORxABEiIKHkJVTEtfT1BFUkFUSU9OX1NUQVRFX0NPTVBMRVRFRBACEiAKHEJVTEtfT1BFUkFUSU9OX1NUQVRFX1NUT1BQRUQQAxIgChxCVUxLX09QRVJBVElPTl9TVEFURV9EUllfUlVOEARiBnByb3RvMw", [file_google_protobuf_timestamp, file_invoctl_v1_invocation]);
 
 /**
  * Which invocations a bulk operation acts on. Fields combine with AND; at least one
@@ -271,6 +271,28 @@ export type BulkOperationProgress = Message<"invoctl.v1.BulkOperationProgress"> 
    * @generated from field: double max_per_second = 19;
    */
   maxPerSecond: number;
+
+  /**
+   * Dry run: the matches by state, each with how many of them the operation would act on.
+   *
+   * @generated from field: repeated invoctl.v1.BulkStateCount matched_by_state = 20;
+   */
+  matchedByState: BulkStateCount[];
+
+  /**
+   * Dry run: how many of the matches the operation would act on; the others it would
+   * skip (their state does not allow it).
+   *
+   * @generated from field: int64 would_act_on = 21;
+   */
+  wouldActOn: bigint;
+
+  /**
+   * Dry run: matched - would_act_on.
+   *
+   * @generated from field: int64 would_skip = 22;
+   */
+  wouldSkip: bigint;
 };
 
 /**
@@ -279,6 +301,41 @@ export type BulkOperationProgress = Message<"invoctl.v1.BulkOperationProgress"> 
  */
 export const BulkOperationProgressSchema: GenMessage<BulkOperationProgress> = /*@__PURE__*/
   messageDesc(file_invoctl_v1_bulk, 2);
+
+/**
+ * A dry run's matches in one state.
+ *
+ * @generated from message invoctl.v1.BulkStateCount
+ */
+export type BulkStateCount = Message<"invoctl.v1.BulkStateCount"> & {
+  /**
+   * The state.
+   *
+   * @generated from field: invoctl.v1.InvocationState state = 1;
+   */
+  state: InvocationState;
+
+  /**
+   * Invocations in it that the selector matched.
+   *
+   * @generated from field: int64 matched = 2;
+   */
+  matched: bigint;
+
+  /**
+   * Of those, how many the operation would act on.
+   *
+   * @generated from field: int64 would_act_on = 3;
+   */
+  wouldActOn: bigint;
+};
+
+/**
+ * Describes the message invoctl.v1.BulkStateCount.
+ * Use `create(BulkStateCountSchema)` to create a new message.
+ */
+export const BulkStateCountSchema: GenMessage<BulkStateCount> = /*@__PURE__*/
+  messageDesc(file_invoctl_v1_bulk, 3);
 
 /**
  * Request of CancelInvocations.
@@ -327,7 +384,7 @@ export type CancelInvocationsRequest = Message<"invoctl.v1.CancelInvocationsRequ
  * Use `create(CancelInvocationsRequestSchema)` to create a new message.
  */
 export const CancelInvocationsRequestSchema: GenMessage<CancelInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 3);
+  messageDesc(file_invoctl_v1_bulk, 4);
 
 /**
  * Request of KillInvocations.
@@ -376,7 +433,7 @@ export type KillInvocationsRequest = Message<"invoctl.v1.KillInvocationsRequest"
  * Use `create(KillInvocationsRequestSchema)` to create a new message.
  */
 export const KillInvocationsRequestSchema: GenMessage<KillInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 4);
+  messageDesc(file_invoctl_v1_bulk, 5);
 
 /**
  * Request of PauseInvocations.
@@ -425,7 +482,7 @@ export type PauseInvocationsRequest = Message<"invoctl.v1.PauseInvocationsReques
  * Use `create(PauseInvocationsRequestSchema)` to create a new message.
  */
 export const PauseInvocationsRequestSchema: GenMessage<PauseInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 5);
+  messageDesc(file_invoctl_v1_bulk, 6);
 
 /**
  * Request of ResumeInvocations.
@@ -481,7 +538,7 @@ export type ResumeInvocationsRequest = Message<"invoctl.v1.ResumeInvocationsRequ
  * Use `create(ResumeInvocationsRequestSchema)` to create a new message.
  */
 export const ResumeInvocationsRequestSchema: GenMessage<ResumeInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 6);
+  messageDesc(file_invoctl_v1_bulk, 7);
 
 /**
  * Request of PurgeInvocations.
@@ -530,7 +587,7 @@ export type PurgeInvocationsRequest = Message<"invoctl.v1.PurgeInvocationsReques
  * Use `create(PurgeInvocationsRequestSchema)` to create a new message.
  */
 export const PurgeInvocationsRequestSchema: GenMessage<PurgeInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 7);
+  messageDesc(file_invoctl_v1_bulk, 8);
 
 /**
  * Request of RestartInvocationsAsNew.
@@ -586,7 +643,7 @@ export type RestartInvocationsAsNewRequest = Message<"invoctl.v1.RestartInvocati
  * Use `create(RestartInvocationsAsNewRequestSchema)` to create a new message.
  */
 export const RestartInvocationsAsNewRequestSchema: GenMessage<RestartInvocationsAsNewRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 8);
+  messageDesc(file_invoctl_v1_bulk, 9);
 
 /**
  * Request of WatchBulkOperation.
@@ -607,7 +664,7 @@ export type WatchBulkOperationRequest = Message<"invoctl.v1.WatchBulkOperationRe
  * Use `create(WatchBulkOperationRequestSchema)` to create a new message.
  */
 export const WatchBulkOperationRequestSchema: GenMessage<WatchBulkOperationRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 9);
+  messageDesc(file_invoctl_v1_bulk, 10);
 
 /**
  * Request of ListBulkOperations.
@@ -642,7 +699,7 @@ export type ListBulkOperationsRequest = Message<"invoctl.v1.ListBulkOperationsRe
  * Use `create(ListBulkOperationsRequestSchema)` to create a new message.
  */
 export const ListBulkOperationsRequestSchema: GenMessage<ListBulkOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 10);
+  messageDesc(file_invoctl_v1_bulk, 11);
 
 /**
  * Response of ListBulkOperations.
@@ -670,7 +727,7 @@ export type ListBulkOperationsResponse = Message<"invoctl.v1.ListBulkOperationsR
  * Use `create(ListBulkOperationsResponseSchema)` to create a new message.
  */
 export const ListBulkOperationsResponseSchema: GenMessage<ListBulkOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 11);
+  messageDesc(file_invoctl_v1_bulk, 12);
 
 /**
  * Request of StopBulkOperation.
@@ -691,7 +748,7 @@ export type StopBulkOperationRequest = Message<"invoctl.v1.StopBulkOperationRequ
  * Use `create(StopBulkOperationRequestSchema)` to create a new message.
  */
 export const StopBulkOperationRequestSchema: GenMessage<StopBulkOperationRequest> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 12);
+  messageDesc(file_invoctl_v1_bulk, 13);
 
 /**
  * Response of StopBulkOperation.
@@ -712,7 +769,7 @@ export type StopBulkOperationResponse = Message<"invoctl.v1.StopBulkOperationRes
  * Use `create(StopBulkOperationResponseSchema)` to create a new message.
  */
 export const StopBulkOperationResponseSchema: GenMessage<StopBulkOperationResponse> = /*@__PURE__*/
-  messageDesc(file_invoctl_v1_bulk, 13);
+  messageDesc(file_invoctl_v1_bulk, 14);
 
 /**
  * What a bulk operation does to each invocation it matched.
