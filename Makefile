@@ -5,6 +5,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The `invoctl` distribution (stubs, client, SDK, CLI); the top level is `invoctl-server`.
+PY_CLIENT := clients/python
 PROTO_OUT := clients/python
 PROTOS := $(wildcard protos/invoctl/v1/*.proto)
 # The TypeScript client: its packages come from its package-lock.json (npm ci), and its
@@ -18,13 +20,16 @@ TS_GEN := $(BIN)/buf generate --template $(TS)/buf.gen.yaml
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Both distributions, editable, in one pip run (so invoctl-server's `invoctl` requirement
+# is this repository's, never an index's): invoctl (clients/python: stubs, client, SDK,
+# CLI) and invoctl-server (the top level: the server), with the dev tools.
+$(STAMP): pyproject.toml $(PY_CLIENT)/pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./$(PY_CLIENT) -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install invoctl with its dev tools.
+install: $(STAMP) ## Create .venv and install invoctl and invoctl-server with the dev tools.
 
 $(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json
 	cd $(TS) && npm ci --no-audit --no-fund

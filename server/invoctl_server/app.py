@@ -96,7 +96,7 @@ def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
 
 def _version() -> str:
     try:
-        return importlib.metadata.version("invoctl")
+        return importlib.metadata.version("invoctl-server")
     except importlib.metadata.PackageNotFoundError:
         return "0"
 

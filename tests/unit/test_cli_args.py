@@ -1,5 +1,7 @@
 """Command-line parsing: globals, serve delegation, and argument validation."""
 
+import sys
+
 import pytest
 
 from invoctl.cli.main import _serve_args, build_parser, main
@@ -94,3 +96,15 @@ def test_usage_errors_exit_2(
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "invocations" in capsys.readouterr().out
+
+
+def test_serve_without_the_server_says_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As in an environment with the invoctl distribution alone (the fresh-venv test in
+    # tests/e2e/test_client_distribution.py checks the real one): the import fails.
+    monkeypatch.setitem(sys.modules, "invoctl_server.__main__", None)
+    assert main(["serve", "--listen", "127.0.0.1:0"]) == 1
+    err = capsys.readouterr().err
+    assert "invoctl serve needs the server" in err
+    assert "invoctl-server" in err

@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "serve",
-        help="run the server (all further arguments go to it; see invoctl serve --help)",
+        help="run the server, from the invoctl-server distribution (all further arguments "
+        "go to it; see invoctl serve --help)",
         add_help=False,
     )
 
@@ -448,10 +449,19 @@ def _serve_args(argv: Sequence[str]) -> list[str] | None:
 
 def _serve(argv: list[str]) -> int:
     try:
-        # Lazy: the server pulls in asyncpg and Postgres; other commands need neither.
+        # Lazy, and in another distribution: the server (`invoctl-server`) pulls in asyncpg
+        # and Postgres, which a worker or a client that installs `invoctl` alone never needs.
         from invoctl_server.__main__ import main as server_main
     except ImportError as err:
-        print(f"error: cannot start the server: {err}", file=sys.stderr)
+        if (err.name or "").partition(".")[0] == "invoctl_server":
+            print(
+                "error: invoctl serve needs the server, and this environment has only the "
+                "client: install the invoctl-server distribution beside it (in a clone of "
+                "the repository: make install, or pip install . at its top level)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: cannot start the server: {err}", file=sys.stderr)
         return 1
     result = server_main(argv)
     return result if isinstance(result, int) else 0
