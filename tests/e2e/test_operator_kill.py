@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 
@@ -13,6 +14,7 @@ from invoctl.client import state_name
 from invoctl.sdk import Context, ObjectContext, Service, TerminalError, VirtualObject, Worker
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
+from invoctl_server.domain.ids import new_invocation_id
 from tests.e2e._helpers import history, wait_state
 from tests.e2e._operator import (
     NOT_COMPLETED,
@@ -283,3 +285,53 @@ async def test_killing_the_key_holder_lets_the_next_pending_run(server, client, 
         ("running", "completed", "completed"),
     ]
     assert await db.fetchval("SELECT count(*) FROM object_locks") == 0
+
+
+async def test_a_call_made_while_the_kill_waited_for_its_lock_is_killed_too(
+    server, client, op, database, db
+):
+    """The kill reads the tree and locks it in one statement. A target that called
+    between that statement's snapshot and its lock has a longer journal once locked: the
+    kill walks the tree again and takes the new callee with it."""
+    async with Lab(server.address, client) as lab:
+        target = await lab.make(pb.INVOCATION_STATE_RUNNING)
+        holder = await asyncpg.connect(database)
+        try:
+            tx = holder.transaction()
+            await tx.start()
+            row = await holder.fetchrow(
+                "SELECT * FROM invocations WHERE id = $1 FOR UPDATE", target
+            )
+            kill = asyncio.create_task(op.kill(target))
+
+            async def waiting() -> bool:
+                return bool(await db.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                ))  # fmt: skip
+
+            await wait_for(waiting, what="the kill waiting for the target's lock")
+            # What a call does in one transaction: journal it and create the callee.
+            callee = new_invocation_id()
+            await holder.execute(
+                """
+                INSERT INTO invocations (id, service, handler, exclusive, state, input,
+                    deployment_id, caller_id, caller_entry, created_at, modified_at)
+                VALUES ($1, 'Lab', 'echo', false, 'ready', 'null', $2, $3, $4, now(), now())
+                """,
+                callee, row["deployment_id"], target, row["journal_length"],
+            )  # fmt: skip
+            await holder.execute(
+                "INSERT INTO journal_entries (invocation_id, idx, kind, completed, callee_id,"
+                " created_at) VALUES ($1, $2, 'call', false, $3, now())",
+                target, row["journal_length"], callee,
+            )  # fmt: skip
+            await holder.execute(
+                "UPDATE invocations SET journal_length = journal_length + 1 WHERE id = $1",
+                target,
+            )
+            await tx.commit()
+        finally:
+            await holder.close()
+        assert_killed(await kill)
+        assert_killed(await client.get_invocation(callee))

@@ -146,8 +146,16 @@ class _Trees:
 
 async def _lock_trees(conn: asyncpg.Connection, ids: Sequence[str]) -> _Trees:
     """Lock the invocations, every not-completed invocation each called (recursively) and
-    their callers, in ID order."""
-    rows = {r["id"]: r for r in await conn.fetch(Q["invocations_lock_trees"], list(ids))}
+    their callers, in ID order: one statement, unless one of them called more between
+    that statement's snapshot and its lock."""
+    rows: dict[str, asyncpg.Record] = {}
+    members: dict[str, set[str]] = {i: set() for i in ids}
+    for r in await conn.fetch(Q["invocations_lock_trees"], list(ids)):
+        rows[r["id"]] = r
+        for root in r["tree_roots"] or ():
+            members[root].add(r["id"])
+    if all(r["seen_length"] in (None, r["journal_length"]) for r in rows.values()):
+        return _Trees(rows, {i: sorted(members[i]) for i in ids})
     while True:
         # Look again once locked: a member that was running may have called more before
         # it was locked; once locked, none can.

@@ -310,24 +310,38 @@ WITH RECURSIVE tree(root, id) AS (
 SELECT root, id FROM tree
 
 -- invocations_lock_trees: lock invocations, the not-completed invocations they called
--- (recursively, as this statement sees them) and their callers, in ID order. The tree is
--- walked by index as in invocation_call_trees, and the rows are locked by primary key.
-WITH RECURSIVE tree(id) AS (
-    SELECT c.id FROM unnest($1::text[]) AS r(id)
-    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
-                        WHERE i.caller_id = r.id AND i.state <> 'completed' OFFSET 0) c
+-- (recursively, as this statement sees them) and their callers, in ID order. Each row
+-- names the targets whose trees it is in (tree_roots) and, for targets and members, the
+-- journal length this statement's snapshot saw (seen_length): one that called more since
+-- has a longer journal once locked (a call is journaled in the transaction that creates
+-- the callee), and only then must the trees be walked again (operations._lock_trees). The
+-- tree is walked by index as in invocation_call_trees, and the rows are locked by primary
+-- key.
+WITH RECURSIVE tree(root, id, seen) AS (
+    SELECT r.root, c.id, c.journal_length FROM unnest($1::text[]) AS r(root)
+    CROSS JOIN LATERAL (SELECT i.id, i.journal_length FROM invocations i
+                        WHERE i.caller_id = r.root AND i.state <> 'completed' OFFSET 0) c
     UNION
-    SELECT c.id FROM tree t
-    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+    SELECT t.root, c.id, c.journal_length FROM tree t
+    CROSS JOIN LATERAL (SELECT i.id, i.journal_length FROM invocations i
                         WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
+), targets AS (
+    SELECT id, journal_length, caller_id FROM invocations WHERE id = ANY($1::text[])
 ), wanted AS (
-    SELECT unnest($1::text[]) AS id
-    UNION
-    SELECT id FROM tree
-    UNION
-    SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
+    SELECT id, min(seen) AS seen_length,
+           array_agg(root) FILTER (WHERE root IS NOT NULL) AS tree_roots
+    FROM (
+        SELECT id, journal_length AS seen, NULL::text AS root FROM targets
+        UNION ALL
+        SELECT id, seen, root FROM tree
+        UNION ALL
+        SELECT caller_id, NULL, NULL FROM targets WHERE caller_id IS NOT NULL
+    ) AS w
+    GROUP BY id
 )
-SELECT i.* FROM invocations i WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
+SELECT i.*, w.seen_length, w.tree_roots
+FROM invocations i JOIN wanted w ON w.id = i.id
+WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
 ORDER BY i.id FOR UPDATE OF i
 
 -- invocations_delete: purge: the invocations with their journals and histories (cascade).
