@@ -11,13 +11,12 @@ client can act on.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import grpc
 
 from ..domain.errors import ServerBusy
-from .auth import replace_behavior
+from .auth import replace_behavior, streamed
 from .errors import status_for
 
 
@@ -72,11 +71,8 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort_with_status(self._busy())
             self._in_flight += 1
             try:
-                if inspect.isasyncgenfunction(behavior):
-                    async for item in behavior(request, context):
-                        yield item
-                else:
-                    await behavior(request, context)  # it writes with context.write
+                async for item in streamed(behavior, request, context):
+                    yield item
             finally:
                 self._in_flight -= 1
 

@@ -277,15 +277,22 @@ def _as(who: Principal, behavior: Callable) -> Callable:
     async def streaming(request, context):
         token = _enter(who)
         try:
-            if inspect.isasyncgenfunction(behavior):
-                async for item in behavior(request, context):
-                    yield item
-            else:
-                await behavior(request, context)  # it writes with context.write
+            async for item in streamed(behavior, request, context):
+                yield item
         finally:
             _current.reset(token)
 
     return streaming
+
+
+async def streamed(behavior: Callable, request, context):
+    """A streaming behavior's messages, as an async generator whichever way it is written
+    (health's Watch writes with context.write)."""
+    if inspect.isasyncgenfunction(behavior):
+        async for item in behavior(request, context):
+            yield item
+    else:
+        await behavior(request, context)
 
 
 def _refusing(refused: DomainError, streaming: bool) -> Callable:
