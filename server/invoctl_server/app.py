@@ -30,6 +30,7 @@ from .api.context import Runtime
 from .api.control import InvocationControl
 from .api.ingress import Ingress
 from .api.operator import Operator
+from .api.refusals import Recorder
 from .api.workers import Workers
 from .config import Config, ConfigError, check_exposure
 from .console import Console, Sessions
@@ -231,10 +232,11 @@ class App:
             self._pool, self.config, dispatcher, timers, completions, batches, operator, runner
         )
 
+        recorder = Recorder(self._pool)
         limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
             # Tracing first: the auth check and its refusals belong to the call's span.
-            interceptors=[*_tracing_interceptors(), AuthInterceptor(tokens)],
+            interceptors=[*_tracing_interceptors(), AuthInterceptor(tokens, recorder)],
             options=[
                 # Find dead peers (a worker's host gone) without waiting for the lease.
                 ("grpc.keepalive_time_ms", 20_000),
@@ -281,6 +283,7 @@ class App:
                 body_limit=limit,
                 stopping=self._http.stopping,
                 cors_origins=self.config.http_cors_origins,
+                refusals=recorder,
             )
             console = await self._console(api)
             await self._http.start(
