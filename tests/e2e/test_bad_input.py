@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 import pytest
 
@@ -160,3 +162,45 @@ async def test_nul_characters_are_invalid_arguments(deployed, client, db):
             [p async for p in client.bulk_operation("cancel", where, dry_run=True)]
         assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT, refused.value
     assert await row_counts(db) == before
+
+
+def _longest_echo(text: str, char: str) -> int:
+    """The longest run of `char` in `text`: how much of an input of `char`s was echoed."""
+    return max((len(run) for run in re.findall(f"{re.escape(char)}+", text)), default=0)
+
+
+async def test_errors_echo_at_most_200_characters_of_the_input(deployed, client, http):
+    # README: errors echo at most 200 characters of what the client sent, in the message
+    # and in each metadata value, over gRPC and HTTP alike.
+    from invoctl.client import selector
+
+    long = "x" * 10240
+    refusals = [
+        lambda: client.get_invocation(long),
+        lambda: client.get_journal("inv_" + long),
+        lambda: client.list_invocations(deployment_id=long),
+        lambda: client.send(long, "greet"),
+        lambda: client.send("Greeter", long),
+        lambda: client.cancel_invocation(long, request_id="r"),
+        lambda: client.resume_invocation(UNKNOWN_ID, deployment=long),
+        lambda: anext(client.bulk_operation("cancel", selector(long + "/"), dry_run=True)),
+    ]
+    for refusal in refusals:
+        with pytest.raises(InvoctlError) as refused:
+            await refusal()
+        err = refused.value
+        assert err.code in (INVALID, NOT_FOUND), err
+        assert _longest_echo(err.message, "x") <= 200, err.message[:300]
+        assert all(len(v) <= 200 for v in err.metadata.values()), err.metadata
+    for path in (
+        f"/invocations/{long}",
+        f"/invocations?state={long}",
+        f"/invocations?{long}=1",
+        f"/invocations?page_size={long}",
+        f"/{long}",
+    ):
+        answer = await http.get(path)
+        body = answer.json
+        assert answer.status in (400, 404), (path[:40], answer.status)
+        assert _longest_echo(body["message"], "x") <= 200, (path[:40], body["message"][:300])
+        assert all(len(v) <= 200 for v in body["metadata"].values()), path[:40]

@@ -14,7 +14,7 @@ from invoctl.v1 import control_pb2 as cpb
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
 
-from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge
+from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, echo
 from ..domain.retry import OnMaxAttempts, RetryPolicy
 from ..domain.states import Outcome, State
 from ..store import deployments as dstore
@@ -339,13 +339,14 @@ def service_specs(services: list[wpb.ServiceDefinition]) -> list[dstore.ServiceS
         if not svc.name or kind is None:
             raise InvalidArgument("every service needs a name and a kind", service=svc.name)
         if svc.name in seen:
-            raise InvalidArgument(f"service {svc.name!r} is listed twice", service=svc.name)
+            raise InvalidArgument(f"service {echo(svc.name)} is listed twice", service=svc.name)
         seen.add(svc.name)
         base = retry_policy(svc.retry_policy, RetryPolicy())
         names = [h.name for h in svc.handlers]
         if not names or "" in names or len(set(names)) != len(names):
             raise InvalidArgument(
-                f"service {svc.name!r} needs distinct, non-empty handler names", service=svc.name
+                f"service {echo(svc.name)} needs distinct, non-empty handler names",
+                service=svc.name,
             )
         handlers = tuple(
             dstore.HandlerSpec(

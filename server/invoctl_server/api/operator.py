@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 
 from invoctl.v1 import control_pb2 as pb
 
-from ..domain.errors import DomainError, RequestIdReused
+from ..domain.errors import DomainError, RequestIdReused, echo
 from ..runtime.batcher import Batcher
 from ..runtime.batcher import Request as Batched
 from ..store import audit, transition
@@ -178,7 +178,7 @@ async def _answer_retries(
 
 def _reused(q: OperatorRequest, used_for: tuple[str, str]) -> RequestIdReused:
     return RequestIdReused(
-        f"request_id {q.request_id!r} was used for {used_for[0]} of {used_for[1]}",
+        f"request_id {echo(q.request_id)} was used for {used_for[0]} of {used_for[1]}",
         request_id=q.request_id or "",
     )
 

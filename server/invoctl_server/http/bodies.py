@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.requests import ClientDisconnect, Request
 
-from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge
+from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, clip
 
 M = TypeVar("M", bound=Message)
 
@@ -63,10 +63,11 @@ def parse(data: dict[str, Any], message: M) -> M:
     """`data` (proto3 JSON) into `message`; unknown fields and wrong types are refused."""
     try:
         json_format.ParseDict(data, message)
-    except json_format.ParseError as exc:
-        raise InvalidArgument(f"the request body does not fit {_name(message)}: {exc}") from None
-    except (ValueError, TypeError, RecursionError) as exc:  # out-of-range numbers and such
-        raise InvalidArgument(f"the request body does not fit {_name(message)}: {exc}") from None
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        # ValueError and such: out-of-range numbers. The parser's message quotes the value.
+        raise InvalidArgument(
+            f"the request body does not fit {_name(message)}: {clip(str(exc))}"
+        ) from None
     return message
 
 

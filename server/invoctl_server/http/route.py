@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from ..api.auth import ANONYMOUS, Principal, Tokens, acting_as, authenticate, permit
 from ..api.refusals import Recorder
-from ..domain.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from ..domain.errors import InvalidArgument, PermissionDenied, Unauthenticated, echo
 from . import bodies
 from .errors import response_for
 
@@ -160,7 +160,7 @@ async def serve(api: Api, route: Route, request: Request) -> Response:
         if unknown:
             takes = ", ".join(sorted(declared)) or "no query parameters"
             raise InvalidArgument(
-                f"unknown query parameter {unknown[0]!r}; {route.method} {route.path} takes "
+                f"unknown query parameter {echo(unknown[0])}; {route.method} {route.path} takes "
                 f"{takes}",
                 parameter=unknown[0],
             )
