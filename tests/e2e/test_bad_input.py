@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import grpc
@@ -204,3 +205,53 @@ async def test_errors_echo_at_most_200_characters_of_the_input(deployed, client,
         assert answer.status in (400, 404), (path[:40], answer.status)
         assert _longest_echo(body["message"], "x") <= 200, (path[:40], body["message"][:300])
         assert all(len(v) <= 200 for v in body["metadata"].values()), path[:40]
+
+
+async def test_unknown_enum_values_are_invalid_arguments(
+    deployed, server, client, db, workers, http
+):
+    # Proto3 keeps enum numbers it does not define: 99 must not run as the zero value's
+    # meaning (a call, pause on max attempts), but be refused wherever an enum comes in.
+    from invoctl.v1 import bulk_pb2, control_pb2, control_pb2_grpc, workers_pb2
+
+    before = await row_counts(db)
+    for mode in (99, -3):
+        request = _invoke("Greeter", "greet")
+        request.mode = mode
+        # Accepted, it would run as a call and wait for a worker that never comes.
+        with pytest.raises(InvoctlError) as refused:
+            async with asyncio.timeout(10):
+                await client.invoke_raw(request)
+        assert (refused.value.code, refused.value.reason) == (INVALID, "INVALID_ARGUMENT")
+        assert refused.value.metadata.get("field") == "mode"
+        answer = await http.post(
+            "/invocations", json={"target": {"service": "Greeter", "handler": "greet"},
+                                  "input": '"bob"', "mode": mode},
+        )  # fmt: skip
+        answer.error(400, "INVALID_ARGUMENT")
+
+    def service(kind: int = workers_pb2.SERVICE_KIND_SERVICE, on_max: int = 0):
+        return workers_pb2.ServiceDefinition(
+            name="Odd", kind=kind,
+            handlers=[workers_pb2.HandlerDefinition(name="h")],
+            retry_policy=workers_pb2.RetryPolicy(on_max_attempts=on_max),
+        )  # fmt: skip
+
+    registrations = [service(kind=99), service(on_max=99), service(on_max=-1)]
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        control = control_pb2_grpc.InvocationControlStub(channel)
+        calls = [
+            lambda: control.ListInvocations(control_pb2.ListInvocationsRequest(states=[99])),
+            lambda: control.ListInvocations(control_pb2.ListInvocationsRequest(outcome=99)),
+            lambda: control.ListBulkOperations(bulk_pb2.ListBulkOperationsRequest(states=[99])),
+            lambda: anext(aiter(control.CancelInvocations(bulk_pb2.CancelInvocationsRequest(
+                selector=bulk_pb2.BulkSelector(service="Greeter", states=[99]), dry_run=True,
+            )))),
+            *(lambda s=s: workers.RegisterDeployment(
+                workers_pb2.RegisterDeploymentRequest(services=[s])) for s in registrations),
+        ]  # fmt: skip
+        for n, call in enumerate(calls):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call()
+            assert refused.value.code() == INVALID, (n, refused.value)
+    assert await row_counts(db) == before

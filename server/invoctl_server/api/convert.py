@@ -45,6 +45,16 @@ def outcome(value: int) -> str:
     return str(OUTCOME_FROM_PROTO[value])
 
 
+def known_enum(value: int, enum_type: Any, field: str) -> int:
+    """An enum field of a request, if the proto defines its value. Proto3 keeps numbers it
+    does not know (a client can send 99), and one must never fall through to a default:
+    INVALID_ARGUMENT."""
+    if value not in enum_type.values():
+        names = ", ".join(enum_type.keys())
+        raise InvalidArgument(f"{field} {value} is not one of {names}", field=field)
+    return value
+
+
 def optional_datetime(msg: Any, field: str) -> datetime | None:
     """A Timestamp field of a request as a UTC datetime; None when unset."""
     if not msg.HasField(field):
@@ -303,6 +313,7 @@ def retry_policy(msg: wpb.RetryPolicy, base: RetryPolicy) -> RetryPolicy:
     """`base` with the fields `msg` sets (unset fields keep base's)."""
     if msg.factor < 0 or msg.max_attempts < 0:
         raise InvalidArgument("retry policy factor and max_attempts must not be negative")
+    known_enum(msg.on_max_attempts, wpb.OnMaxAttempts, "on_max_attempts")
     on_max = {
         wpb.ON_MAX_ATTEMPTS_PAUSE: OnMaxAttempts.PAUSE,
         wpb.ON_MAX_ATTEMPTS_KILL: OnMaxAttempts.KILL,

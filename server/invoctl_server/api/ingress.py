@@ -51,6 +51,7 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
         target = request.target
         if not target.service or not target.handler:
             raise InvalidArgument("target needs a service and a handler")
+        convert.known_enum(request.mode, pb.InvokeMode, "mode")
         limit = self.rt.config.max_payload_bytes
         delay = None
         if request.HasField("delay"):
