@@ -255,3 +255,59 @@ async def test_unknown_enum_values_are_invalid_arguments(
                 await call()
             assert refused.value.code() == INVALID, (n, refused.value)
     assert await row_counts(db) == before
+
+
+NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "[1, NaN]",
+                    '{"a": {"b": 1E400}}']  # fmt: skip
+
+
+async def test_non_finite_numbers_are_refused_where_json_comes_in(
+    deployed, server, client, db, http, workers
+):
+    # Python's parser takes NaN, Infinity and 1e999 (as inf); no JSON encoder writes them
+    # back, so a handler returning its input failed and retried for ever. Refused at the
+    # door, over gRPC, HTTP (in the input and in the body itself) and from a worker.
+    from invoctl.v1 import workers_pb2 as wpb
+    from tests.e2e._raw import RawSession, register, run_entry
+
+    before = await row_counts(db)
+    for text in NOT_JSON_NUMBERS:
+        with pytest.raises(InvoctlError) as refused:
+            await client.invoke_raw(_invoke("Greeter", "greet", text=text, send=True))
+        assert (refused.value.code, refused.value.reason) == (INVALID, "INVALID_JSON"), text
+        target = {"service": "Greeter", "handler": "greet"}
+        answer = await http.post("/invocations", json={"target": target, "input": text})
+        answer.error(400, "INVALID_JSON")
+        raw = '{"target": {"service": "Greeter", "handler": "greet"}, "input": "1", "x": %s}'
+        answer = await http.post("/invocations", data=raw % text,
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+        answer.error(400, "INVALID_JSON")
+    assert await row_counts(db) == before
+
+    # A worker's step value and output are payloads too. The server fails an attempt
+    # whose message it refused (the worker gives it up): each refusal here is one attempt.
+    deployment_id = await register(workers)
+    session = RawSession(workers, deployment_id, "raw")
+    try:
+        await session.open(heartbeat=True)
+        inv_id = await client.send("Raw", "work", "in")
+        for n, (kind, text) in enumerate(
+            [("append", "NaN"), ("complete", "1e999"), ("append", "[-Infinity]"),
+             ("complete", '{"a": Infinity}')]
+        ):  # fmt: skip
+            start = (await session.read("attempt")).attempt
+            assert start.attempt == n + 1
+            if kind == "append":
+                message = wpb.JournalAppend(invocation_id=inv_id, attempt=start.attempt,
+                                            entries=[run_entry(0, text)])  # fmt: skip
+            else:
+                message = wpb.AttemptComplete(
+                    invocation_id=inv_id, attempt=start.attempt, output=text
+                )
+            ack = await session.request(**{kind: message})
+            assert ack.error_reason == "INVALID_JSON", (text, ack)
+        journal = await client.get_journal(inv_id)
+        assert list(journal.entries) == [] and journal.invocation.output == ""
+        assert journal.invocation.state != pb.INVOCATION_STATE_COMPLETED
+    finally:
+        await session.close()

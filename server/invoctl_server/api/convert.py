@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from invoctl.v1 import control_pb2 as cpb
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
 
-from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, echo
+from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, clip, echo
 from ..domain.retry import OnMaxAttempts, RetryPolicy
 from ..domain.states import Outcome, State
 from ..store import deployments as dstore
@@ -280,6 +281,26 @@ def attempt_signal(signal: Signal) -> wpb.AttemptSignal:
     return wpb.AttemptSignal(invocation_id=signal.invocation_id, attempt=signal.attempt, kind=kind)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: a float no JSON encoder can write back
+        raise ValueError(f"{clip(text, 40)} is out of the range of a JSON number (a double)")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON as RFC 8259 has it, which is what every SDK, client and the database can carry
+    through: Python's parser also takes NaN, Infinity and numbers that overflow to
+    infinity, which a handler then cannot return (json.dumps refuses them), so it retries
+    for ever. ValueError for those, as for any syntax error; RecursionError when nested
+    deeper than a parser follows."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
 def json_payload(text: str, *, field: str, limit: int) -> str:
     """Validate a JSON payload: size first (cheap), then syntax. Empty means null."""
     size = len(text.encode())
@@ -290,7 +311,7 @@ def json_payload(text: str, *, field: str, limit: int) -> str:
     if not text:
         return "null"
     try:
-        json.loads(text)
+        parse_json(text)
     except ValueError as exc:
         raise InvalidJson(f"{field} is not valid JSON: {exc}", field=field) from exc
     except RecursionError:

@@ -4,13 +4,13 @@ the TypeScript client spell it (`invocationId`). Requests take either spelling."
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.requests import ClientDisconnect, Request
 
+from ..api.convert import parse_json
 from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, clip
 
 M = TypeVar("M", bound=Message)
@@ -49,7 +49,8 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
+        # As payloads are (convert.parse_json): no NaN or Infinity, in a body either.
+        value = parse_json(body)
     except (ValueError, RecursionError) as exc:
         # RecursionError: nested deeper than the parser follows.
         detail = exc if isinstance(exc, ValueError) else "nested too deeply"
