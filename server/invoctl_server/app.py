@@ -32,7 +32,7 @@ from .api.ingress import Ingress
 from .api.operator import Operator
 from .api.refusals import Recorder
 from .api.workers import Workers
-from .config import Config, ConfigError, check_exposure
+from .config import Config, ConfigError, check_exposure, check_limits
 from .console import Console, Sessions
 from .console import mount as console_mount
 from .console.session import shared_key
@@ -178,6 +178,7 @@ class App:
         except (InvalidTokenConfig, OSError) as exc:
             raise ConfigError(f"auth tokens: {exc}") from None
         check_exposure(self.config, auth=tokens is not None)
+        check_limits(self.config)
         credentials = _server_credentials(self.config)
         if self.config.http_listen is not None:
             # Bound now: a port in use is refused before anything starts.
@@ -242,7 +243,11 @@ class App:
                 ("grpc.keepalive_time_ms", 20_000),
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-                ("grpc.max_receive_message_length", max(limit, 4 * 1024 * 1024)),
+                # Far above any message with payloads within the limit, so that an oversize
+                # one is answered by the servicer's check, with its reason (config.py).
+                ("grpc.max_receive_message_length", self.config.max_message_bytes),
+                # Responses carry several payloads (input and output, a journal): clients
+                # receive what their server sends (invoctl.wire.CHANNEL_OPTIONS).
                 ("grpc.max_send_message_length", -1),
                 # A port in use is refused, never shared with another server.
                 ("grpc.so_reuseport", 0),

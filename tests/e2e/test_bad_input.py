@@ -133,13 +133,20 @@ async def test_bad_list_filters_are_invalid_arguments(deployed, client):
         assert (refused.value.code, refused.value.reason) == (INVALID, reason), kwargs
 
 
-async def test_a_message_over_the_size_limit_is_refused_by_grpc(deployed, client, db):
-    # Over the server's receive limit (4 MiB here): gRPC refuses it before any handler,
-    # so there is no ErrorInfo, and nothing is written.
-    request = _invoke("Greeter", "greet", text=_json_string_of_size(5 * MiB), send=True)
+@pytest.mark.parametrize("size", [4 * MiB + 1, 5 * MiB, 40 * MiB])
+async def test_an_oversize_input_gets_the_clear_error_whatever_its_size(deployed, client, db, size):
+    # Past gRPC's default receive limit (4 MiB) too: the server reads messages far larger
+    # than its payload limit, so its own check answers, with its reason and the limit.
+    request = _invoke("Greeter", "greet", text=_json_string_of_size(size), send=True)
     with pytest.raises(InvoctlError) as refused:
         await client.invoke_raw(request)
-    assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (refused.value.code, refused.value.reason) == (INVALID, "PAYLOAD_TOO_LARGE")
+    assert refused.value.metadata == {"field": "input", "limit": str(MiB)}
+    headers = _invoke("Greeter", "greet", send=True, headers={"h": "x" * (4 * MiB)})
+    with pytest.raises(InvoctlError) as refused:
+        await client.invoke_raw(headers)
+    assert (refused.value.code, refused.value.reason) == (INVALID, "PAYLOAD_TOO_LARGE")
+    assert refused.value.metadata == {"field": "headers", "limit": str(MiB)}
     assert (await row_counts(db))["invocations"] == 0
 
 
