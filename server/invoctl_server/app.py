@@ -234,7 +234,6 @@ class App:
         )
 
         recorder = Recorder(self._pool)
-        limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
         self._server = grpc.aio.server(
             # Tracing first: the auth check and its refusals belong to the call's span.
             interceptors=[*_tracing_interceptors(), AuthInterceptor(tokens, recorder)],
@@ -285,7 +284,8 @@ class App:
             api = Api(
                 Services(InvocationControl=control, Ingress=ingress, Workers=workers),
                 tokens,
-                body_limit=limit,
+                # As gRPC's: a body quotes its payloads, escaped (up to twice as long).
+                body_limit=self.config.max_message_bytes,
                 stopping=self._http.stopping,
                 cors_origins=self.config.http_cors_origins,
                 refusals=recorder,
