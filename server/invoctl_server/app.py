@@ -129,6 +129,7 @@ class App:
             state_counts=metrics.state_counts,
             trace_url_template=self.config.trace_url_template,
             stopping=self._http.stopping,
+            refusals=api.refusals,
         )
 
     @property
