@@ -31,8 +31,9 @@ from .api.context import Runtime
 from .api.control import InvocationControl
 from .api.ingress import Ingress
 from .api.operator import Operator
+from .api.refusals import Recorder
 from .api.workers import Workers
-from .config import Config, ConfigError, check_exposure
+from .config import Config, ConfigError, check_exposure, check_limits
 from .console import Console, Sessions
 from .console import mount as console_mount
 from .console.session import shared_key
@@ -130,6 +131,7 @@ class App:
             state_counts=metrics.state_counts,
             trace_url_template=self.config.trace_url_template,
             stopping=self._http.stopping,
+            refusals=api.refusals,
         )
 
     @property
@@ -179,6 +181,7 @@ class App:
         except (InvalidTokenConfig, OSError) as exc:
             raise ConfigError(f"auth tokens: {exc}") from None
         check_exposure(self.config, auth=tokens is not None)
+        check_limits(self.config)
         credentials = _server_credentials(self.config)
         if self.config.http_listen is not None:
             # Bound now: a port in use is refused before anything starts.
@@ -233,18 +236,26 @@ class App:
             self._pool, self.config, dispatcher, timers, completions, batches, operator, runner
         )
 
-        limit = self.config.max_payload_bytes + 64 * 1024  # room for the rest of a message
+        recorder = Recorder(self._pool)
         self._server = grpc.aio.server(
             # Tracing first: the admission and auth checks and their refusals belong to the
             # call's span. Admission before auth: a busy server spends nothing on a call.
-            interceptors=[*_tracing_interceptors(), self.admission, AuthInterceptor(tokens)],
+            interceptors=[
+                *_tracing_interceptors(),
+                self.admission,
+                AuthInterceptor(tokens, recorder),
+            ],
             options=[
                 *pending_options(self.config.max_concurrent_rpcs),
                 # Find dead peers (a worker's host gone) without waiting for the lease.
                 ("grpc.keepalive_time_ms", 20_000),
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-                ("grpc.max_receive_message_length", max(limit, 4 * 1024 * 1024)),
+                # Far above any message with payloads within the limit, so that an oversize
+                # one is answered by the servicer's check, with its reason (config.py).
+                ("grpc.max_receive_message_length", self.config.max_message_bytes),
+                # Responses carry several payloads (input and output, a journal): clients
+                # receive what their server sends (invoctl.wire.CHANNEL_OPTIONS).
                 ("grpc.max_send_message_length", -1),
                 # A port in use is refused, never shared with another server.
                 ("grpc.so_reuseport", 0),
@@ -282,9 +293,11 @@ class App:
             api = Api(
                 Services(InvocationControl=control, Ingress=ingress, Workers=workers),
                 tokens,
-                body_limit=limit,
+                # As gRPC's: a body quotes its payloads, escaped (up to twice as long).
+                body_limit=self.config.max_message_bytes,
                 stopping=self._http.stopping,
                 cors_origins=self.config.http_cors_origins,
+                refusals=recorder,
             )
             console = await self._console(api)
             await self._http.start(

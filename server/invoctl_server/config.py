@@ -57,9 +57,36 @@ class Config:
     def heartbeat_interval(self) -> timedelta:
         return self.lease / 3
 
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest gRPC message (and HTTP body) the server reads. A message carries
+        more than one payload (an input and its headers, each up to the limit) and JSON
+        escapes grow them: with this much headroom, every message with an oversize payload
+        reaches the server's own check (INVALID_ARGUMENT, PAYLOAD_TOO_LARGE) rather than
+        gRPC's bare RESOURCE_EXHAUSTED. Bounded, as it is memory per request in flight."""
+        return max(MESSAGE_FLOOR, MESSAGE_HEADROOM * self.max_payload_bytes)
+
 
 class ConfigError(Exception):
     """A configuration the server refuses to start with; the message says why."""
+
+
+# Payloads up to --max-payload-bytes; messages up to Config.max_message_bytes. The cap
+# keeps the message limit within gRPC's (a 32-bit length) and a row within Postgres's
+# 1 GB per value.
+MAX_PAYLOAD_CAP = 128 * 1024 * 1024
+MESSAGE_HEADROOM = 8
+MESSAGE_FLOOR = 64 * 1024 * 1024
+
+
+def check_limits(config: Config) -> None:
+    """Refuse a payload limit the channels and the database cannot carry."""
+    limit = config.max_payload_bytes
+    if not 1 <= limit <= MAX_PAYLOAD_CAP:
+        raise ConfigError(
+            f"--max-payload-bytes {limit}: must be from 1 to {MAX_PAYLOAD_CAP} (128 MiB), "
+            "the largest payload every channel (gRPC, HTTP, workers) and a database row carry"
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -190,3 +190,31 @@ async def test_an_operator_cannot_kill_and_a_worker_cannot_read(secured):
         with pytest.raises(InvoctlError) as denied:
             await worker.list_invocations()
         assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_requests_refused_for_their_caller_are_in_the_audit_log(secured):
+    # The README: the audit log records every request, refused ones included, also those
+    # refused before any servicer ran (the auth interceptor's).
+    target = "inv_" + "B" * 22
+    async with (
+        Client(secured.address, token=TOKENS["operator"]) as operator,
+        Client(secured.address) as nobody,
+        Client(secured.address, token="not-a-known-token") as stranger,
+        Client(secured.address, token=TOKENS["admin"]) as admin,
+    ):
+        with pytest.raises(InvoctlError) as denied:
+            await operator.kill_invocation(target, reason="mine", request_id="req-denied")
+        assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
+        for anonymous in (nobody, stranger):
+            with pytest.raises(InvoctlError) as unknown:
+                await anonymous.cancel_invocation(target, reason="who am I")
+            assert unknown.value.code == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(InvoctlError):
+            await nobody.get_invocation(target)  # a read: not an operator request
+        entries, _ = await admin.list_audit_entries()
+    assert [(e.identity, e.operation, e.invocation_id, e.reason, e.result) for e in entries] == [
+        ("", "CancelInvocation", target, "who am I", "UNAUTHENTICATED"),
+        ("", "CancelInvocation", target, "who am I", "UNAUTHENTICATED"),
+        (IDENTITY["operator"], "KillInvocation", target, "mine", "PERMISSION_DENIED"),
+    ]
+    assert entries[-1].request_id == "req-denied"

@@ -76,6 +76,12 @@ async def test_a_viewer_sees_no_buttons_and_its_forged_post_is_refused(secured, 
     )  # fmt: skip
     assert forged.status == 403, await forged.text()
     assert "may not call" in await forged.text()
+    # Refused for its role, and in the audit log all the same, as over the HTTP API.
+    async with Http(secured.http_url, token=TOKENS["admin"]) as admin:
+        entries = (await admin.get(f"/audit?invocation_id={inv}")).json["entries"]
+    assert [(e["identity"], e["operation"], e["reason"], e["result"]) for e in entries] == [
+        (IDENTITY["viewer"], "CancelInvocation", "forged", "PERMISSION_DENIED"),
+    ]
 
 
 async def test_a_cross_site_post_without_the_csrf_token_is_refused(secured, page):

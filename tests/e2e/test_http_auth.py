@@ -112,4 +112,34 @@ async def test_the_callers_identity_is_in_the_audit_log_and_the_actor(secured):
     assert journal["transitions"][-1]["actor"] == f"operator:{IDENTITY['admin']}"
     assert [(e["identity"], e["operation"], e["result"]) for e in entries] == [
         (IDENTITY["admin"], "KillInvocation", "OK"),
+        # Refused for its role, and recorded all the same (README: every request).
+        (IDENTITY["operator"], "KillInvocation", "PERMISSION_DENIED"),
+    ]
+
+
+async def test_requests_refused_for_their_caller_are_in_the_audit_log(secured):
+    # As over gRPC (test_auth.py): the refusals of the request path are audited too.
+    async with Http(secured.http_url, token=TOKENS["operator"]) as operator:
+        (await operator.request("PATCH", f"/invocations/{UNKNOWN_ID}/kill?reason=mine")).error(
+            403, "PERMISSION_DENIED"
+        )
+        (await operator.request("DELETE", f"/invocations/{UNKNOWN_ID}?mode=purge")).error(
+            403, "PERMISSION_DENIED"
+        )
+    async with Http(secured.http_url) as nobody:
+        (await nobody.request("PATCH", f"/invocations/{UNKNOWN_ID}/cancel?request_id=r1")).error(
+            401, "UNAUTHENTICATED"
+        )
+        (await nobody.request("GET", f"/invocations/{UNKNOWN_ID}")).error(401, "UNAUTHENTICATED")
+    async with Http(secured.http_url, token=TOKENS["admin"]) as admin:
+        entries = (await admin.request("GET", "/audit")).json["entries"]
+    seen = [
+        (e.get("identity", ""), e["operation"], e["invocationId"], e.get("reason", ""),
+         e.get("requestId", ""), e["result"])
+        for e in entries
+    ]  # fmt: skip
+    assert seen == [
+        ("", "CancelInvocation", UNKNOWN_ID, "", "r1", "UNAUTHENTICATED"),
+        (IDENTITY["operator"], "PurgeInvocation", UNKNOWN_ID, "", "", "PERMISSION_DENIED"),
+        (IDENTITY["operator"], "KillInvocation", UNKNOWN_ID, "mine", "", "PERMISSION_DENIED"),
     ]

@@ -6,6 +6,7 @@ disconnect mid-request. Never a stack trace, never a 500 for input."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from urllib.parse import urlsplit
 
@@ -75,7 +76,7 @@ async def test_bodies_that_are_not_json_objects_are_400(http, db):
 
 async def test_too_large_bodies_are_413_declared_or_streamed(http, server, db):
     before = await row_counts(db)
-    limit = server.config.max_payload_bytes + 64 * 1024
+    limit = server.config.max_message_bytes
     huge = b'{"input": "' + b"x" * limit + b'"}'
     answer = await http.post("/invocations", data=huge)
     assert answer.error(413, "PAYLOAD_TOO_LARGE")["metadata"]["limit"] == str(limit)
@@ -91,6 +92,19 @@ async def test_too_large_bodies_are_413_declared_or_streamed(http, server, db):
     (await http.post("/invocations", json=big_input)).error(413, "PAYLOAD_TOO_LARGE")
     assert await row_counts(db) == before
     assert (await http.get("/health")).status == 200
+
+
+async def test_an_input_at_the_limit_fits_in_a_body_however_it_is_escaped(http, server, lab):
+    # A body quotes the input as a JSON string: each quote of it doubles. An input within
+    # the payload limit must still fit in a body (the body limit was the payload's + 64 KiB).
+    limit = server.config.max_payload_bytes
+    text = json.dumps('"' * ((limit - 2) // 2))  # each quote escaped once in the input...
+    assert len(text) <= limit
+    body = {"target": {"service": "Lab", "handler": "echo"}, "input": text,
+            "mode": "INVOKE_MODE_SEND"}  # fmt: skip
+    assert len(json.dumps(body)) > 2 * limit  # ...and twice more in the body
+    answer = await http.post("/invocations", json=body)
+    assert answer.status == 202, answer.text[:300]
 
 
 async def test_unknown_parameters_and_deployments_change_nothing(http, lab, client):

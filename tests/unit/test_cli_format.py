@@ -200,3 +200,13 @@ def test_message_to_json_is_canonical_and_complete() -> None:
     assert doc["attemptCount"] == 3
     assert doc["key"] == "cart55"
     assert doc["callerId"] == ""  # defaults are printed, so scripts need no fallbacks
+
+
+def test_audit_table_marks_an_unknown_caller() -> None:
+    # A request refused as UNAUTHENTICATED has no identity in the audit log.
+    entry = control_pb2.AuditEntry(
+        id=1, at=ts(-5), identity="", operation="KillInvocation",
+        invocation_id="inv_" + "A" * 22, result="UNAUTHENTICATED",
+    )  # fmt: skip
+    [row] = [line for line in render(fmt.audit_table([entry], NOW)).splitlines() if "Kill" in line]
+    assert row.split()[4:6] == ["-", "KillInvocation"], row

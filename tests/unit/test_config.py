@@ -150,3 +150,21 @@ def test_http_listen_defaults_to_restates_admin_port_and_turns_off(monkeypatch) 
     assert parse_args([]).http_cors_origins == ("https://a.example", "https://b.example")
     flags = ["--http-cors-origin", "https://c.example", "--http-cors-origin", "https://d.example"]
     assert parse_args(flags).http_cors_origins == ("https://c.example", "https://d.example")
+
+
+@pytest.mark.parametrize("limit", [0, -1, 128 * 1024 * 1024 + 1, 2**31])
+def test_a_payload_limit_the_channels_cannot_carry_is_refused(limit: int) -> None:
+    from invoctl_server.config import check_limits
+
+    with pytest.raises(ConfigError, match="--max-payload-bytes"):
+        check_limits(Config(max_payload_bytes=limit))
+
+
+def test_the_server_reads_messages_far_larger_than_a_payload() -> None:
+    from invoctl_server.config import check_limits
+
+    for limit in (1, 1024 * 1024, 8 * 1024 * 1024, 128 * 1024 * 1024):
+        config = Config(max_payload_bytes=limit)
+        check_limits(config)
+        # An input and its headers, JSON-escaped, fit; gRPC's 32-bit length holds it.
+        assert 6 * limit < config.max_message_bytes < 2**31

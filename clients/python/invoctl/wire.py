@@ -9,6 +9,12 @@ from google.protobuf.message import Message
 
 M = TypeVar("M", bound=Message)
 
+# The options of every channel to an invoctl server (client, CLI, SDK worker). A response
+# carries several payloads, each up to the server's --max-payload-bytes: an invocation its
+# input and output, an attempt its input and journal. gRPC's default receive limit (4 MiB)
+# would refuse them, so a client takes what its server sends; the server bounds it.
+CHANNEL_OPTIONS: list[tuple[str, int]] = [("grpc.max_receive_message_length", -1)]
+
 # A batch stays far below the smallest receive limit of a peer (gRPC's default, 4 MiB).
 # A message larger than this goes alone, as it would without batching.
 BATCH_BYTES = 512 * 1024

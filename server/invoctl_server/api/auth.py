@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from opentelemetry import trace
 
 from ..domain.errors import DomainError, PermissionDenied, Unauthenticated
 from .errors import status_for
+from .refusals import Recorder
 
 
 class Role(enum.StrEnum):
@@ -231,8 +233,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     wraps this one, can only iterate over a generator.
     """
 
-    def __init__(self, tokens: Tokens | None) -> None:
+    def __init__(self, tokens: Tokens | None, recorder: Recorder | None = None) -> None:
         self._tokens = tokens
+        # Operator requests refused here never reach the servicer that audits them.
+        self._recorder = recorder
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
@@ -245,8 +249,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         try:
             who = authorize(self._tokens, details.method, details.invocation_metadata or ())
         except DomainError as refused:
+            method, recorder = details.method, self._recorder
             return replace_behavior(
-                handler, lambda _b, streaming, r=refused: _refusing(r, streaming)
+                handler,
+                lambda _b, streaming, r=refused: _refusing(r, streaming, method, recorder),
             )
 
         def run_as(behavior: Callable, streaming: bool) -> Callable:
@@ -295,11 +301,20 @@ async def streamed(behavior: Callable, request, context):
         await behavior(request, context)
 
 
-def _refusing(refused: DomainError, streaming: bool) -> Callable:
+def _refusing(
+    refused: DomainError, streaming: bool, method: str, recorder: Recorder | None
+) -> Callable:
+    async def record(request) -> None:
+        # A client-streaming request has no one message to read (and none is audited).
+        if recorder is not None and isinstance(request, Message):
+            await recorder.refused_message(method, request, refused)
+
     async def unary(request, context):
+        await record(request)
         await context.abort_with_status(status_for(refused))
 
     async def stream(request, context):
+        await record(request)
         await context.abort_with_status(status_for(refused))
         yield  # never reached: the abort raises; this makes it a generator
 

@@ -22,6 +22,7 @@ from ..domain.errors import (
     InvalidArgument,
     RequestIdReused,
     TooManyBulkOperations,
+    echo,
 )
 from ..domain.selector import Query, Selector, parse_query
 from ..domain.states import Event, State, acts_on
@@ -210,7 +211,7 @@ async def _attach(
     if prior["operation"] != rpc_name or not prior["bulk_operation_id"]:
         target = prior["bulk_operation_id"] or prior["invocation_id"]
         raise RequestIdReused(
-            f"request_id {request_id!r} was used for {prior['operation']} of {target}",
+            f"request_id {echo(request_id)} was used for {prior['operation']} of {target}",
             request_id=request_id,
         )
     return await store.bulk_get(conn, prior["bulk_operation_id"])

@@ -20,6 +20,11 @@ from .operator import operate
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+# A page of invocations ends early once their payloads (inputs, outputs) pass this many
+# bytes, after at least one: at 1,000 invocations of up to twice --max-payload-bytes a
+# page could pass what gRPC (4 GiB) or a client's receive limit takes. AIP-158 lets a
+# page hold fewer than page_size; next_page_token goes on.
+PAGE_BYTES = 4 * 1024 * 1024
 
 
 def _page_size(requested: int) -> int:
@@ -95,9 +100,10 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
                 created_after=convert.optional_datetime(request, "created_after"),
                 idempotency_key=request.idempotency_key or None,
             )
-        token = _encode_token(rows[size - 1]["id"]) if len(rows) > size else ""
+        page = _within(rows[:size], PAGE_BYTES)
+        token = _encode_token(page[-1]["id"]) if len(rows) > len(page) else ""
         return pb.ListInvocationsResponse(
-            invocations=[convert.invocation(r) for r in rows[:size]], next_page_token=token
+            invocations=[convert.invocation(r) for r in page], next_page_token=token
         )
 
     @rpc
@@ -213,6 +219,16 @@ class InvocationControl(control_pb2_grpc.InvocationControlServicer):
         return pb.ListAuditEntriesResponse(
             entries=[convert.audit_entry(r) for r in rows[:size]], next_page_token=token
         )
+
+
+def _within(rows: list, budget: int) -> list:
+    """The first rows whose payloads fit in `budget` bytes; at least one."""
+    total = 0
+    for n, row in enumerate(rows):
+        total += len(row["input"] or "") + len(row["output"] or "")
+        if total > budget and n > 0:
+            return rows[:n]
+    return rows
 
 
 def _decode_audit_token(token: str) -> int:

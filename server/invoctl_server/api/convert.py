@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from invoctl.v1 import control_pb2 as cpb
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl.v1 import workers_pb2 as wpb
 
-from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge
+from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, clip, echo
 from ..domain.retry import OnMaxAttempts, RetryPolicy
 from ..domain.states import Outcome, State
 from ..store import deployments as dstore
@@ -43,6 +44,16 @@ def outcome(value: int) -> str:
     if value not in OUTCOME_FROM_PROTO:
         raise InvalidArgument("outcome must be an outcome other than UNSPECIFIED")
     return str(OUTCOME_FROM_PROTO[value])
+
+
+def known_enum(value: int, enum_type: Any, field: str) -> int:
+    """An enum field of a request, if the proto defines its value. Proto3 keeps numbers it
+    does not know (a client can send 99), and one must never fall through to a default:
+    INVALID_ARGUMENT."""
+    if value not in enum_type.values():
+        names = ", ".join(enum_type.keys())
+        raise InvalidArgument(f"{field} {value} is not one of {names}", field=field)
+    return value
 
 
 def optional_datetime(msg: Any, field: str) -> datetime | None:
@@ -270,6 +281,26 @@ def attempt_signal(signal: Signal) -> wpb.AttemptSignal:
     return wpb.AttemptSignal(invocation_id=signal.invocation_id, attempt=signal.attempt, kind=kind)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: a float no JSON encoder can write back
+        raise ValueError(f"{clip(text, 40)} is out of the range of a JSON number (a double)")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON as RFC 8259 has it, which is what every SDK, client and the database can carry
+    through: Python's parser also takes NaN, Infinity and numbers that overflow to
+    infinity, which a handler then cannot return (json.dumps refuses them), so it retries
+    for ever. ValueError for those, as for any syntax error; RecursionError when nested
+    deeper than a parser follows."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
 def json_payload(text: str, *, field: str, limit: int) -> str:
     """Validate a JSON payload: size first (cheap), then syntax. Empty means null."""
     size = len(text.encode())
@@ -280,7 +311,7 @@ def json_payload(text: str, *, field: str, limit: int) -> str:
     if not text:
         return "null"
     try:
-        json.loads(text)
+        parse_json(text)
     except ValueError as exc:
         raise InvalidJson(f"{field} is not valid JSON: {exc}", field=field) from exc
     except RecursionError:
@@ -303,6 +334,7 @@ def retry_policy(msg: wpb.RetryPolicy, base: RetryPolicy) -> RetryPolicy:
     """`base` with the fields `msg` sets (unset fields keep base's)."""
     if msg.factor < 0 or msg.max_attempts < 0:
         raise InvalidArgument("retry policy factor and max_attempts must not be negative")
+    known_enum(msg.on_max_attempts, wpb.OnMaxAttempts, "on_max_attempts")
     on_max = {
         wpb.ON_MAX_ATTEMPTS_PAUSE: OnMaxAttempts.PAUSE,
         wpb.ON_MAX_ATTEMPTS_KILL: OnMaxAttempts.KILL,
@@ -339,13 +371,14 @@ def service_specs(services: list[wpb.ServiceDefinition]) -> list[dstore.ServiceS
         if not svc.name or kind is None:
             raise InvalidArgument("every service needs a name and a kind", service=svc.name)
         if svc.name in seen:
-            raise InvalidArgument(f"service {svc.name!r} is listed twice", service=svc.name)
+            raise InvalidArgument(f"service {echo(svc.name)} is listed twice", service=svc.name)
         seen.add(svc.name)
         base = retry_policy(svc.retry_policy, RetryPolicy())
         names = [h.name for h in svc.handlers]
         if not names or "" in names or len(set(names)) != len(names):
             raise InvalidArgument(
-                f"service {svc.name!r} needs distinct, non-empty handler names", service=svc.name
+                f"service {echo(svc.name)} needs distinct, non-empty handler names",
+                service=svc.name,
             )
         handlers = tuple(
             dstore.HandlerSpec(

@@ -80,25 +80,21 @@ def http_status_for(exc: e.DomainError) -> int:
     return _entry(exc)[1]
 
 
-# Errors echo what the client sent (a malformed ID, a query). They travel in trailing
-# metadata, which clients refuse beyond 16 KiB, so long echoes are cut short.
-_MAX_VALUE = 200
-_MAX_MESSAGE = 2000
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# Each echo of what the client sent is cut where it is made (domain.errors.echo, and the
+# metadata when an error is made); this bounds a message whatever it quotes, as trailing
+# metadata, which clients refuse beyond 16 KiB.
+MAX_MESSAGE = 2000
 
 
 def status_for(exc: e.DomainError) -> grpc.Status:
     code = code_for(exc)
-    metadata = {k: _clip(v, _MAX_VALUE) for k, v in exc.metadata.items()}
+    metadata = {k: e.clip(v) for k, v in exc.metadata.items()}
     info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(
         code=getattr(code_pb2, code.name),
-        message=_clip(exc.message, _MAX_MESSAGE),
+        message=e.clip(exc.message, MAX_MESSAGE),
         details=[detail],
     )
     return rpc_status.to_status(status)

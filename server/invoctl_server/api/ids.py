@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..domain.errors import InvalidDeployment, MalformedId
+from ..domain.errors import InvalidDeployment, MalformedId, echo
 from ..domain.ids import is_bulk_operation_id, is_deployment_id, is_invocation_id
 from ..store.operations import KEEP, LATEST
 
@@ -12,7 +12,7 @@ from ..store.operations import KEEP, LATEST
 def invocation_id(text: str) -> str:
     if not is_invocation_id(text):
         raise MalformedId(
-            f"{text!r} is not an invocation ID (inv_ followed by 22 characters)",
+            f"{echo(text)} is not an invocation ID (inv_ followed by 22 characters)",
             invocation_id=text,
         )
     return text
@@ -21,7 +21,7 @@ def invocation_id(text: str) -> str:
 def bulk_operation_id(text: str) -> str:
     if not is_bulk_operation_id(text):
         raise MalformedId(
-            f"{text!r} is not a bulk operation ID (bulk_ followed by 22 characters)",
+            f"{echo(text)} is not a bulk operation ID (bulk_ followed by 22 characters)",
             bulk_operation_id=text,
         )
     return text
@@ -38,7 +38,7 @@ def deployment_choice(text: str) -> str:
 def deployment_id(text: str) -> str:
     if not is_deployment_id(text):
         raise InvalidDeployment(
-            f"{text!r} is not a deployment ID (dp_ followed by 22 characters)",
+            f"{echo(text)} is not a deployment ID (dp_ followed by 22 characters)",
             deployment_id=text,
         )
     return text
@@ -55,7 +55,7 @@ def deployment_identity(text: str) -> str | None:
         return None
     if _IDENTITY.fullmatch(text) is None:
         raise InvalidDeployment(
-            f"{text!r} is not a deployment identity (1 to 200 letters, digits and _.:@/+-)",
+            f"{echo(text)} is not a deployment identity (1 to 200 letters, digits and _.:@/+-)",
             identity=text,
         )
     return text

@@ -10,7 +10,7 @@ import asyncpg
 from invoctl.v1 import ingress_pb2 as pb
 from invoctl.v1 import ingress_pb2_grpc
 
-from ..domain.errors import InvalidArgument, InvocationNotFound
+from ..domain.errors import InvalidArgument, InvocationNotFound, PayloadTooLarge
 from ..domain.states import State
 from ..store import invocations as store
 from . import convert, ids
@@ -51,6 +51,7 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
         target = request.target
         if not target.service or not target.handler:
             raise InvalidArgument("target needs a service and a handler")
+        convert.known_enum(request.mode, pb.InvokeMode, "mode")
         limit = self.rt.config.max_payload_bytes
         delay = None
         if request.HasField("delay"):
@@ -60,7 +61,11 @@ class Ingress(ingress_pb2_grpc.IngressServicer):
         headers = dict(request.headers)
         header_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in headers.items())
         if header_bytes > limit:
-            raise InvalidArgument(f"headers are {header_bytes} bytes; the limit is {limit}")
+            raise PayloadTooLarge(
+                f"headers are {header_bytes} bytes; the limit is {limit}",
+                field="headers",
+                limit=str(limit),
+            )
         return store.NewInvocation(
             service=target.service,
             handler=target.handler,

@@ -10,7 +10,6 @@ cancel. Each invocation is still locked, checked, recorded and traced on its own
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,15 +19,13 @@ from google.protobuf.message import Message
 
 from invoctl.v1 import control_pb2 as pb
 
-from ..domain.errors import DatabaseUnavailable, DomainError, RequestIdReused
+from ..domain.errors import DomainError, RequestIdReused, echo
 from ..runtime.batcher import Batcher
 from ..runtime.batcher import Request as Batched
-from ..store import audit, db, transition
+from ..store import audit, transition
 from ..store import operations as ops
-from . import convert, ids
+from . import convert, ids, refusals
 from .auth import principal
-
-log = logging.getLogger("invoctl.audit")
 
 ActMany = Callable[..., Awaitable[list[ops.Result]]]
 
@@ -181,7 +178,7 @@ async def _answer_retries(
 
 def _reused(q: OperatorRequest, used_for: tuple[str, str]) -> RequestIdReused:
     return RequestIdReused(
-        f"request_id {q.request_id!r} was used for {used_for[0]} of {used_for[1]}",
+        f"request_id {echo(q.request_id)} was used for {used_for[0]} of {used_for[1]}",
         request_id=q.request_id or "",
     )
 
@@ -215,18 +212,7 @@ async def record_refusal(
     refused: DomainError,
 ) -> None:  # fmt: skip
     """Record a request refused outside a batch's transaction (a malformed field)."""
-    if isinstance(refused, DatabaseUnavailable):
-        return  # nowhere to write it
-    entry = audit.AuditEntry(
-        identity=principal().identity,
-        operation=operation,
-        invocation_id=text[:200],
-        reason=reason,
-        request_id=request_id,
-        result=refused.reason,
-    )
-    try:
-        now = datetime.now(UTC)
-        await db.statement(pool, lambda conn: audit.audit_record(conn, [entry], now=now))
-    except Exception:  # the refusal itself is what the client must see
-        log.warning("could not record the refused %s of %s", operation, text, exc_info=True)
+    await refusals.record(
+        pool, identity=principal().identity, operation=operation, target=text, reason=reason,
+        request_id=request_id, refused=refused,
+    )  # fmt: skip

@@ -11,7 +11,7 @@ from invoctl import wire
 from invoctl.v1 import workers_pb2 as pb
 from invoctl.v1 import workers_pb2_grpc
 
-from ..domain.errors import InvalidArgument
+from ..domain.errors import InvalidArgument, echo
 from ..domain.ids import new_session_id
 from ..runtime.sessions import Session
 from ..store import attempts, db, operations, worker_sessions
@@ -178,7 +178,7 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             elif kind in ("suspend", "complete", "fail"):
                 await self._end_attempt(session, kind, body)
             else:
-                raise InvalidArgument(f"unexpected worker message {kind!r}")
+                raise InvalidArgument(f"unexpected worker message {echo(kind)}")
         except Exception as exc:
             err = to_domain_error(exc)
             if err is None:

@@ -27,7 +27,7 @@ import asyncpg
 from starlette.requests import Request
 
 from ..api.auth import ANONYMOUS, Principal, Tokens
-from ..domain.errors import PermissionDenied, Unauthenticated
+from ..domain.errors import PermissionDenied, Unauthenticated, clip
 from ..store._sql import Q
 
 COOKIE = "invoctl_console"
@@ -96,7 +96,7 @@ class Sessions:
             origin = request.headers.get("origin")
             own = f"{request.url.scheme}://{request.url.netloc}"
             if origin is not None and origin != own:
-                raise PermissionDenied(f"cross-site request refused (Origin: {origin[:200]})")
+                raise PermissionDenied(f"cross-site request refused (Origin: {clip(origin)})")
         sent = request.headers.get("x-csrf-token") or form.get("csrf") or ""
         if session is None or not hmac.compare_digest(sent, self.csrf_token(session)):
             raise PermissionDenied("the CSRF token is missing or wrong: reload the page")

@@ -28,7 +28,8 @@ from invoctl.v1 import workers_pb2 as wpb
 from ..api.auth import Principal, acting_as, may, permit, token_hash
 from ..api.convert import OUTCOME_FROM_PROTO, STATE_FROM_PROTO, STATE_TO_PROTO
 from ..api.errors import http_status_for, to_domain_error
-from ..domain.errors import InvalidArgument, Unauthenticated
+from ..api.refusals import Recorder
+from ..domain.errors import InvalidArgument, PermissionDenied, Unauthenticated, echo
 from ..domain.states import Outcome, State
 from ..http.route import CONTROL, WORKERS, Services
 from .actions import ACTIONS, BULK_ACTIONS, applies, rpc
@@ -59,7 +60,7 @@ def _time(text: str, name: str) -> timestamp_pb2.Timestamp:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidArgument(f"{name} must be an ISO 8601 time, not {text!r}") from None
+        raise InvalidArgument(f"{name} must be an ISO 8601 time, not {echo(text)}") from None
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
     return out
@@ -83,10 +84,12 @@ class Filter:
         self.states = [s for v in params.getlist("state") for s in v.split(",") if s]
         for s in self.states:
             if s not in {str(x) for x in State}:
-                raise InvalidArgument(f"state {s!r} is not one of {', '.join(map(str, State))}")
+                raise InvalidArgument(f"state {echo(s)} is not one of {', '.join(map(str, State))}")
         if self.quick:
             if self.quick not in QUICK:
-                raise InvalidArgument(f"quick filter {self.quick!r} is not one of {list(QUICK)}")
+                raise InvalidArgument(
+                    f"quick filter {echo(self.quick)} is not one of {list(QUICK)}"
+                )
             self.states = [str(s) for s in QUICK[self.quick]]
 
     def query(self, **override: str) -> str:
@@ -119,7 +122,7 @@ class Filter:
         )  # fmt: skip
         if v["outcome"]:
             if v["outcome"] not in {str(o) for o in Outcome}:
-                raise InvalidArgument(f"outcome {v['outcome']!r} is not one of {list(Outcome)}")
+                raise InvalidArgument(f"outcome {echo(v['outcome'])} is not one of {list(Outcome)}")
             from ..api.convert import OUTCOME_TO_PROTO
 
             request.outcome = OUTCOME_TO_PROTO[Outcome(v["outcome"])]
@@ -153,8 +156,12 @@ class Console:
         state_counts: Callable[[], Awaitable[dict[str, int] | None]],
         trace_url_template: str | None,
         stopping: asyncio.Event,
+        refusals: Recorder | None = None,
     ) -> None:
         self.services = services
+        # Operator requests refused for the user's role go into the audit log, as the
+        # HTTP API's and gRPC's do (api/refusals.py).
+        self.refusals = refusals
         self.sessions = sessions
         self.state_counts = state_counts
         self.trace_url_template = trace_url_template
@@ -194,8 +201,16 @@ class Console:
         return self.trace_url_template.replace("{trace_id}", trace_id)
 
     async def call(self, who: Principal, name: str, request, service: str = CONTROL):
-        permit(who, service + name)
+        await self._permit(who, service + name, request)
         return await self.services.call(service + name, request)
+
+    async def _permit(self, who: Principal, method: str, request) -> None:
+        try:
+            permit(who, method)
+        except PermissionDenied as refused:
+            if self.refusals is not None:
+                await self.refusals.refused_message(method, request, refused)
+            raise
 
     def render(self, template: str, request: Request, who: Principal, session: Session,
                status: int = 200, **context: Any) -> HTMLResponse:  # fmt: skip
@@ -351,7 +366,7 @@ class Console:
         invocation_id = request.path_params["invocation_id"]
         action = ACTIONS.get(request.path_params["action"])
         if action is None:
-            raise InvalidArgument(f"no action {request.path_params['action']!r}")
+            raise InvalidArgument(f"no action {echo(request.path_params['action'])}")
         message = getattr(cpb, f"{action.rpc}Request")(
             invocation_id=invocation_id, reason=str(form.get("reason", ""))[:1000]
         )
@@ -418,7 +433,7 @@ class Console:
 
     async def _dry_run(self, who, action, selector) -> bpb.BulkOperationProgress:
         message = getattr(bpb, f"{action.bulk_rpc}Request")(selector=selector, dry_run=True)
-        permit(who, rpc(action.bulk_rpc))
+        await self._permit(who, rpc(action.bulk_rpc), message)
         stream = self.services.stream(rpc(action.bulk_rpc), message)
         try:
             return await anext(stream)
@@ -439,10 +454,12 @@ class Console:
             try:
                 message.max_per_second = float(rate)
             except ValueError:
-                raise InvalidArgument(f"max per second must be a number, not {rate!r}") from None
+                raise InvalidArgument(
+                    f"max per second must be a number, not {echo(rate)}"
+                ) from None
         if action.name in ("resume", "restart-as-new") and form.get("deployment"):
             message.deployment = str(form["deployment"])
-        permit(who, rpc(action.bulk_rpc))
+        await self._permit(who, rpc(action.bulk_rpc), message)
         stream = self.services.stream(rpc(action.bulk_rpc), message)
         try:
             first = await anext(stream)

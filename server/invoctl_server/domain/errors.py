@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+# Errors echo what the client sent (a malformed ID, a name, a query), in their message
+# and their metadata: at most this many characters of it (README), so that an error stays
+# readable and fits the trailing metadata clients accept (16 KiB).
+MAX_ECHO = 200
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """`text`, cut to `limit` characters (the last one an ellipsis) when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def echo(value: object) -> str:
+    """`value` as an error message quotes what the client sent: its repr, at most
+    MAX_ECHO characters."""
+    return clip(repr(value))
+
 
 class DomainError(Exception):
     """Base of every error a client may see. `metadata` goes into ErrorInfo."""
@@ -9,7 +25,7 @@ class DomainError(Exception):
     def __init__(self, message: str, **metadata: str) -> None:
         super().__init__(message)
         self.message = message
-        self.metadata = {k: str(v) for k, v in metadata.items() if v is not None}
+        self.metadata = {k: clip(str(v)) for k, v in metadata.items() if v is not None}
 
 
 class InvalidArgument(DomainError):

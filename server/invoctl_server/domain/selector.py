@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from .errors import EmptySelector, InvalidSelector
+from .errors import EmptySelector, InvalidSelector, clip, echo
 from .ids import is_invocation_id
 
 
@@ -35,12 +35,12 @@ def parse_query(text: str) -> Query:
         return Query()
     if text.startswith("inv_"):
         if not is_invocation_id(text):
-            raise InvalidSelector(f"{text!r} is not an invocation ID", query=text)
+            raise InvalidSelector(f"{echo(text)} is not an invocation ID", query=text)
         return Query(invocation_id=text)
     parts = text.split("/")
     if any(not p for p in (parts[0], parts[-1])) or (len(parts) > 2 and not all(parts[1:-1])):
         raise InvalidSelector(
-            f"{text!r} is not Service, Service/handler, Object/key or Object/key/handler",
+            f"{echo(text)} is not Service, Service/handler, Object/key or Object/key/handler",
             query=text,
         )
     if len(parts) == 1:
@@ -86,7 +86,8 @@ class Selector:
         if query.second is not None:
             if is_object is None:
                 raise InvalidSelector(
-                    f"no deployment serves {query.service!r}: {query.service}/{query.second} "
+                    f"no deployment serves {echo(query.service)}: "
+                    f"{clip(f'{query.service}/{query.second}')} "
                     "could be a handler or an object key",
                     service=query.service or "",
                 )
@@ -97,7 +98,7 @@ class Selector:
             given = getattr(self, name)
             if given is not None and given != value:
                 raise InvalidSelector(
-                    f"the query says {name} {value!r} but the selector says {given!r}"
+                    f"the query says {name} {echo(value)} but the selector says {echo(given)}"
                 )
             fields[name] = value
         return dataclasses.replace(self, **fields)  # type: ignore[arg-type]

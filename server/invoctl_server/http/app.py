@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 
-from ..domain.errors import MethodNotAllowed, RouteNotFound
+from ..domain.errors import MethodNotAllowed, RouteNotFound, clip
 from . import openapi
 from .errors import error_response
 from .route import Api, Route, serve
@@ -57,7 +57,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
         message = f"{request.url.path} takes {allow}, not {request.method}"
         return error_response(MethodNotAllowed(message, allow=allow, method=request.method))
     return error_response(
-        RouteNotFound(f"no route {request.method} {request.url.path}", path=request.url.path[:200])
+        RouteNotFound(f"no route {request.method} {clip(request.url.path)}", path=request.url.path)
     )
 
 

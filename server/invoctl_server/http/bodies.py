@@ -4,14 +4,14 @@ the TypeScript client spell it (`invocationId`). Requests take either spelling."
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.requests import ClientDisconnect, Request
 
-from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge
+from ..api.convert import parse_json
+from ..domain.errors import InvalidArgument, InvalidJson, PayloadTooLarge, clip
 
 M = TypeVar("M", bound=Message)
 
@@ -49,7 +49,8 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
+        # As payloads are (convert.parse_json): no NaN or Infinity, in a body either.
+        value = parse_json(body)
     except (ValueError, RecursionError) as exc:
         # RecursionError: nested deeper than the parser follows.
         detail = exc if isinstance(exc, ValueError) else "nested too deeply"
@@ -63,10 +64,11 @@ def parse(data: dict[str, Any], message: M) -> M:
     """`data` (proto3 JSON) into `message`; unknown fields and wrong types are refused."""
     try:
         json_format.ParseDict(data, message)
-    except json_format.ParseError as exc:
-        raise InvalidArgument(f"the request body does not fit {_name(message)}: {exc}") from None
-    except (ValueError, TypeError, RecursionError) as exc:  # out-of-range numbers and such
-        raise InvalidArgument(f"the request body does not fit {_name(message)}: {exc}") from None
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        # ValueError and such: out-of-range numbers. The parser's message quotes the value.
+        raise InvalidArgument(
+            f"the request body does not fit {_name(message)}: {clip(str(exc))}"
+        ) from None
     return message
 
 

@@ -16,22 +16,15 @@ import logging
 
 from starlette.responses import JSONResponse
 
-from ..api.errors import code_for, http_status_for, to_domain_error
+from ..api.errors import MAX_MESSAGE, code_for, http_status_for, to_domain_error
 from ..domain import errors as e
 from ..domain.states import State
 
 log = logging.getLogger("invoctl.http")
 
-# As the gRPC API clips them (api/errors.py): errors echo what the client sent.
-_MAX_VALUE = 200
-_MAX_MESSAGE = 2000
 # Restate answers 425 Too Early, not 409, when resume, purge, purge-journal or
 # restart-as-new find an invocation that has not started: it will be acted on later.
 _NOT_STARTED = {str(State.PENDING), str(State.SCHEDULED)}
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Refused(Exception):
@@ -64,11 +57,11 @@ def error_response(err: e.DomainError, status: int | None = None) -> JSONRespons
         # The rest of the body is not read: start the next request on a new connection.
         headers["Connection"] = "close"
     body = {
-        "message": _clip(err.message, _MAX_MESSAGE),
+        "message": e.clip(err.message, MAX_MESSAGE),
         "restate_code": None,
         "code": code_for(err).name,
         "reason": err.reason,
-        "metadata": {k: _clip(v, _MAX_VALUE) for k, v in err.metadata.items()},
+        "metadata": {k: e.clip(v) for k, v in err.metadata.items()},
     }
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from invoctl.v1 import control_pb2 as cpb
 from invoctl.v1 import invocation_pb2 as pb
 
-from ..domain.errors import DomainError, InvalidArgument, MalformedId
+from ..domain.errors import DomainError, InvalidArgument, MalformedId, echo
 from ..domain.ids import is_invocation_id
 from . import bodies
 from .errors import Refused
@@ -66,7 +66,7 @@ def _deployment(text: str) -> str:
 
 def _from_entry(text: str) -> int:
     if not text.isdigit() or int(text) > _U32:
-        raise InvalidArgument(f"from must be a journal index (0 to {_U32}), not {text!r}")
+        raise InvalidArgument(f"from must be a journal index (0 to {_U32}), not {echo(text)}")
     return int(text)
 
 
@@ -150,7 +150,7 @@ async def delete_invocation(call: Call) -> Response:
     unknown ID (Restate answers 202 even then)."""
     mode = (call.query("mode") or "cancel").lower()
     if mode not in _DELETE_MODES:
-        raise InvalidArgument(f"mode must be cancel, kill or purge, not {mode!r}", mode=mode)
+        raise InvalidArgument(f"mode must be cancel, kill or purge, not {echo(mode)}", mode=mode)
     _, body = await run_action(call, _DELETE_MODES[mode], call.path("invocation_id"))
     return JSONResponse(body, status_code=202)
 
@@ -172,11 +172,11 @@ def _batch_route(action: str) -> Route:
         for i in ids:
             if not is_invocation_id(i):
                 # Restate refuses the whole body with 422 (it does not deserialize).
-                raise Refused(422, MalformedId(f"{i[:200]!r} is not an invocation ID",
+                raise Refused(422, MalformedId(f"{echo(i)} is not an invocation ID",
                                                invocation_id=i))  # fmt: skip
         extra = set(data) - {"invocation_ids", "deployment", "reason"}
         if extra or ("deployment" in data and action not in ("resume", "restart-as-new")):
-            raise InvalidArgument(f"unknown field {sorted(extra or {'deployment'})[0]!r}")
+            raise InvalidArgument(f"unknown field {echo(sorted(extra or {'deployment'})[0])}")
         deployment = data.get("deployment")
         reason = data.get("reason", "")
         if not isinstance(deployment, str | None) or not isinstance(reason, str):

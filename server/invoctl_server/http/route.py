@@ -28,7 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..api.auth import ANONYMOUS, Principal, Tokens, acting_as, authenticate, permit
-from ..domain.errors import InvalidArgument
+from ..api.refusals import Recorder
+from ..domain.errors import InvalidArgument, PermissionDenied, Unauthenticated, echo
 from . import bodies
 from .errors import response_for
 
@@ -108,6 +109,8 @@ class Api:
     body_limit: int
     stopping: asyncio.Event
     cors_origins: tuple[str, ...] = ()
+    # Records operator requests refused for their caller (api/refusals.py).
+    refusals: Recorder | None = None
     # GET /openapi serves this (built from the routes once they are known).
     openapi: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -157,7 +160,7 @@ async def serve(api: Api, route: Route, request: Request) -> Response:
         if unknown:
             takes = ", ".join(sorted(declared)) or "no query parameters"
             raise InvalidArgument(
-                f"unknown query parameter {unknown[0]!r}; {route.method} {route.path} takes "
+                f"unknown query parameter {echo(unknown[0])}; {route.method} {route.path} takes "
                 f"{takes}",
                 parameter=unknown[0],
             )
@@ -174,8 +177,30 @@ async def serve(api: Api, route: Route, request: Request) -> Response:
             return await _unless_disconnected(request, route.handler(call))
     except bodies.ClientGone:
         return Response(status_code=499)  # nobody reads it: the connection is gone
+    except (Unauthenticated, PermissionDenied) as refused:
+        await _record_refusal(api, route, request, refused)
+        return response_for(refused, f"{route.method} {route.path}")
     except Exception as exc:
         return response_for(exc, f"{route.method} {route.path}", too_early=route.too_early)
+
+
+async def _record_refusal(
+    api: Api, route: Route, request: Request, refused: Unauthenticated | PermissionDenied
+) -> None:
+    """An operator request refused for its caller goes into the audit log, as over gRPC.
+    Its RPC is the one refused (PERMISSION_DENIED names it), else the route's; a route
+    whose RPC depends on its body (bulk, batch, DELETE) is recorded under its own name."""
+    if api.refusals is None or route.public or route.method == "GET":
+        return
+    method = refused.metadata.get("method") or route.rpc
+    await api.refusals.refused(
+        method or "",
+        refused,
+        target=request.path_params.get("invocation_id", ""),
+        reason=request.query_params.get("reason", ""),
+        request_id=request.query_params.get("request_id") or None,
+        operation=None if method else f"{route.method} {route.path}",
+    )
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> Response:

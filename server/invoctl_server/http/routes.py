@@ -17,7 +17,7 @@ from invoctl.v1 import ingress_pb2 as ipb
 from invoctl.v1 import workers_pb2 as wpb
 
 from ..api.convert import BULK_STATE_TO_PROTO, OUTCOME_TO_PROTO, STATE_TO_PROTO
-from ..domain.errors import InvalidArgument, NotCompletedInTime
+from ..domain.errors import InvalidArgument, NotCompletedInTime, echo
 from ..domain.states import Outcome, State
 from . import bodies, restate, sse
 from .route import CONTROL, INGRESS, WORKERS, Call, Param, Route
@@ -35,7 +35,9 @@ def _enum(text: str, names: dict[str, int], what: str) -> int:
     """A state or outcome as the CLI spells it (`backing-off`) or as its proto enum."""
     value = names.get(text) or names.get(text.lower())
     if value is None:
-        raise InvalidArgument(f"{what} {text!r} is not one of {', '.join(names)}", **{what: text})
+        raise InvalidArgument(
+            f"{what} {echo(text)} is not one of {', '.join(names)}", **{what: text}
+        )
     return value
 
 
@@ -53,7 +55,7 @@ def _int(call: Call, name: str) -> int:
     if text is None:
         return 0
     if not text.isdigit() or int(text) > 2**31 - 1:
-        raise InvalidArgument(f"{name} must be a non-negative integer, not {text!r}")
+        raise InvalidArgument(f"{name} must be a non-negative integer, not {echo(text)}")
     return int(text)
 
 
@@ -64,7 +66,7 @@ def _time(call: Call, name: str) -> timestamp_pb2.Timestamp | None:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidArgument(f"{name} must be an ISO 8601 time, not {text!r}") from None
+        raise InvalidArgument(f"{name} must be an ISO 8601 time, not {echo(text)}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)  # as the CLI reads it
     out = timestamp_pb2.Timestamp()
@@ -181,8 +183,8 @@ async def start_bulk_operation(call: Call) -> Response:
     operation = data.pop("operation", None)
     if operation not in BULK:
         raise InvalidArgument(
-            f"operation must be one of {', '.join(BULK)}, not {operation!r}",
-            operation=str(operation)[:200],
+            f"operation must be one of {', '.join(BULK)}, not {echo(operation)}",
+            operation=str(operation),
         )
     rpc, message_type = BULK[operation]
     request = bodies.parse(data, message_type())

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from ..domain.errors import DeploymentMismatch, HandlerNotFound, ServiceNotFound
+from ..domain.errors import DeploymentMismatch, HandlerNotFound, ServiceNotFound, echo
 from ..domain.ids import new_deployment_id
 from ..domain.retry import RetryPolicy
 from ..domain.states import State
@@ -123,7 +123,7 @@ async def deployment_register(
         registered = json.loads(old["definition"])
         if registered != wanted:
             raise DeploymentMismatch(
-                f"deployment {identity!r} is registered as {old['id']} with another "
+                f"deployment {echo(identity)} is registered as {old['id']} with another "
                 f"definition ({_difference(registered, wanted)}): a changed worker is a "
                 "new version, so give it a new deployment name",
                 deployment_id=old["id"],
@@ -204,10 +204,12 @@ async def handler_latest(conn: asyncpg.Connection, service: str, handler: str) -
     """
     row = await conn.fetchrow(Q["handler_latest"], service, handler)
     if row is None:
-        raise ServiceNotFound(f"no deployment serves service {service!r}", service=service)
+        raise ServiceNotFound(f"no deployment serves service {echo(service)}", service=service)
     if row["handler"] is None:
         raise HandlerNotFound(
-            f"service {service!r} has no handler {handler!r}", service=service, handler=handler
+            f"service {echo(service)} has no handler {echo(handler)}",
+            service=service,
+            handler=handler,
         )
     return _resolved(row["deployment_id"], row)
 

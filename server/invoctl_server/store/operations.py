@@ -361,6 +361,7 @@ async def _deployment_for(
             raise DeploymentDoesNotServe(
                 f"the newest deployment of {row['service']} does not serve {row['handler']}",
                 invocation_id=row["id"],
+                state=row["state"],
             ) from exc
     if not await deployment_exists(conn, deployment):
         raise DeploymentNotFound(f"deployment {deployment} not found", deployment_id=deployment)
@@ -368,6 +369,7 @@ async def _deployment_for(
         raise DeploymentDoesNotServe(
             f"deployment {deployment} does not serve {row['service']}/{row['handler']}",
             invocation_id=row["id"],
+            state=row["state"],
             deployment_id=deployment,
         )
     return deployment
@@ -481,11 +483,13 @@ async def _restart(
         raise JournalPurged(
             f"the journal of {invocation_id} was purged: it cannot be restarted",
             invocation_id=invocation_id,
+            state=old["state"],
         )
     if not 0 <= from_entry <= old["journal_length"]:
         raise InvalidFromEntry(
             f"from_entry {from_entry} is outside the journal (0..{old['journal_length']})",
             invocation_id=invocation_id,
+            state=old["state"],
         )
     if from_entry > 0:
         last = await conn.fetchrow(Q["journal_entry"], invocation_id, from_entry - 1)
@@ -494,6 +498,7 @@ async def _restart(
                 f"entry {from_entry - 1} of {invocation_id} did not complete: cut after a "
                 "completed entry",
                 invocation_id=invocation_id,
+                state=old["state"],
             )
         # A restart is a new invocation that nobody cancelled: replaying the point where
         # the old handler saw its cancellation would raise it again.
@@ -503,6 +508,7 @@ async def _restart(
                 f"entry {seen} of {invocation_id} is where its handler saw its cancellation, "
                 f"and a restart is not cancelled: restart from entry {seen} or before",
                 invocation_id=invocation_id,
+                state=old["state"],
                 cancelled_at_entry=str(seen),
             )
     deployment = target.deployment

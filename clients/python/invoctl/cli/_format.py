@@ -360,7 +360,7 @@ def audit_table(entries: list[control_pb2.AuditEntry], now: dt.datetime) -> Tabl
         _add_row(
             table,
             format_time(entry.at, now),
-            entry.identity,
+            entry.identity or "-",  # refused before anyone was known (UNAUTHENTICATED)
             entry.operation,
             invocation,
             _truncate(entry.reason),

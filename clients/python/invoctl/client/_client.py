@@ -24,6 +24,7 @@ from invoctl.v1 import (
     workers_pb2_grpc,
 )
 
+from ..wire import CHANNEL_OPTIONS
 from ._bulk import BULK_OPERATIONS, bulk_request
 from ._errors import InvocationFailed, error_from_rpc_error
 from ._names import StateLike, parse_state
@@ -89,9 +90,11 @@ class Client:
         if self._channel is not None:
             return
         if self._credentials is None:
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.aio.secure_channel(self.address, self._credentials)
+            self._channel = grpc.aio.secure_channel(
+                self.address, self._credentials, options=CHANNEL_OPTIONS
+            )
         self._ingress = ingress_pb2_grpc.IngressStub(self._channel)
         self._control = control_pb2_grpc.InvocationControlStub(self._channel)
         self._workers = workers_pb2_grpc.WorkersStub(self._channel)

@@ -14,6 +14,7 @@ from types import TracebackType
 import grpc
 
 from invoctl.v1 import workers_pb2, workers_pb2_grpc
+from invoctl.wire import CHANNEL_OPTIONS
 
 from ._identity import code_identity
 from ._retry import RetryPolicy
@@ -256,9 +257,11 @@ class Worker:
     def _stub(self) -> workers_pb2_grpc.WorkersStub:
         if self._channel is None:
             if self._credentials is None:
-                self._channel = grpc.aio.insecure_channel(self._server)
+                self._channel = grpc.aio.insecure_channel(self._server, options=CHANNEL_OPTIONS)
             else:
-                self._channel = grpc.aio.secure_channel(self._server, self._credentials)
+                self._channel = grpc.aio.secure_channel(
+                    self._server, self._credentials, options=CHANNEL_OPTIONS
+                )
         return workers_pb2_grpc.WorkersStub(self._channel)
 
     async def _close_channel(self) -> None:
