@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
+import signal
 import sys
 
-from invoctl.sdk import Worker
-from tests.e2e._helpers import greeter
+from invoctl.sdk import Context, RetryPolicy, Service, Worker
+from invoctl.v1 import invocation_pb2 as pb
+from tests.e2e._helpers import greeter, wait_state
+
+INV_ID = re.compile(rb"inv_[0-9A-Za-z_-]{22}")
 
 
 async def invoctl(server, *args: str) -> tuple[int, str, str]:
@@ -22,8 +28,10 @@ async def invoctl(server, *args: str) -> tuple[int, str, str]:
 async def test_invoke_get_journal_ls_and_deployments(server):
     async with Worker([greeter()], server=server.address):
         code, out, err = await invoctl(server, "invoke", "Greeter/greet", '"Ada"')
-        assert (code, err) == (0, "")
+        assert code == 0
         assert "Hello, Ada!" in out
+        # The ID goes to stderr before the wait, never mixed into the output.
+        assert re.fullmatch(r"inv_[0-9A-Za-z_-]{22}: waiting for its result; .*\n", err), err
 
         code, out, _ = await invoctl(server, "--json", "invoke", "Greeter/greet", '"Bo"', "--send")
         assert code == 0
@@ -94,3 +102,56 @@ async def test_operator_commands(server, client):
         assert code == 0
         for operation in ("CancelInvocation", "KillInvocation", "PurgeInvocation"):
             assert operation in out
+
+
+def failing() -> Service:
+    """Flaky/always: fails every attempt, retrying every 0.2 s for ever."""
+    svc = Service("Flaky", retry_policy=RetryPolicy(initial_interval=0.2, factor=1.0))
+
+    @svc.handler()
+    async def always(ctx: Context, _: object) -> None:
+        raise RuntimeError(f"boom in attempt {ctx.attempt}")
+
+    return svc
+
+
+async def test_invoke_of_a_failing_handler_shows_its_id_and_state_and_how_to_find_it(
+    server, client
+):
+    async with Worker([failing()], server=server.address):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "invoctl.cli", "--server", server.address,
+            "invoke", "Flaky/always", "1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            first = await asyncio.wait_for(proc.stderr.readline(), 30)
+            [inv_id] = INV_ID.findall(first)
+            assert first.startswith(inv_id + b": waiting for its result"), first
+            # Then a line per change: the attempt count and the last failure.
+            state = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert state.startswith(inv_id + b"  "), state
+            assert re.search(rb"attempt [1-9]", state), state
+            assert b"last failure: " in state and b"boom in attempt" in state, state
+            proc.send_signal(signal.SIGINT)
+            out, rest = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        err = rest.decode()
+        assert proc.returncode == 130, err
+        assert out == b"" and "Traceback" not in err
+        inv = inv_id.decode()
+        assert f"interrupted: {inv} goes on (" in err
+        for action in ("attach", "cancel", "kill"):
+            command = f"invoctl --server {server.address} invocations {action} {inv}"
+            assert command in err, err
+        # It was left running, and the commands it printed work.
+        assert (await client.get_invocation(inv)).state != pb.INVOCATION_STATE_COMPLETED
+        code, out, err = await invoctl(server, "invocations", "kill", inv)
+        assert code == 0, err
+        code, out, err = await invoctl(server, "invocations", "attach", inv)
+        assert (code, out) == (1, "")
+        assert f"invocation {inv} killed" in err
+        await wait_state(client, inv, pb.INVOCATION_STATE_COMPLETED)

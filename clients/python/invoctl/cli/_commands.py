@@ -7,6 +7,7 @@ exit code. Errors are raised, never printed here: `main` owns their presentation
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import sys
 from dataclasses import dataclass, field
@@ -18,20 +19,26 @@ from invoctl.client import Client, invoke_request, output_of
 from invoctl.v1 import ingress_pb2, invocation_pb2
 
 from . import _format as fmt
+from . import _hints
 
 __all__ = [
     "Output",
     "deployments_ls",
+    "invocations_attach",
     "invocations_get",
     "invocations_journal",
     "invocations_ls",
     "invoke",
+    "wait_completed",
 ]
 
 # ListInvocations caps a page at 1000 (control.proto).
 _MAX_PAGE = 1000
 # Wide enough that piped tables never wrap; tables are only as wide as their content.
 _PIPE_WIDTH = 10_000
+# How often a waiting call reads its invocation to show its state: often enough that a
+# retrying handler is visible at once, rarely enough to cost the server nothing.
+WAIT_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -133,7 +140,13 @@ async def deployments_ls(client: Client, args: argparse.Namespace, out: Output) 
 
 
 async def invoke(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """`invoctl invoke TARGET [JSON]`: call (print the output) or send (print the ID)."""
+    """`invoctl invoke TARGET [JSON]`: call (print the output) or send (print the ID).
+
+    A call is sent, then attached to: the ID is known at once, so it goes to stderr
+    before the wait, the state shows while the handler retries, and Ctrl-C can say how
+    to find the invocation again. The server runs a send and a call alike; only the
+    waiting differs.
+    """
     service, key, handler = args.target
     request = invoke_request(
         service,
@@ -142,24 +155,99 @@ async def invoke(client: Client, args: argparse.Namespace, out: Output) -> int:
         key=key,
         headers=dict(args.header),
         idempotency_key=args.idempotency_key,
-        send=args.send,
+        send=True,
         delay=args.delay,
     )
-    response = await client.invoke_raw(request)
+    try:
+        response = await client.invoke_raw(request)
+    except asyncio.CancelledError:
+        if not args.send:
+            print(
+                "interrupted before the server answered: the invocation may have started "
+                f"(see {_hints.command(args, 'invocations', 'ls', '--service', service)})",
+                file=sys.stderr,
+            )
+        raise
     if args.send:
         if out.json:
             out.document(fmt.message_to_json(response))
         else:
             _print_sent(response, out)
         return 0
+    inv_id = response.invocation_id
+    existing = " (an existing invocation: idempotency key matched)" if response.deduplicated else ""
+    out.note(f"{inv_id}{existing}: waiting for its result; Ctrl-C stops waiting, not it")
+    invocation = await wait_completed(client, args, out, response.invocation)
     # Print the whole response for scripts before judging the outcome, so a failed
     # call still yields its document (with the failure) and exit code 1.
     if out.json:
+        response.invocation.CopyFrom(invocation)
         out.document(fmt.message_to_json(response))
-    value = output_of(response.invocation)  # InvocationFailed: main reports it, exit 1
+    value = output_of(invocation)  # InvocationFailed: main reports it, exit 1
     if not out.json:
         out.document(value)
     return 0
+
+
+async def invocations_attach(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """`invoctl invocations attach ID`: wait for it to complete, then print as `invoke`."""
+    invocation = await client.get_invocation(args.invocation_id)
+    invocation = await wait_completed(client, args, out, invocation)
+    if out.json:
+        document = ingress_pb2.AttachResponse(invocation=invocation)
+        out.document(fmt.message_to_json(document))
+    value = output_of(invocation)  # InvocationFailed: main reports it, exit 1
+    if not out.json:
+        out.document(value)
+    return 0
+
+
+async def wait_completed(
+    client: Client,
+    args: argparse.Namespace,
+    out: Output,
+    invocation: invocation_pb2.Invocation,
+) -> invocation_pb2.Invocation:
+    """Attach until the invocation completes, showing on stderr each change of its state,
+    attempt count or last failure (a handler that keeps failing is not a silent hang).
+
+    Ctrl-C (a cancellation) prints how to attach again, cancel or kill it, and goes on
+    to `main` (exit 130). The invocation itself is left running.
+    """
+    inv_id = invocation.id
+    attach = asyncio.ensure_future(client.attach(inv_id))
+    last = invocation
+    shown = fmt.waiting_key(invocation)
+    try:
+        while True:
+            done, _ = await asyncio.wait({attach}, timeout=WAIT_POLL_SECONDS)
+            if done:
+                return attach.result()
+            last = await client.get_invocation(inv_id)
+            if last.state == invocation_pb2.INVOCATION_STATE_COMPLETED:
+                continue  # attach answers at once now, with the same row
+            if fmt.waiting_key(last) != shown:
+                shown = fmt.waiting_key(last)
+                out.err.print(fmt.waiting_line(last, _now()))
+    except asyncio.CancelledError:
+        _left_running(args, last)
+        raise
+    finally:
+        attach.cancel()
+
+
+def _left_running(args: argparse.Namespace, invocation: invocation_pb2.Invocation) -> None:
+    inv_id = invocation.id
+    state = fmt.state_text(invocation).plain
+    lines = [
+        f"interrupted: {inv_id} goes on ({state}, attempt {invocation.attempt_count}); "
+        "it was not cancelled",
+        f"  wait for its result: {_hints.command(args, 'invocations', 'attach', inv_id)}",
+        f"  cancel it:           {_hints.command(args, 'invocations', 'cancel', inv_id)}",
+        f"  kill it:             {_hints.command(args, 'invocations', 'kill', inv_id)}",
+    ]
+    # Plain print: the state line is already on stderr, and rich is not needed here.
+    print("\n".join(lines), file=sys.stderr)
 
 
 def _print_sent(response: ingress_pb2.InvokeResponse, out: Output) -> None:

@@ -36,6 +36,8 @@ __all__ = [
     "operation_headline",
     "state_text",
     "transitions_table",
+    "waiting_key",
+    "waiting_line",
 ]
 
 # Colours follow "does this need me?": green fine, yellow waiting on time, magenta
@@ -192,6 +194,30 @@ def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) 
         if value:
             _add_row(table, label, value)
     return table
+
+
+def waiting_key(invocation: invocation_pb2.Invocation) -> tuple[object, ...]:
+    """What `waiting_line` shows that is worth a new line when it changes (not the clock)."""
+    inv = invocation
+    failure = (inv.last_failure.code, inv.last_failure.message)
+    return (inv.state, inv.outcome, inv.attempt_count, failure, inv.HasField("no_worker"))
+
+
+def waiting_line(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Text:
+    """One line on what a call waits for: `inv_…  backing-off  attempt 3  last failure: …`."""
+    inv = invocation
+    line = Text.assemble(inv.id, "  ", state_text(inv), f"  attempt {inv.attempt_count}")
+    retry = format_time(inv.next_retry_at, now)
+    if inv.state == invocation_pb2.INVOCATION_STATE_BACKING_OFF and retry:
+        line.append(f"  next retry {retry}")
+    failure = _failure(inv.last_failure)
+    if failure:
+        line.append(f"  last failure: {_truncate(failure)}", style="red")
+    waiting = no_worker_text(inv, now)
+    if waiting:
+        line.append("  ")
+        line.append_text(Text(waiting) if isinstance(waiting, str) else waiting)
+    return line
 
 
 def no_worker_text(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Text | str:

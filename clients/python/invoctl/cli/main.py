@@ -252,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text, run in (
         ("get", "show one invocation", _commands.invocations_get),
         ("journal", "show an invocation's journal and history", _commands.invocations_journal),
+        (
+            "attach",
+            "wait for an invocation to complete and print its output, as invoke does",
+            _commands.invocations_attach,
+        ),
     ):
         sub = _command(invocations, name, help_text, run)
         sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
