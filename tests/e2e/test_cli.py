@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -16,10 +17,11 @@ from tests.e2e._helpers import greeter, wait_state
 INV_ID = re.compile(rb"inv_[0-9A-Za-z_-]{22}")
 
 
-async def invoctl(server, *args: str) -> tuple[int, str, str]:
+async def invoctl(server, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "invoctl.cli", "--server", server.address, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     out, err = await proc.communicate()
     return proc.returncode, out.decode(), err.decode()
@@ -155,3 +157,20 @@ async def test_invoke_of_a_failing_handler_shows_its_id_and_state_and_how_to_fin
         assert (code, out) == (1, "")
         assert f"invocation {inv} killed" in err
         await wait_state(client, inv, pb.INVOCATION_STATE_COMPLETED)
+
+
+async def test_ls_at_80_columns_never_wraps_an_id(server, client):
+    async with Worker([greeter()], server=server.address):
+        for _ in range(3):
+            await client.send("Greeter", "greet", "Ada", delay=3600)
+        code, out, _ = await invoctl(server, "--json", "invocations", "ls")
+        ids = [i["id"] for i in json.loads(out)["invocations"]]
+        assert len(ids) == 3
+        for columns in ("80", "60"):
+            code, out, err = await invoctl(server, "invocations", "ls", env={"COLUMNS": columns})
+            assert (code, err) == (0, "")
+            lines = out.splitlines()
+            assert all(len(line.rstrip()) <= int(columns) for line in lines), out
+            for inv_id in ids:
+                [line] = [line for line in lines if inv_id in line]  # whole, on one line
+                assert line.startswith(inv_id) and "Greeter/greet" in line, out

@@ -1,9 +1,11 @@
 """Rendering of invocations, journals and deployments for people and for scripts."""
 
 import datetime as dt
+import io
 
 import pytest
 from google.protobuf import timestamp_pb2
+from rich.console import Console
 
 from invoctl.cli import _format as fmt
 from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
@@ -200,3 +202,19 @@ def test_message_to_json_is_canonical_and_complete() -> None:
     assert doc["attemptCount"] == 3
     assert doc["key"] == "cart55"
     assert doc["callerId"] == ""  # defaults are printed, so scripts need no fallbacks
+
+
+@pytest.mark.parametrize("width", [250, 120, 100, 80, 60, 40])
+def test_invocations_table_fits_the_width_and_never_cuts_an_id(width: int) -> None:
+    inv = _invocation()
+    inv.id = "inv_0SbGBdTYHK2jVz6WXxDlqf"
+    inv.deployment_id = "dp_0SbGBdTYHK2jVz6WXxDlqg"
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(fmt.invocations_table([inv, inv], NOW, width), crop=False)
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 3  # a header and one line per row
+    assert all(line.startswith(inv.id) for line in lines[1:])
+    if width >= 60:
+        assert all(len(line.rstrip()) <= width for line in lines)
+    if width >= 250:
+        assert "dp_0SbGBdTYHK2jVz6WXxDlqg" in lines[1] and "(2m ago)" in lines[1]

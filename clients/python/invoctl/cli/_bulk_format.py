@@ -167,8 +167,8 @@ def summary(progress: bulk_pb2.BulkOperationProgress) -> Text:
 def failures_table(progress: bulk_pb2.BulkOperationProgress) -> Table:
     """The invocations the operation failed on (the server keeps the first 20)."""
     table = Table(title="failures", title_justify="left", box=None, header_style="bold")
-    # IDs are copied into the next command: fold them, never cut them.
-    table.add_column("INVOCATION", overflow="fold")
+    # IDs are copied into the next command: never wrap or cut them.
+    table.add_column("INVOCATION", no_wrap=True)
     table.add_column("REASON")
     table.add_column("MESSAGE")
     for failure in progress.failures:
@@ -189,7 +189,9 @@ def bulk_table(operations: list[bulk_pb2.BulkOperationProgress], now: dt.datetim
         table.add_column(
             column,
             justify="right" if column in numbers else "left",
-            overflow="fold" if column == "ID" else "ellipsis",
+            # IDs are copied into the next command: never wrap or cut them.
+            no_wrap=column == "ID",
+            overflow="ellipsis",
         )
     for op in operations:
         state = bulk_state_name(op.state)

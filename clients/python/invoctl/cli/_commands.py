@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -60,8 +61,9 @@ class Output:
 
 def _console(*, stderr: bool = False) -> Console:
     console = Console(stderr=stderr)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         # Piped: rich would fold tables to 80 columns; one row per line keeps grep working.
+        # A COLUMNS the user set is a width asked for, and kept.
         console = Console(stderr=stderr, width=_PIPE_WIDTH)
     return console
 
@@ -95,7 +97,7 @@ async def invocations_ls(client: Client, args: argparse.Namespace, out: Output) 
     if not invocations:
         out.note("no invocations match")
         return 0
-    out.console.print(fmt.invocations_table(invocations, _now()))
+    out.console.print(fmt.invocations_table(invocations, _now(), out.console.width), crop=False)
     if more:
         out.note(f"showing the newest {args.limit}; more match (raise --limit)")
     return 0

@@ -138,27 +138,84 @@ def _target(target: invocation_pb2.Target) -> str:
 # -- invocations --------------------------------------------------------------------
 
 
-def invocations_table(invocations: list[invocation_pb2.Invocation], now: dt.datetime) -> Table:
-    """One row per invocation, as `invoctl invocations ls` shows them."""
-    table = Table(box=None, header_style="bold")
-    for column in ("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"):
+# The columns of `invocations ls`, widest layout first. Each next one gives up something
+# to fit a narrower terminal; the ID is in every one and is never wrapped or cut, since
+# it is copied into the next command.
+_INVOCATION_LAYOUTS: tuple[tuple[tuple[str, ...], bool], ...] = (
+    # (columns, absolute times as well as relative ones)
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"), True),
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"), False),
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "CREATED", "MODIFIED"), False),
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "CREATED"), False),
+    (("ID", "TARGET", "STATE", "CREATED"), False),
+    (("ID", "TARGET", "STATE"), False),
+)
+# Space rich puts between two columns of a table without a box and edge padding.
+_COLUMN_GAP = 2
+# Below this a target is no use; the table is then wider than the terminal instead.
+_MIN_TARGET = 12
+
+
+def _short_time(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return ""
+    return format_relative(ts.ToDatetime(tzinfo=dt.UTC) - now)
+
+
+def _cell_width(cell: str | Text) -> int:
+    return cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
+
+
+def invocations_table(
+    invocations: list[invocation_pb2.Invocation], now: dt.datetime, width: int | None = None
+) -> Table:
+    """One row per invocation, as `invoctl invocations ls` shows them.
+
+    With a `width` (the terminal's), it uses the widest layout that fits: times become
+    relative, then MODIFIED, DEPLOYMENT, ATTEMPTS and CREATED go, and last the target is
+    cut. IDs are never wrapped or cut, whatever the width.
+    """
+
+    def cells(inv: invocation_pb2.Invocation, absolute: bool) -> dict[str, str | Text]:
+        time = format_time if absolute else _short_time
+        return {
+            "ID": inv.id,
+            "TARGET": inv.target,
+            "STATE": state_text(inv),
+            "ATTEMPTS": str(inv.attempt_count),
+            "DEPLOYMENT": inv.deployment_id or "-",
+            "CREATED": time(inv.created_at, now),
+            "MODIFIED": time(inv.modified_at, now),
+        }
+
+    def widths(columns: tuple[str, ...], rows: list[dict[str, str | Text]]) -> dict[str, int]:
+        return {c: max([len(c)] + [_cell_width(row[c]) for row in rows]) for c in columns}
+
+    for columns, absolute in _INVOCATION_LAYOUTS:
+        rows = [cells(inv, absolute) for inv in invocations]
+        needed = widths(columns, rows)
+        total = sum(needed.values()) + _COLUMN_GAP * (len(columns) - 1)
+        if width is None or total <= width:
+            break
+    target_width = needed["TARGET"]
+    if width is not None and total > width:
+        target_width = max(_MIN_TARGET, needed["TARGET"] - (total - width))
+        total -= needed["TARGET"] - target_width
+
+    # The table's own width, even past a terminal too narrow for it: rich would otherwise
+    # shrink every column, IDs too. Print it with crop=False; the terminal wraps the line.
+    table = Table(box=None, header_style="bold", pad_edge=False, width=total)
+    for column in columns:
         table.add_column(
             column,
             justify="right" if column == "ATTEMPTS" else "left",
-            # Identifiers are copied into the next command: fold them, never cut them.
-            overflow="fold" if column in ("ID", "TARGET", "DEPLOYMENT") else "ellipsis",
+            no_wrap=True,
+            overflow="ellipsis",
+            # Fixed widths: rich may not shrink an ID to fit, only the layout above decides.
+            width=target_width if column == "TARGET" else needed[column],
         )
-    for inv in invocations:
-        _add_row(
-            table,
-            inv.id,
-            inv.target,
-            state_text(inv),
-            str(inv.attempt_count),
-            inv.deployment_id or "-",
-            format_time(inv.created_at, now),
-            format_time(inv.modified_at, now),
-        )
+    for row in rows:
+        _add_row(table, *(row[c] for c in columns))
     return table
 
 
@@ -328,8 +385,10 @@ def deployments_table(deployments: list[workers_pb2.Deployment], now: dt.datetim
         table.add_column(
             column,
             justify="right" if column == "PINNED" else "left",
-            # IDs are copied into the next command: fold them, never cut them.
+            # IDs are copied into the next command: never wrap or cut them; the other
+            # columns fold first.
             overflow="fold",
+            no_wrap=column == "ID",
         )
     for deployment in deployments:
         _add_row(
@@ -377,8 +436,10 @@ def audit_table(entries: list[control_pb2.AuditEntry], now: dt.datetime) -> Tabl
     """One row per operator request, as `invoctl audit ls` shows them."""
     table = Table(box=None, header_style="bold")
     for column in ("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"):
-        # IDs are copied into the next command: fold them, never cut them.
-        table.add_column(column, overflow="fold" if column == "INVOCATION" else "ellipsis")
+        # IDs are copied into the next command: never wrap or cut them.
+        table.add_column(
+            column, overflow="ellipsis", no_wrap=column in ("TIME", "INVOCATION", "RESULT")
+        )
     for entry in entries:
         invocation = entry.invocation_id or "-"
         if entry.new_invocation_id:
