@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
 import signal
+import struct
 import sys
+import termios
 
 from invoctl.sdk import Context, RetryPolicy, Service, Worker
 from invoctl.v1 import invocation_pb2 as pb
@@ -17,11 +20,10 @@ from tests.e2e._helpers import greeter, wait_state
 INV_ID = re.compile(rb"inv_[0-9A-Za-z_-]{22}")
 
 
-async def invoctl(server, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def invoctl(server, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "invoctl.cli", "--server", server.address, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
     )  # fmt: skip
     out, err = await proc.communicate()
     return proc.returncode, out.decode(), err.decode()
@@ -159,6 +161,39 @@ async def test_invoke_of_a_failing_handler_shows_its_id_and_state_and_how_to_fin
         await wait_state(client, inv, pb.INVOCATION_STATE_COMPLETED)
 
 
+async def _on_a_terminal(server, *args: str, columns: int) -> tuple[int, str]:
+    """Run the CLI with stdout on a pseudo-terminal `columns` wide; its exit code and
+    what it showed, without colours."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "invoctl.cli", "--server", server.address, *args,
+            stdout=slave, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": str(columns), "TERM": "xterm"},
+        )  # fmt: skip
+        os.close(slave)
+
+        def read_all() -> bytes:
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        shown = await asyncio.wait_for(asyncio.to_thread(read_all), 30)
+        await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())
+    return proc.returncode, text.replace("\r\n", "\n")
+
+
 async def test_ls_at_80_columns_never_wraps_an_id(server, client):
     async with Worker([greeter()], server=server.address):
         for _ in range(3):
@@ -166,11 +201,11 @@ async def test_ls_at_80_columns_never_wraps_an_id(server, client):
         code, out, _ = await invoctl(server, "--json", "invocations", "ls")
         ids = [i["id"] for i in json.loads(out)["invocations"]]
         assert len(ids) == 3
-        for columns in ("80", "60"):
-            code, out, err = await invoctl(server, "invocations", "ls", env={"COLUMNS": columns})
-            assert (code, err) == (0, "")
+        for columns in (80, 60):
+            code, out = await _on_a_terminal(server, "invocations", "ls", columns=columns)
+            assert code == 0, out
             lines = out.splitlines()
-            assert all(len(line.rstrip()) <= int(columns) for line in lines), out
+            assert all(len(line.rstrip()) <= columns for line in lines), out
             for inv_id in ids:
                 [line] = [line for line in lines if inv_id in line]  # whole, on one line
                 assert line.startswith(inv_id) and "Greeter/greet" in line, out

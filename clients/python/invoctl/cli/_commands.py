@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import sys
 from dataclasses import dataclass, field
 
@@ -61,9 +60,8 @@ class Output:
 
 def _console(*, stderr: bool = False) -> Console:
     console = Console(stderr=stderr)
-    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+    if not console.is_terminal:
         # Piped: rich would fold tables to 80 columns; one row per line keeps grep working.
-        # A COLUMNS the user set is a width asked for, and kept.
         console = Console(stderr=stderr, width=_PIPE_WIDTH)
     return console
 
@@ -230,7 +228,7 @@ async def wait_completed(
                 continue  # attach answers at once now, with the same row
             if fmt.waiting_key(last) != shown:
                 shown = fmt.waiting_key(last)
-                out.err.print(fmt.waiting_line(last, _now()))
+                out.err.print(fmt.waiting_line(last, _now()), soft_wrap=True)
     except asyncio.CancelledError:
         _left_running(args, last)
         raise
