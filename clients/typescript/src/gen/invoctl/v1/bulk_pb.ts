@@ -140,7 +140,8 @@ export const BulkFailureSchema: GenMessage<BulkFailure> = /*@__PURE__*/
  */
 export type BulkOperationProgress = Message<"invoctl.v1.BulkOperationProgress"> & {
   /**
-   * `bulk_` followed by a URL-safe random suffix; empty for a dry run.
+   * `bulk_` followed by 22 letters and digits (base62, ordered by creation time); empty for a dry run.
+   * IDs made by earlier versions may also contain `-` and `_`, and stay valid.
    *
    * @generated from field: string bulk_operation_id = 1;
    */
