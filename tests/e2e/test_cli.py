@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import signal
 import struct
 import sys
@@ -21,8 +22,10 @@ INV_ID = re.compile(rb"inv_[0-9A-Za-z_-]{22}")
 
 
 async def invoctl(server, *args: str) -> tuple[int, str, str]:
+    """Run the CLI against `server` (a server, or the address of one) to its end."""
+    address = getattr(server, "address", server)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "invoctl.cli", "--server", server.address, *args,
+        sys.executable, "-m", "invoctl.cli", "--server", address, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()
@@ -209,3 +212,80 @@ async def test_ls_at_80_columns_never_wraps_an_id(server, client):
             for inv_id in ids:
                 [line] = [line for line in lines if inv_id in line]  # whole, on one line
                 assert line.startswith(inv_id) and "Greeter/greet" in line, out
+
+
+async def test_ls_filters_as_the_bulk_selector_does_and_pages(lab, client):
+    older = await lab.make(pb.INVOCATION_STATE_COMPLETED)
+    keyed = await client.send("Lab", "echo", "x", idempotency_key="order-7")
+    await wait_state(client, keyed, pb.INVOCATION_STATE_COMPLETED)
+    killed = await lab.make(pb.INVOCATION_STATE_RUNNING)
+    await client.kill_invocation(killed)
+    newer = [await lab.make(pb.INVOCATION_STATE_SCHEDULED) for _ in range(3)]
+
+    async def listed(*argv: str) -> list[str]:
+        code, out, err = await invoctl(lab.server, "--json", "invocations", "ls", *argv)
+        assert code == 0, err
+        return [i["id"] for i in json.loads(out)["invocations"]]
+
+    assert await listed("--outcome", "killed") == [killed]
+    assert await listed("--idempotency-key", "order-7") == [keyed]
+    created = (await client.get_invocation(keyed)).created_at.ToDatetime().isoformat()
+    assert await listed("--created-before", created, "--service", "Lab") == [older]
+    after = await listed("--created-after", created, "--service", "Lab")
+    assert after == [*newer[::-1], killed, keyed]
+    everything = await listed("--all", "--service", "Lab")
+    assert everything == [*after, older]
+
+    # Pages of 2: each says how to get the next, until none is left.
+    seen: list[str] = []
+    argv = ["invocations", "ls", "--service", "Lab", "--limit", "2"]
+    while True:
+        code, out, err = await invoctl(lab.server, *argv)
+        assert code == 0, err
+        seen += [line.split()[0] for line in out.splitlines()[1:]]
+        match = re.search(r"Next page: (invoctl .*)", err)
+        if match is None:
+            assert seen == everything
+            break
+        assert match.group(1).startswith(f"invoctl --server {lab.server} invocations ls")
+        argv = shlex.split(match.group(1))[3:]  # what follows `invoctl --server ADDRESS`
+    code, _, err = await invoctl(lab.server, "invocations", "ls", "--outcome", "lost")
+    assert code == 2 and "unknown outcome 'lost'" in err
+
+
+async def test_several_ids_are_each_acted_on_and_reported(lab, client):
+    first = await lab.make(pb.INVOCATION_STATE_RUNNING)
+    done = await lab.make(pb.INVOCATION_STATE_COMPLETED)
+    second = await lab.make(pb.INVOCATION_STATE_BACKING_OFF)
+    code, out, err = await invoctl(
+        lab.server, "invocations", "kill", first, done, second, "--request-id", "r1"
+    )
+    assert code == 1, err
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["killed", first],
+        ["killed", second],
+    ]
+    assert f"error: {done}: FAILED_PRECONDITION (INVALID_STATE_TRANSITION)" in err
+    assert "1 of 3 failed" in err
+    for inv_id in (first, second):
+        inv = await client.get_invocation(inv_id)
+        assert inv.outcome == pb.OUTCOME_KILLED
+
+    # Repeated with the same request ID: each ID's first answer, nothing acts twice.
+    code, out, _ = await invoctl(
+        lab.server, "--json", "invocations", "kill", first, second, "--request-id", "r1"
+    )
+    assert code == 0
+    results = json.loads(out)["results"]
+    assert [r["invocationId"] for r in results] == [first, second]
+    assert all(r["invocation"]["outcome"] == "OUTCOME_KILLED" for r in results)
+
+    paused = [await lab.make(pb.INVOCATION_STATE_PAUSED) for _ in range(2)]
+    code, out, err = await invoctl(lab.server, "invocations", "resume", *paused)
+    assert (code, err) == (0, ""), err
+    assert all(f"resumed {inv_id}" in out for inv_id in paused)
+
+    code, _, err = await invoctl(lab.server, "invocations", "kill", first, "Lab/block")
+    assert code == 2 and "'Lab/block' is not an invocation ID" in err
+    code, _, err = await invoctl(lab.server, "invocations", "kill", first, second, "--dry-run")
+    assert code == 2 and "with --id" in err

@@ -83,7 +83,7 @@ def is_bulk(args: argparse.Namespace) -> bool:
     `--dry-run` and `--max-per-second` only mean something in bulk, so they force it
     rather than being silently dropped (a dry run must never act).
     """
-    if not takes_query(args.operation):
+    if not takes_query(args.operation) or args.invocation_ids:
         return False
     query = (args.invocation_id or "").strip()
     return (
@@ -100,6 +100,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     operation = getattr(args, "operation", None)
     if operation is None or not takes_query(operation):
         return None
+    if args.invocation_ids:
+        return None  # several IDs: split_ids checked them
     if not args.invocation_id and not _has_selector_flags(args):
         return (
             f"invocations {operation.command}: an invocation ID, a QUERY or selector flags "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -71,34 +72,67 @@ def _now() -> dt.datetime:
 
 
 async def invocations_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """`invoctl invocations ls`: matching invocations, newest first, up to --limit."""
+    """`invoctl invocations ls`: matching invocations, newest first, up to --limit (or --all).
+
+    When more match, it says how to see the next page: the same command with
+    `--page-token`, which goes on after the last invocation shown.
+    """
     invocations: list[invocation_pb2.Invocation] = []
-    token: str | None = None
+    token: str | None = args.page_token
+    limit = None if args.all else args.limit
     while True:
+        wanted = _MAX_PAGE if limit is None else min(limit - len(invocations), _MAX_PAGE)
         page, token = await client.list_invocations(
             service=args.service,
             handler=args.handler,
             key=args.key,
             states=args.state,
             deployment_id=args.deployment,
-            page_size=min(args.limit - len(invocations), _MAX_PAGE),
+            outcome=args.outcome,
+            created_before=args.created_before,
+            created_after=args.created_after,
+            idempotency_key=args.idempotency_key,
+            page_size=wanted,
             page_token=token,
         )
         invocations += page
-        if token is None or len(invocations) >= args.limit:
+        if token is None or (limit is not None and len(invocations) >= limit):
             break
-    more = token is not None or len(invocations) > args.limit
-    invocations = invocations[: args.limit]
+    # Each page asked for no more than was left, so `token` follows the last one shown.
     if out.json:
-        out.document({"invocations": [fmt.message_to_json(i) for i in invocations]})
+        out.document(
+            {
+                "invocations": [fmt.message_to_json(i) for i in invocations],
+                "nextPageToken": token or "",
+            }
+        )
         return 0
     if not invocations:
         out.note("no invocations match")
         return 0
     out.console.print(fmt.invocations_table(invocations, _now(), out.console.width), crop=False)
-    if more:
-        out.note(f"showing the newest {args.limit}; more match (raise --limit)")
+    if token is not None:
+        # The token is left out: a hint must not print a secret back.
+        argv = _without_option(getattr(args, "argv", None) or [], "--page-token")
+        argv = _without_option(argv, "--token")
+        next_page = shlex.join(["invoctl", *argv, "--page-token", token])
+        out.note(f"showing {len(invocations)}; more match. Next page: {next_page}")
+        out.note("(or --all for every match, or a larger --limit)")
     return 0
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` without `option` and its value (either `--opt V` or `--opt=V`)."""
+    kept: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == option:
+            skip = True
+        elif not word.startswith(option + "="):
+            kept.append(word)
+    return kept
 
 
 async def invocations_get(client: Client, args: argparse.Namespace, out: Output) -> int:

@@ -23,11 +23,13 @@ import grpc
 
 from invoctl.client import (
     DEFAULT_ADDRESS,
+    OUTCOME_NAMES,
     STATE_NAMES,
     Client,
     InvocationFailed,
     InvoctlError,
     ParsedTarget,
+    parse_outcome,
     parse_state,
     parse_target,
     tls_credentials,
@@ -56,6 +58,15 @@ def _state(text: str) -> invocation_pb2.InvocationState.ValueType:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"unknown state {text!r} (choose from {', '.join(STATE_NAMES)})"
+        ) from None
+
+
+def _outcome(text: str) -> invocation_pb2.Outcome.ValueType:
+    try:
+        return parse_outcome(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown outcome {text!r} (choose from {', '.join(OUTCOME_NAMES)})"
         ) from None
 
 
@@ -247,7 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     _target_filters(ls)
     ls.add_argument("--deployment", metavar="DP", help="only invocations pinned to this deployment")
     ls.add_argument(
+        "--outcome",
+        type=_outcome,
+        metavar="OUTCOME",
+        help=f"only completed invocations with this outcome ({', '.join(OUTCOME_NAMES)})",
+    )
+    _created_filters(ls)
+    ls.add_argument("--idempotency-key", metavar="K", help="only invocations started with key K")
+    pages = ls.add_mutually_exclusive_group()
+    pages.add_argument(
         "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    pages.add_argument("--all", action="store_true", help="show every match, however many")
+    ls.add_argument(
+        "--page-token",
+        metavar="TOKEN",
+        help="go on after the last invocation an earlier ls showed (it prints the token)",
     )
     for name, help_text, run in (
         ("get", "show one invocation", _commands.invocations_get),
@@ -317,17 +343,27 @@ def _operation_command(
     # would otherwise be taken for `--deployment-id`, a filter.
     sub = _command(subparsers, operation.command, operation.summary, run, allow_abbrev=not bulk)
     sub.set_defaults(operation=operation)
+    # The destination stays invocation_id: one ID is still the common case. Several go
+    # to invocation_ids (see _operations.SplitIds).
+    sub.set_defaults(invocation_ids=[])
     if bulk:
-        # The destination stays invocation_id: one ID is still the common case.
         sub.add_argument(
             "invocation_id",
-            nargs="?",
-            metavar="QUERY",
-            help="an invocation ID (inv_...), or every invocation of Service, "
-            "Service/handler, Object/key or Object/key/handler",
+            action=_operations.SplitIds,
+            nargs="*",
+            metavar="ID|QUERY",
+            help="invocation IDs (inv_...; each acted on and reported alone), or one "
+            "query: every invocation of Service, Service/handler, Object/key or "
+            "Object/key/handler",
         )
     else:
-        sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
+        sub.add_argument(
+            "invocation_id",
+            action=_operations.SplitIds,
+            nargs="+",
+            metavar="ID",
+            help="invocation IDs (inv_...)",
+        )
     sub.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
     sub.add_argument(
         "--request-id",
@@ -370,6 +406,22 @@ def _target_filters(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     )
 
 
+def _created_filters(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--created-before and --created-after, as `ls` and the bulk forms share them."""
+    parser.add_argument(
+        "--created-before",
+        type=_datetime,
+        metavar="TIME",
+        help="only invocations created before TIME (ISO 8601; UTC unless it names a zone)",
+    )
+    parser.add_argument(
+        "--created-after",
+        type=_datetime,
+        metavar="TIME",
+        help="only invocations created at or after TIME",
+    )
+
+
 def _selector_options(parser: argparse.ArgumentParser) -> None:
     """The flags of an operation's bulk form: a selector, the rate, and confirmation."""
     group = parser.add_argument_group(
@@ -382,18 +434,7 @@ def _selector_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--deployment-id", metavar="DP", help="only invocations pinned to this deployment"
     )
-    group.add_argument(
-        "--created-before",
-        type=_datetime,
-        metavar="TIME",
-        help="only invocations created before TIME (ISO 8601; UTC unless it names a zone)",
-    )
-    group.add_argument(
-        "--created-after",
-        type=_datetime,
-        metavar="TIME",
-        help="only invocations created at or after TIME",
-    )
+    _created_filters(group)
     group.add_argument(
         "--id",
         dest="ids",
@@ -506,9 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = argv  # for hints that repeat the command (`ls` next page)
         if args.command == "invoke" and args.delay is not None and not args.send:
             parser.error("--delay needs --send: only one-way sends can be delayed")
-        problem = _bulk.usage_problem(args)
+        problem = _operations.ids_problem(args) or _bulk.usage_problem(args)
         if problem:
             parser.error(problem)
         try:
