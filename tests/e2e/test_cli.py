@@ -10,12 +10,14 @@ import os
 import re
 import shlex
 import signal
+import socket
 import struct
 import sys
 import termios
 
 from invoctl.sdk import Context, RetryPolicy, Service, Worker
 from invoctl.v1 import invocation_pb2 as pb
+from tests._certs import make_certs
 from tests.e2e._helpers import greeter, wait_state
 
 INV_ID = re.compile(rb"inv_[0-9A-Za-z_-]{22}")
@@ -71,6 +73,22 @@ async def test_errors_are_one_readable_line_and_exit_1(server):
     code, _, err = await invoctl(server, "invoke", "Nope/greet", "1")
     assert code == 1
     assert "NOT_FOUND (SERVICE_NOT_FOUND)" in err
+
+
+async def test_unreachable_server_hints_say_what_listens_there(server, tmp_path):
+    # A plaintext server called with TLS options.
+    certs = make_certs(tmp_path / "certs")
+    code, _, err = await invoctl(server, "--tls-ca", str(certs.ca), "deployments", "ls")
+    assert code == 1 and "error: UNAVAILABLE" in err
+    assert f"hint: {server.address} does not serve TLS: leave out --tls-ca" in err
+
+    # Nothing at all on the port: a closed listener's port.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = f"127.0.0.1:{probe.getsockname()[1]}"
+    code, _, err = await invoctl(free, "deployments", "ls")
+    assert code == 1
+    assert f"hint: nothing listens at {free}: start a server (invoctl serve)" in err
 
 
 async def test_operator_commands(server, client):

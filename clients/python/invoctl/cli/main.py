@@ -36,7 +36,7 @@ from invoctl.client import (
 )
 from invoctl.v1 import invocation_pb2
 
-from . import _bulk, _commands, _operations
+from . import _bulk, _commands, _hints, _operations
 from ._commands import Output
 
 __all__ = ["build_parser", "main"]
@@ -564,17 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args, Output(json=args.json), credentials))
     except InvoctlError as err:
         _report(str(err))
-        if err.code == grpc.StatusCode.UNAVAILABLE:
-            print(
-                f"hint: is a server running at {args.server}? (invoctl serve, or --server)",
-                file=sys.stderr,
-            )
-            if _uses_tls(args):
-                print(
-                    "hint: does it serve TLS, does --tls-ca trust its certificate, and "
-                    "does it accept --tls-cert?",
-                    file=sys.stderr,
-                )
+        for hint in _hints.for_error(err, args):
+            print(f"hint: {hint}", file=sys.stderr)
         return 1
     except InvocationFailed as err:
         _report(str(err))
