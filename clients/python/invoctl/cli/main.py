@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.metadata
 import json
 import math
 import os
@@ -239,12 +240,23 @@ def _group(
     return parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
 
+def _version() -> str:
+    """The installed package's version (what `pip show invoctl` says)."""
+    try:
+        return importlib.metadata.version("invoctl")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full `invoctl` parser (`serve` is listed, but its arguments go to the server)."""
     parser = argparse.ArgumentParser(
         prog="invoctl", description="Durable invocations on Postgres: operate and invoke."
     )
     _global_options(parser, suppress=False)
+    parser.add_argument(
+        "--version", action="version", version=f"invoctl {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     commands.add_parser(
