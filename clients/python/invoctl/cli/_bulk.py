@@ -202,7 +202,7 @@ async def bulk_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
     if not operations:
         out.note("no bulk operations match")
         return 0
-    out.console.print(bfmt.bulk_table(operations, _now()))
+    out.console.print(bfmt.bulk_table(operations, _now(), out.console.width), crop=False)
     if more:
         out.note(f"showing the newest {args.limit}; there are more (raise --limit)")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
@@ -28,6 +29,7 @@ __all__ = [
     "deployments_table",
     "dumps_json",
     "entries_table",
+    "fitted_table",
     "format_relative",
     "format_time",
     "invocation_details",
@@ -138,11 +140,13 @@ def _target(target: invocation_pb2.Target) -> str:
 # -- invocations --------------------------------------------------------------------
 
 
-# The columns of `invocations ls`, widest layout first. Each next one gives up something
-# to fit a narrower terminal; the ID is in every one and is never wrapped or cut, since
-# it is copied into the next command.
-_INVOCATION_LAYOUTS: tuple[tuple[tuple[str, ...], bool], ...] = (
-    # (columns, absolute times as well as relative ones)
+# Tables a person reads in a terminal pick the widest layout that fits its width. Each
+# next layout gives up something (absolute times, then whole columns); IDs are in every
+# layout and never wrapped or cut, since they are copied into the next command.
+Layout = tuple[tuple[str, ...], bool]  # (columns, absolute times as well as relative ones)
+Cells = dict[str, str | Text]
+
+_INVOCATION_LAYOUTS: tuple[Layout, ...] = (
     (("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"), True),
     (("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"), False),
     (("ID", "TARGET", "STATE", "ATTEMPTS", "CREATED", "MODIFIED"), False),
@@ -152,8 +156,8 @@ _INVOCATION_LAYOUTS: tuple[tuple[tuple[str, ...], bool], ...] = (
 )
 # Space rich puts between two columns of a table without a box and edge padding.
 _COLUMN_GAP = 2
-# Below this a target is no use; the table is then wider than the terminal instead.
-_MIN_TARGET = 12
+# Below this a shortened column is no use; the table is then wider than the terminal.
+_MIN_SHORTENED = 12
 
 
 def _short_time(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
@@ -163,7 +167,60 @@ def _short_time(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
 
 
 def _cell_width(cell: str | Text) -> int:
-    return cell.cell_len if isinstance(cell, Text) else Text(cell).cell_len
+    text = cell if isinstance(cell, Text) else Text(cell)
+    return max((line.cell_len for line in text.split("\n")), default=0)
+
+
+def fitted_table(
+    layouts: tuple[Layout, ...],
+    cells: Callable[[bool], list[Cells]],
+    width: int | None,
+    *,
+    shorten: tuple[str, ...],
+    right: frozenset[str] = frozenset(),
+    title: str | None = None,
+) -> Table:
+    """A table in the widest of `layouts` that fits `width` (None: the first layout).
+
+    `cells(absolute)` gives the rows, with absolute times or relative ones. When even
+    the last layout is too wide, the `shorten` columns are cut (with an ellipsis) in
+    that order, each to no less than _MIN_SHORTENED; no other cell is ever cut or
+    wrapped. A table still too wide keeps its width: print it with crop=False, and the
+    terminal wraps its lines rather than rich cutting IDs.
+    """
+    for columns, absolute in layouts:
+        rows = cells(absolute)
+        needed = {c: max([len(c)] + [_cell_width(r[c]) for r in rows]) for c in columns}
+        total = sum(needed.values()) + _COLUMN_GAP * (len(columns) - 1)
+        if width is None or total <= width:
+            break
+    for column in shorten:
+        if width is None or total <= width or column not in needed:
+            continue
+        cut = min(total - width, needed[column] - _MIN_SHORTENED)
+        if cut > 0:
+            needed[column] -= cut
+            total -= cut
+    table = Table(
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+        width=total,
+        title=title,
+        title_justify="left",
+    )
+    for column in columns:
+        table.add_column(
+            column,
+            justify="right" if column in right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            # Fixed widths: rich may not shrink an ID to fit; the layout decides.
+            width=needed[column],
+        )
+    for row in rows:
+        _add_row(table, *(row[c] for c in columns))
+    return table
 
 
 def invocations_table(
@@ -176,47 +233,24 @@ def invocations_table(
     cut. IDs are never wrapped or cut, whatever the width.
     """
 
-    def cells(inv: invocation_pb2.Invocation, absolute: bool) -> dict[str, str | Text]:
+    def cells(absolute: bool) -> list[Cells]:
         time = format_time if absolute else _short_time
-        return {
-            "ID": inv.id,
-            "TARGET": inv.target,
-            "STATE": state_text(inv),
-            "ATTEMPTS": str(inv.attempt_count),
-            "DEPLOYMENT": inv.deployment_id or "-",
-            "CREATED": time(inv.created_at, now),
-            "MODIFIED": time(inv.modified_at, now),
-        }
+        return [
+            {
+                "ID": inv.id,
+                "TARGET": inv.target,
+                "STATE": state_text(inv),
+                "ATTEMPTS": str(inv.attempt_count),
+                "DEPLOYMENT": inv.deployment_id or "-",
+                "CREATED": time(inv.created_at, now),
+                "MODIFIED": time(inv.modified_at, now),
+            }
+            for inv in invocations
+        ]
 
-    def widths(columns: tuple[str, ...], rows: list[dict[str, str | Text]]) -> dict[str, int]:
-        return {c: max([len(c)] + [_cell_width(row[c]) for row in rows]) for c in columns}
-
-    for columns, absolute in _INVOCATION_LAYOUTS:
-        rows = [cells(inv, absolute) for inv in invocations]
-        needed = widths(columns, rows)
-        total = sum(needed.values()) + _COLUMN_GAP * (len(columns) - 1)
-        if width is None or total <= width:
-            break
-    target_width = needed["TARGET"]
-    if width is not None and total > width:
-        target_width = max(_MIN_TARGET, needed["TARGET"] - (total - width))
-        total -= needed["TARGET"] - target_width
-
-    # The table's own width, even past a terminal too narrow for it: rich would otherwise
-    # shrink every column, IDs too. Print it with crop=False; the terminal wraps the line.
-    table = Table(box=None, header_style="bold", pad_edge=False, width=total)
-    for column in columns:
-        table.add_column(
-            column,
-            justify="right" if column == "ATTEMPTS" else "left",
-            no_wrap=True,
-            overflow="ellipsis",
-            # Fixed widths: rich may not shrink an ID to fit, only the layout above decides.
-            width=target_width if column == "TARGET" else needed[column],
-        )
-    for row in rows:
-        _add_row(table, *(row[c] for c in columns))
-    return table
+    return fitted_table(
+        _INVOCATION_LAYOUTS, cells, width, shorten=("TARGET",), right=frozenset({"ATTEMPTS"})
+    )
 
 
 def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Table:
@@ -432,25 +466,47 @@ def _audit_result(entry: control_pb2.AuditEntry) -> Text:
     return Text.assemble(("OK", "green"), f" ({state_name(after)})")
 
 
-def audit_table(entries: list[control_pb2.AuditEntry], now: dt.datetime) -> Table:
-    """One row per operator request, as `invoctl audit ls` shows them."""
-    table = Table(box=None, header_style="bold")
-    for column in ("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"):
-        # IDs are copied into the next command: never wrap or cut them.
-        table.add_column(
-            column, overflow="ellipsis", no_wrap=column in ("TIME", "INVOCATION", "RESULT")
-        )
-    for entry in entries:
-        invocation = entry.invocation_id or "-"
-        if entry.new_invocation_id:
-            invocation += f" -> {entry.new_invocation_id}"
-        _add_row(
-            table,
-            format_time(entry.at, now),
-            entry.identity,
-            entry.operation,
-            invocation,
-            _truncate(entry.reason),
-            _audit_result(entry),
-        )
+_AUDIT_LAYOUTS: tuple[Layout, ...] = (
+    (("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"), True),
+    (("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"), False),
+    (("TIME", "IDENTITY", "OPERATION", "INVOCATION", "RESULT"), False),
+    (("TIME", "OPERATION", "INVOCATION", "RESULT"), False),
+)
+
+
+def audit_table(
+    entries: list[control_pb2.AuditEntry], now: dt.datetime, width: int | None = None
+) -> Table:
+    """One row per operator request, as `invoctl audit ls` shows them.
+
+    To fit `width`, times become relative, REASON and IDENTITY go, a restart's new
+    invocation goes on a line of its own under the old one (both stay whole), and the
+    operation and result are cut last. Piped (no width), each row stays one line.
+    """
+    arrow = " -> "
+
+    def cells(absolute: bool) -> list[Cells]:
+        time = format_time if absolute else _short_time
+        rows: list[Cells] = []
+        for entry in entries:
+            invocation = entry.invocation_id or "-"
+            if entry.new_invocation_id:
+                invocation += f"{arrow}{entry.new_invocation_id}"
+            rows.append(
+                {
+                    "TIME": time(entry.at, now),
+                    "IDENTITY": entry.identity,
+                    "OPERATION": entry.operation,
+                    "INVOCATION": invocation,
+                    "REASON": _truncate(entry.reason),
+                    "RESULT": _audit_result(entry),
+                }
+            )
+        return rows
+
+    shorten = ("REASON", "OPERATION", "RESULT")
+    table = fitted_table(_AUDIT_LAYOUTS, cells, width, shorten=shorten)
+    if width is not None and (table.width or 0) > width:
+        arrow = "\n-> "
+        table = fitted_table(_AUDIT_LAYOUTS, cells, width, shorten=shorten)
     return table

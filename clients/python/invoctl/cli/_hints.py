@@ -64,8 +64,9 @@ def probe(address: str, timeout: float = _PROBE_SECONDS) -> str:
                 return "plain"  # it hung up on (or ignored) a ClientHello
             except ssl.SSLError as err:
                 # A TLS server refuses with an alert (e.g. mutual TLS without a client
-                # certificate); anything else sent back garbage to a ClientHello.
-                return "plain" if "WRONG_VERSION_NUMBER" in str(err) else "tls"
+                # certificate); anything else sent back what is not TLS (the messages
+                # vary with the OpenSSL version: wrong version number, record layer...).
+                return "tls" if "ALERT" in str(err).upper() else "plain"
     except ConnectionRefusedError:
         return "refused"
     except OSError:

@@ -253,7 +253,7 @@ async def audit_ls(client: Client, args: argparse.Namespace, out: Output) -> int
     if not entries:
         out.note("no audit entries match")
         return 0
-    out.console.print(fmt.audit_table(entries, _now()))
+    out.console.print(fmt.audit_table(entries, _now(), out.console.width), crop=False)
     if more:
         out.note(f"showing the newest {args.limit}; there are more (raise --limit)")
     return 0
