@@ -20,7 +20,8 @@ from invoctl.v1 import invocation_pb2 as pb
 from tests._certs import make_certs
 from tests.e2e._helpers import greeter, wait_state
 
-INV_ID = re.compile(rb"inv_[0-9A-Za-z_-]{22}")
+# New IDs: base62, so a double-click selects all of one.
+INV_ID = re.compile(rb"inv_[0-9A-Za-z]{22}")
 
 
 async def invoctl(server, *args: str) -> tuple[int, str, str]:
@@ -40,7 +41,7 @@ async def test_invoke_get_journal_ls_and_deployments(server):
         assert code == 0
         assert "Hello, Ada!" in out
         # The ID goes to stderr before the wait, never mixed into the output.
-        assert re.fullmatch(r"inv_[0-9A-Za-z_-]{22}: waiting for its result; .*\n", err), err
+        assert re.fullmatch(r"inv_[0-9A-Za-z]{22}: waiting for its result; .*\n", err), err
 
         code, out, _ = await invoctl(server, "--json", "invoke", "Greeter/greet", '"Bo"', "--send")
         assert code == 0

@@ -13,6 +13,9 @@ OLD = "inv_-P7llqQesR0pczet9Dmh2-"
 
 
 def test_new_ids_are_base62_of_the_same_length() -> None:
+    # In ASCII order (so text order is numeric order), and room for all 128 bits.
+    assert sorted(ids._ALPHABET) == list(ids._ALPHABET) and len(set(ids._ALPHABET)) == 62
+    assert 62**ids._SUFFIX_LEN >= 1 << 128
     for make, prefix in (
         (ids.new_invocation_id, "inv_"),
         (ids.new_deployment_id, "dp_"),

@@ -24,8 +24,6 @@ _SUFFIX_LEN = 22  # ceil(128 / log2(62)); 62**22 > 2**128
 # What a suffix may be: new base62 ones and the older 64-character ones.
 _SUFFIX = re.compile(r"[-0-9A-Z_a-z]{22}")
 
-assert sorted(_ALPHABET) == list(_ALPHABET) and 62**_SUFFIX_LEN >= 1 << 128
-
 
 def _suffix(now_ms: int | None = None) -> str:
     ms = int(time.time() * 1000) if now_ms is None else now_ms
