@@ -268,6 +268,8 @@ async def wait_completed(
         raise
     finally:
         attach.cancel()
+        if attach.done() and not attach.cancelled():
+            attach.exception()  # a failure the poll reported first: retrieved, not logged
 
 
 def _left_running(args: argparse.Namespace, invocation: invocation_pb2.Invocation) -> None:
