@@ -218,3 +218,20 @@ async def test_requests_refused_for_their_caller_are_in_the_audit_log(secured):
         (IDENTITY["operator"], "KillInvocation", target, "mine", "PERMISSION_DENIED"),
     ]
     assert entries[-1].request_id == "req-denied"
+
+
+async def test_the_cli_says_how_to_pass_a_token(secured):
+    from tests.e2e.test_cli import invoctl
+
+    code, out, err = await invoctl(secured, "deployments", "ls")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: UNAUTHENTICATED")
+    assert f"hint: {secured.address} needs a token: pass --token TOKEN, or set INVOCTL_TOKEN" in err
+
+    code, _, err = await invoctl(secured, "--token", "not-a-known-token", "deployments", "ls")
+    assert code == 1 and err.startswith("error: UNAUTHENTICATED")
+    assert "does not accept the token given (--token or INVOCTL_TOKEN)" in err
+    assert "not-a-known-token" not in err  # a token is never printed back
+
+    code, _, err = await invoctl(secured, "--token", TOKENS["viewer"], "deployments", "ls")
+    assert code == 0, err

@@ -278,7 +278,9 @@ async def test_ctrl_c_detaches_and_the_operation_goes_on(lab, client):
     err = (first + rest).decode()
     assert proc.returncode == 130, err
     [bulk_id] = set(BULK_ID.findall(err))
-    assert f"detached: {bulk_id} keeps running; re-attach with: invoctl bulk watch {bulk_id}" in err
+    # The command to re-attach names the server this one used.
+    watch = f"invoctl --server {lab.server} bulk watch {bulk_id}"
+    assert f"detached: {bulk_id} keeps running; re-attach with: {watch}" in err
     assert "Traceback" not in err and b"completed" not in out
 
     watched = [p async for p in client.watch_bulk_operation(bulk_id)]
@@ -288,6 +290,33 @@ async def test_ctrl_c_detaches_and_the_operation_goes_on(lab, client):
     assert (last.processed, last.succeeded) == (40, 40)
     for inv_id in ids:
         await wait_state(client, inv_id, pb.INVOCATION_STATE_COMPLETED)
+
+
+async def test_the_same_request_id_re_attaches_and_says_so(lab, client):
+    await naps(lab, 20)  # 2 s at 10 a second: the second command finds it running
+    args = ("invocations", "kill", "Lab/nap", "--max-per-second", "10", "--yes")
+    first = await spawn(lab.server, *args, "--request-id", "r-1")
+    try:
+        assert first.stderr is not None
+        line = await asyncio.wait_for(first.stderr.readline(), 30)
+        assert line.startswith(b"started bulk_"), line
+        code, _, err = await invoctl(lab.server, *args, "--request-id", "r-1")
+        await asyncio.wait_for(first.communicate(), 30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            first.kill()
+    assert code == 0, err
+    [bulk_id] = set(BULK_ID.findall(line.decode()))
+    assert f"re-attached to {bulk_id}: kill of" in err
+    assert "started earlier by request ID 'r-1'; nothing new was started" in err
+    assert "started bulk_" not in err
+    operations, _ = await client.list_bulk_operations()
+    assert [o.bulk_operation_id for o in operations] == [bulk_id]
+    # The field the CLI reads: set on every snapshot of a re-attached stream only.
+    again = client.bulk_operation("kill", selector("Lab/nap"), request_id="r-1")
+    assert {(p.bulk_operation_id, p.reattached) async for p in again} == {(bulk_id, True)}
+    fresh = client.bulk_operation("kill", selector("Lab/nap"), request_id="r-2")
+    assert {p.reattached async for p in fresh} == {False}
 
 
 async def test_ctrl_c_at_the_question_starts_nothing(lab, client, db):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from invoctl_server.domain.ids import new_bulk_operation_id, new_invocation_id
 from tests.e2e._operator import UNKNOWN_ID
 
 METHODS = {"get", "post", "patch", "delete", "put", "options", "head"}
@@ -55,3 +56,21 @@ async def test_every_documented_route_is_served(http):
                 assert answer.json["reason"] != "ROUTE_NOT_FOUND", (method, path)
             for p in op["parameters"]:
                 assert p["in"] in ("path", "query")
+
+
+async def test_id_parameters_match_new_and_old_ids(http):
+    doc = (await http.get("/openapi")).json
+    examples = {
+        "invocation_id": [new_invocation_id(), "inv_-P7llqQesR0pczet9Dmh2-"],
+        "bulk_operation_id": [new_bulk_operation_id(), "bulk_-P7llqQesR0pczet9Dmh2-"],
+    }
+    seen = set()
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            for p in op["parameters"]:
+                if p["in"] == "path" and p["name"] in examples:
+                    seen.add(p["name"])
+                    for example in examples[p["name"]]:
+                        assert re.fullmatch(p["schema"]["pattern"], example), (p, example)
+                    assert not re.fullmatch(p["schema"]["pattern"], "inv_123")
+    assert seen == set(examples)

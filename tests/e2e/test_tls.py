@@ -163,12 +163,15 @@ async def test_the_cli_over_tls(database, certs):
         code, out, err = await invoctl(app.address, "invocations", "get", inv_id)  # plaintext
         assert code == 1 and out == ""
         assert error_of(err).startswith("error: UNAVAILABLE")
+        # Not "is a server running?": one is, and it wants TLS.
+        assert f"hint: {app.address} serves TLS: pass --tls-ca PEM" in err
+        assert "is a server running" not in err
 
         other = str(certs.other_ca)
         code, out, err = await invoctl(app.address, "--tls-ca", other, "deployments", "ls")
         assert code == 1 and out == ""
         assert error_of(err).startswith("error: UNAVAILABLE")
-        assert "hint: does it serve TLS, does --tls-ca trust its certificate" in err
+        assert "serves TLS but the connection failed: does --tls-ca trust its certificate" in err
 
 
 async def test_the_cli_over_mutual_tls_from_the_environment(database, certs):

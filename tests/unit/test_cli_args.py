@@ -93,6 +93,15 @@ def test_usage_errors_exit_2(
     assert message in capsys.readouterr().err
 
 
+def test_version_prints_the_installed_package_version(capsys) -> None:
+    import importlib.metadata
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"invoctl {importlib.metadata.version('invoctl')}\n"
+    assert main(["--server", "h:1", "--version"]) == 0  # not taken for a command
+    assert capsys.readouterr().out.startswith("invoctl ")
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "invocations" in capsys.readouterr().out

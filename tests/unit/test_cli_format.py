@@ -1,9 +1,11 @@
 """Rendering of invocations, journals and deployments for people and for scripts."""
 
 import datetime as dt
+import io
 
 import pytest
 from google.protobuf import timestamp_pb2
+from rich.console import Console
 
 from invoctl.cli import _format as fmt
 from invoctl.v1 import control_pb2, invocation_pb2, workers_pb2
@@ -210,3 +212,58 @@ def test_audit_table_marks_an_unknown_caller() -> None:
     )  # fmt: skip
     [row] = [line for line in render(fmt.audit_table([entry], NOW)).splitlines() if "Kill" in line]
     assert row.split()[4:6] == ["-", "KillInvocation"], row
+
+
+@pytest.mark.parametrize("width", [250, 120, 100, 80, 60, 40])
+def test_invocations_table_fits_the_width_and_never_cuts_an_id(width: int) -> None:
+    inv = _invocation()
+    inv.id = "inv_0SbGBdTYHK2jVz6WXxDlqf"
+    inv.deployment_id = "dp_0SbGBdTYHK2jVz6WXxDlqg"
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(fmt.invocations_table([inv, inv], NOW, width), crop=False)
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 3  # a header and one line per row
+    assert all(line.startswith(inv.id) for line in lines[1:])
+    if width >= 60:
+        assert all(len(line.rstrip()) <= width for line in lines)
+    if width >= 250:
+        assert "dp_0SbGBdTYHK2jVz6WXxDlqg" in lines[1] and "(2m ago)" in lines[1]
+
+
+@pytest.mark.parametrize("width", [250, 100, 80, 60])
+def test_audit_and_bulk_tables_fit_the_width_and_never_cut_an_id(width: int) -> None:
+    from invoctl.cli import _bulk_format as bfmt
+    from invoctl.v1 import bulk_pb2
+
+    old, new = "inv_0SbGBdTYHK2jVz6WXxDlqf", "inv_0SbGBdTYHK2jVz6WXxDlqg"
+    restart = control_pb2.AuditEntry(
+        at=ts(-60),
+        identity="operator@example.com",
+        operation="RestartInvocationAsNew",
+        invocation_id=old,
+        new_invocation_id=new,
+        reason="bad deploy of the checkout service",
+        result="OK",
+    )
+    bulk = bulk_pb2.BulkOperationProgress(
+        bulk_operation_id="bulk_0SbGBdTYHK2jVz6WXxDlqh",
+        kind=bulk_pb2.BULK_OPERATION_KIND_RESTART_AS_NEW,
+        state=bulk_pb2.BULK_OPERATION_STATE_RUNNING,
+        matched=12_345,
+        processed=1_234,
+        succeeded=1_200,
+        skipped=30,
+        failed=4,
+        created_at=ts(-600),
+        reason="bad deploy of the checkout service",
+    )
+    for table, ids in (
+        (fmt.audit_table([restart], NOW, width), (old, new)),
+        (bfmt.bulk_table([bulk], NOW, width), (bulk.bulk_operation_id,)),
+    ):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(table, crop=False)
+        text = console.file.getvalue()
+        assert all(len(line.rstrip()) <= width for line in text.splitlines()), text
+        for inv_id in ids:
+            assert inv_id in text, text

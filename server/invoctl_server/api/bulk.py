@@ -110,7 +110,9 @@ async def start(
                 )
             dry_run = await store.bulk_dry_run(conn, selector) if request.dry_run else None
         if dry_run is None:
-            job = await _start_or_attach(rt, rpc_name, kind, request, selector, deployment)
+            job, reattached = await _start_or_attach(
+                rt, rpc_name, kind, request, selector, deployment
+            )
     except DomainError as refused:
         if not request.dry_run:
             await record_refusal(rt.pool, rpc_name, "", request.reason, request_id, refused)
@@ -138,6 +140,7 @@ async def start(
     if job["owner"] == rt.bulk.owner:
         rt.bulk.run(job)
     async for progress in watch(rt, job["id"]):
+        progress.reattached = reattached
         yield progress
 
 
@@ -161,13 +164,19 @@ def _by_state(kind: str, counts: list[tuple[State, bool, int]]) -> list[bpb.Bulk
 
 async def _start_or_attach(
     rt: Runtime, rpc_name: str, kind: str, request: Any, selector: Selector, deployment: str
-) -> asyncpg.Record:
+) -> tuple[asyncpg.Record, bool]:
+    """The operation this request started, or the one its request_id started before;
+    and whether it is the latter (a re-attach)."""
     request_id = request.request_id or None
     identity = principal().identity
     span = trace.get_current_span().get_span_context()
+    attached = False
 
     async def create(conn: asyncpg.Connection) -> asyncpg.Record:
+        nonlocal attached
+        attached = False  # a retried transaction starts over
         if request_id and (job := await _attach(conn, rpc_name, request_id)) is not None:
+            attached = True
             return job
         limit = rt.config.max_bulk_operations
         if await store.bulk_running(conn) >= limit:
@@ -191,14 +200,15 @@ async def _start_or_attach(
         return job
 
     try:
-        return await db.transaction(rt.pool, create)
+        job = await db.transaction(rt.pool, create)
     except asyncpg.UniqueViolationError:
         # The same request_id raced us and won: attach to its operation.
         async with rt.pool.acquire() as conn:
             job = await _attach(conn, rpc_name, request_id or "")
         if job is None:
             raise
-        return job
+        return job, True
+    return job, attached
 
 
 async def _attach(

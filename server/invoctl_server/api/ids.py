@@ -12,7 +12,7 @@ from ..store.operations import KEEP, LATEST
 def invocation_id(text: str) -> str:
     if not is_invocation_id(text):
         raise MalformedId(
-            f"{echo(text)} is not an invocation ID (inv_ followed by 22 characters)",
+            f"{echo(text)} is not an invocation ID (inv_ followed by 22 letters and digits)",
             invocation_id=text,
         )
     return text
@@ -21,7 +21,7 @@ def invocation_id(text: str) -> str:
 def bulk_operation_id(text: str) -> str:
     if not is_bulk_operation_id(text):
         raise MalformedId(
-            f"{echo(text)} is not a bulk operation ID (bulk_ followed by 22 characters)",
+            f"{echo(text)} is not a bulk operation ID (bulk_ followed by 22 letters and digits)",
             bulk_operation_id=text,
         )
     return text
@@ -38,7 +38,7 @@ def deployment_choice(text: str) -> str:
 def deployment_id(text: str) -> str:
     if not is_deployment_id(text):
         raise InvalidDeployment(
-            f"{echo(text)} is not a deployment ID (dp_ followed by 22 characters)",
+            f"{echo(text)} is not a deployment ID (dp_ followed by 22 letters and digits)",
             deployment_id=text,
         )
     return text

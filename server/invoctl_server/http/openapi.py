@@ -174,11 +174,29 @@ def _ref(schema: Any, pending: list[Descriptor]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{schema}"}
 
 
+# The IDs a path names: new ones are base62 (`inv_` + 22 letters and digits, ordered by
+# creation time); those made by earlier versions may also hold `-` and `_`.
+_ID_PARAMS = {
+    "invocation_id": ("inv_", "an invocation ID"),
+    "bulk_operation_id": ("bulk_", "a bulk operation ID"),
+}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "path", "required": True}
+    if name not in _ID_PARAMS:
+        return {**param, "schema": {"type": "string"}}
+    prefix, what = _ID_PARAMS[name]
+    return {
+        **param,
+        "schema": {"type": "string", "pattern": f"^{prefix}[0-9A-Za-z_-]{{22}}$"},
+        "description": f"{what}: {prefix} and 22 letters and digits (IDs made by earlier "
+        "versions may also contain - and _)",
+    }
+
+
 def _operation(route: Route, pending: list[Descriptor]) -> dict[str, Any]:
-    params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", route.path)
-    ]
+    params = [_path_param(name) for name in re.findall(r"{(\w+)}", route.path)]
     for p in route.query:
         schema: dict[str, Any] = {"type": p.type}
         if p.enum:

@@ -23,7 +23,7 @@ from invoctl.v1 import bulk_pb2
 
 from . import _bulk_format as bfmt
 from . import _format as fmt
-from . import _operations
+from . import _hints, _operations
 from ._commands import Output
 
 __all__ = [
@@ -83,7 +83,7 @@ def is_bulk(args: argparse.Namespace) -> bool:
     `--dry-run` and `--max-per-second` only mean something in bulk, so they force it
     rather than being silently dropped (a dry run must never act).
     """
-    if not takes_query(args.operation):
+    if not takes_query(args.operation) or args.invocation_ids:
         return False
     query = (args.invocation_id or "").strip()
     return (
@@ -100,6 +100,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     operation = getattr(args, "operation", None)
     if operation is None or not takes_query(operation):
         return None
+    if args.invocation_ids:
+        return None  # several IDs: split_ids checked them
     if not args.invocation_id and not _has_selector_flags(args):
         return (
             f"invocations {operation.command}: an invocation ID, a QUERY or selector flags "
@@ -172,7 +174,7 @@ async def invocations_operate(client: Client, args: argparse.Namespace, out: Out
             out.note("nothing started")
             return 1
     stream = client.bulk_operation(command, where, **options)
-    return await _follow(stream, out, verb="started")
+    return await _follow(stream, out, args, verb="started")
 
 
 # -- invoctl bulk ---------------------------------------------------------------------
@@ -200,7 +202,7 @@ async def bulk_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
     if not operations:
         out.note("no bulk operations match")
         return 0
-    out.console.print(bfmt.bulk_table(operations, _now()))
+    out.console.print(bfmt.bulk_table(operations, _now(), out.console.width), crop=False)
     if more:
         out.note(f"showing the newest {args.limit}; there are more (raise --limit)")
     return 0
@@ -208,7 +210,7 @@ async def bulk_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 async def bulk_watch(client: Client, args: argparse.Namespace, out: Output) -> int:
     """`invoctl bulk watch BULK_ID`: the progress to the end, then the summary."""
-    return await _follow(client.watch_bulk_operation(args.bulk_id), out, verb="watching")
+    return await _follow(client.watch_bulk_operation(args.bulk_id), out, args, verb="watching")
 
 
 async def bulk_stop(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -229,7 +231,11 @@ async def bulk_stop(client: Client, args: argparse.Namespace, out: Output) -> in
 
 
 async def _follow(
-    stream: AsyncIterator[bulk_pb2.BulkOperationProgress], out: Output, *, verb: str
+    stream: AsyncIterator[bulk_pb2.BulkOperationProgress],
+    out: Output,
+    args: argparse.Namespace,
+    *,
+    verb: str,
 ) -> int:
     """Show the progress bar to the final snapshot, then the summary and the failures.
 
@@ -243,26 +249,23 @@ async def _follow(
             async for progress in stream:
                 if last is None:
                     # First, so a log or a second terminal can re-attach by this ID.
-                    out.note(
-                        f"{verb} {progress.bulk_operation_id}: "
-                        f"{bfmt.bulk_kind_name(progress.kind)} of {bfmt.count(progress.matched)}"
-                    )
+                    out.note(_first_line(progress, verb, args))
                 last = progress
                 bar.update(task, **bfmt.progress_fields(progress))
     except (asyncio.CancelledError, KeyboardInterrupt):
         # asyncio.run turns the first Ctrl-C into a cancellation of the main task.
-        _detached(last, starting=verb == "started")
+        _detached(last, args, starting=verb == "started")
         raise
     except InvoctlError:
         if last is not None and not last.final:
-            _reattach_hint(last.bulk_operation_id)
+            _reattach_hint(last.bulk_operation_id, args)
         raise
     if last is None or not last.final:
         # A server that shuts down may close the stream cleanly; the operation goes on
         # (another server takes it over).
         _error("the progress stream ended before the operation did")
         if last is not None:
-            _reattach_hint(last.bulk_operation_id)
+            _reattach_hint(last.bulk_operation_id, args)
         return 1
     if out.json:
         out.document(fmt.message_to_json(last))
@@ -284,26 +287,46 @@ async def _last(
     return last
 
 
-def _detached(last: bulk_pb2.BulkOperationProgress | None, *, starting: bool) -> None:
+def _first_line(
+    progress: bulk_pb2.BulkOperationProgress, verb: str, args: argparse.Namespace
+) -> str:
+    """`started bulk_…: kill of 40 invocations`, or, when the request ID matched an
+    operation started before, that this is that one (nothing new was started)."""
+    what = f"{bfmt.bulk_kind_name(progress.kind)} of {bfmt.count(progress.matched)}"
+    bulk_id = progress.bulk_operation_id
+    if progress.reattached and verb == "started":
+        request_id = getattr(args, "request_id", None)
+        return (
+            f"re-attached to {bulk_id}: {what}, started earlier by request ID "
+            f"{request_id!r}; nothing new was started (a new operation needs a new "
+            "--request-id)"
+        )
+    return f"{verb} {bulk_id}: {what}"
+
+
+def _detached(
+    last: bulk_pb2.BulkOperationProgress | None, args: argparse.Namespace, *, starting: bool
+) -> None:
     if last is None:
         if starting:
             print(
                 "interrupted before the server answered: the operation may have started "
-                "(see invoctl bulk ls)",
+                f"(see {_hints.command(args, 'bulk', 'ls')})",
                 file=sys.stderr,
             )
     elif not last.final:
         bulk_id = last.bulk_operation_id
         print(
-            f"detached: {bulk_id} keeps running; re-attach with: invoctl bulk watch {bulk_id}",
+            f"detached: {bulk_id} keeps running; re-attach with: "
+            f"{_hints.command(args, 'bulk', 'watch', bulk_id)}",
             file=sys.stderr,
         )
 
 
-def _reattach_hint(bulk_id: str) -> None:
+def _reattach_hint(bulk_id: str, args: argparse.Namespace) -> None:
     print(
         f"hint: {bulk_id} goes on without this stream; re-attach with: "
-        f"invoctl bulk watch {bulk_id}",
+        f"{_hints.command(args, 'bulk', 'watch', bulk_id)}",
         file=sys.stderr,
     )
 

@@ -18,7 +18,7 @@ from rich.text import Text
 from invoctl.client import bulk_kind_name, bulk_state_name, state_name
 from invoctl.v1 import bulk_pb2
 
-from ._format import _add_row, _truncate, format_time
+from ._format import Cells, Layout, _add_row, _short_time, _truncate, fitted_table, format_time
 
 __all__ = [
     "bulk_kind_name",
@@ -182,8 +182,8 @@ def summary(progress: bulk_pb2.BulkOperationProgress) -> Text:
 def failures_table(progress: bulk_pb2.BulkOperationProgress) -> Table:
     """The invocations the operation failed on (the server keeps the first 20)."""
     table = Table(title="failures", title_justify="left", box=None, header_style="bold")
-    # IDs are copied into the next command: fold them, never cut them.
-    table.add_column("INVOCATION", overflow="fold")
+    # IDs are copied into the next command: never wrap or cut them.
+    table.add_column("INVOCATION", no_wrap=True)
     table.add_column("REASON")
     table.add_column("MESSAGE")
     for failure in progress.failures:
@@ -196,28 +196,43 @@ def failures_table(progress: bulk_pb2.BulkOperationProgress) -> Table:
     return table
 
 
-def bulk_table(operations: list[bulk_pb2.BulkOperationProgress], now: dt.datetime) -> Table:
-    """One row per bulk operation, as `invoctl bulk ls` shows them."""
-    table = Table(box=None, header_style="bold")
-    numbers = ("PROCESSED", "SUCCEEDED", "SKIPPED", "FAILED")
-    for column in ("ID", "KIND", "STATE", *numbers, "CREATED", "REASON"):
-        table.add_column(
-            column,
-            justify="right" if column in numbers else "left",
-            overflow="fold" if column == "ID" else "ellipsis",
-        )
-    for op in operations:
-        state = bulk_state_name(op.state)
-        _add_row(
-            table,
-            op.bulk_operation_id,
-            bulk_kind_name(op.kind),
-            Text(state, style=_STATE_STYLES.get(state, "")),
-            f"{op.processed:,}/{op.matched:,}",
-            f"{op.succeeded:,}",
-            f"{op.skipped:,}",
-            Text(f"{op.failed:,}", style="red" if op.failed else ""),
-            format_time(op.created_at, now),
-            _truncate(op.reason),
-        )
-    return table
+_NUMBERS = frozenset({"PROCESSED", "SUCCEEDED", "SKIPPED", "FAILED"})
+_BULK_LAYOUTS: tuple[Layout, ...] = (
+    (("ID", "KIND", "STATE", "PROCESSED", "SUCCEEDED", "SKIPPED", "FAILED", "CREATED", "REASON"),
+     True),
+    (("ID", "KIND", "STATE", "PROCESSED", "SUCCEEDED", "SKIPPED", "FAILED", "CREATED", "REASON"),
+     False),
+    (("ID", "KIND", "STATE", "PROCESSED", "SUCCEEDED", "SKIPPED", "FAILED", "CREATED"), False),
+    (("ID", "KIND", "STATE", "PROCESSED", "FAILED", "CREATED"), False),
+    (("ID", "KIND", "STATE", "PROCESSED", "FAILED"), False),
+    (("ID", "STATE", "PROCESSED", "FAILED"), False),
+)  # fmt: skip
+
+
+def bulk_table(
+    operations: list[bulk_pb2.BulkOperationProgress], now: dt.datetime, width: int | None = None
+) -> Table:
+    """One row per bulk operation, as `invoctl bulk ls` shows them; it fits `width` as
+    `invocations ls` does, and the ID is never wrapped or cut."""
+
+    def cells(absolute: bool) -> list[Cells]:
+        time = format_time if absolute else _short_time
+        rows: list[Cells] = []
+        for op in operations:
+            state = bulk_state_name(op.state)
+            rows.append(
+                {
+                    "ID": op.bulk_operation_id,
+                    "KIND": bulk_kind_name(op.kind),
+                    "STATE": Text(state, style=_STATE_STYLES.get(state, "")),
+                    "PROCESSED": f"{op.processed:,}/{op.matched:,}",
+                    "SUCCEEDED": f"{op.succeeded:,}",
+                    "SKIPPED": f"{op.skipped:,}",
+                    "FAILED": Text(f"{op.failed:,}", style="red" if op.failed else ""),
+                    "CREATED": time(op.created_at, now),
+                    "REASON": _truncate(op.reason),
+                }
+            )
+        return rows
+
+    return fitted_table(_BULK_LAYOUTS, cells, width, shorten=("KIND",), right=_NUMBERS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
@@ -28,6 +29,7 @@ __all__ = [
     "deployments_table",
     "dumps_json",
     "entries_table",
+    "fitted_table",
     "format_relative",
     "format_time",
     "invocation_details",
@@ -36,6 +38,8 @@ __all__ = [
     "operation_headline",
     "state_text",
     "transitions_table",
+    "waiting_key",
+    "waiting_line",
 ]
 
 # Colours follow "does this need me?": green fine, yellow waiting on time, magenta
@@ -136,28 +140,117 @@ def _target(target: invocation_pb2.Target) -> str:
 # -- invocations --------------------------------------------------------------------
 
 
-def invocations_table(invocations: list[invocation_pb2.Invocation], now: dt.datetime) -> Table:
-    """One row per invocation, as `invoctl invocations ls` shows them."""
-    table = Table(box=None, header_style="bold")
-    for column in ("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"):
+# Tables a person reads in a terminal pick the widest layout that fits its width. Each
+# next layout gives up something (absolute times, then whole columns); IDs are in every
+# layout and never wrapped or cut, since they are copied into the next command.
+Layout = tuple[tuple[str, ...], bool]  # (columns, absolute times as well as relative ones)
+Cells = dict[str, str | Text]
+
+_INVOCATION_LAYOUTS: tuple[Layout, ...] = (
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"), True),
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "DEPLOYMENT", "CREATED", "MODIFIED"), False),
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "CREATED", "MODIFIED"), False),
+    (("ID", "TARGET", "STATE", "ATTEMPTS", "CREATED"), False),
+    (("ID", "TARGET", "STATE", "CREATED"), False),
+    (("ID", "TARGET", "STATE"), False),
+)
+# Space rich puts between two columns of a table without a box and edge padding.
+_COLUMN_GAP = 2
+# Below this a shortened column is no use; the table is then wider than the terminal.
+_MIN_SHORTENED = 12
+
+
+def _short_time(ts: timestamp_pb2.Timestamp, now: dt.datetime) -> str:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return ""
+    return format_relative(ts.ToDatetime(tzinfo=dt.UTC) - now)
+
+
+def _cell_width(cell: str | Text) -> int:
+    text = cell if isinstance(cell, Text) else Text(cell)
+    return max((line.cell_len for line in text.split("\n")), default=0)
+
+
+def fitted_table(
+    layouts: tuple[Layout, ...],
+    cells: Callable[[bool], list[Cells]],
+    width: int | None,
+    *,
+    shorten: tuple[str, ...],
+    right: frozenset[str] = frozenset(),
+    title: str | None = None,
+) -> Table:
+    """A table in the widest of `layouts` that fits `width` (None: the first layout).
+
+    `cells(absolute)` gives the rows, with absolute times or relative ones. When even
+    the last layout is too wide, the `shorten` columns are cut (with an ellipsis) in
+    that order, each to no less than _MIN_SHORTENED; no other cell is ever cut or
+    wrapped. A table still too wide keeps its width: print it with crop=False, and the
+    terminal wraps its lines rather than rich cutting IDs.
+    """
+    for columns, absolute in layouts:
+        rows = cells(absolute)
+        needed = {c: max([len(c)] + [_cell_width(r[c]) for r in rows]) for c in columns}
+        total = sum(needed.values()) + _COLUMN_GAP * (len(columns) - 1)
+        if width is None or total <= width:
+            break
+    for column in shorten:
+        if width is None or total <= width or column not in needed:
+            continue
+        cut = min(total - width, needed[column] - _MIN_SHORTENED)
+        if cut > 0:
+            needed[column] -= cut
+            total -= cut
+    table = Table(
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+        width=total,
+        title=title,
+        title_justify="left",
+    )
+    for column in columns:
         table.add_column(
             column,
-            justify="right" if column == "ATTEMPTS" else "left",
-            # Identifiers are copied into the next command: fold them, never cut them.
-            overflow="fold" if column in ("ID", "TARGET", "DEPLOYMENT") else "ellipsis",
+            justify="right" if column in right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            # Fixed widths: rich may not shrink an ID to fit; the layout decides.
+            width=needed[column],
         )
-    for inv in invocations:
-        _add_row(
-            table,
-            inv.id,
-            inv.target,
-            state_text(inv),
-            str(inv.attempt_count),
-            inv.deployment_id or "-",
-            format_time(inv.created_at, now),
-            format_time(inv.modified_at, now),
-        )
+    for row in rows:
+        _add_row(table, *(row[c] for c in columns))
     return table
+
+
+def invocations_table(
+    invocations: list[invocation_pb2.Invocation], now: dt.datetime, width: int | None = None
+) -> Table:
+    """One row per invocation, as `invoctl invocations ls` shows them.
+
+    With a `width` (the terminal's), it uses the widest layout that fits: times become
+    relative, then MODIFIED, DEPLOYMENT, ATTEMPTS and CREATED go, and last the target is
+    cut. IDs are never wrapped or cut, whatever the width.
+    """
+
+    def cells(absolute: bool) -> list[Cells]:
+        time = format_time if absolute else _short_time
+        return [
+            {
+                "ID": inv.id,
+                "TARGET": inv.target,
+                "STATE": state_text(inv),
+                "ATTEMPTS": str(inv.attempt_count),
+                "DEPLOYMENT": inv.deployment_id or "-",
+                "CREATED": time(inv.created_at, now),
+                "MODIFIED": time(inv.modified_at, now),
+            }
+            for inv in invocations
+        ]
+
+    return fitted_table(
+        _INVOCATION_LAYOUTS, cells, width, shorten=("TARGET",), right=frozenset({"ATTEMPTS"})
+    )
 
 
 def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Table:
@@ -192,6 +285,30 @@ def invocation_details(invocation: invocation_pb2.Invocation, now: dt.datetime) 
         if value:
             _add_row(table, label, value)
     return table
+
+
+def waiting_key(invocation: invocation_pb2.Invocation) -> tuple[object, ...]:
+    """What `waiting_line` shows that is worth a new line when it changes (not the clock)."""
+    inv = invocation
+    failure = (inv.last_failure.code, inv.last_failure.message)
+    return (inv.state, inv.outcome, inv.attempt_count, failure, inv.HasField("no_worker"))
+
+
+def waiting_line(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Text:
+    """One line on what a call waits for: `inv_…  backing-off  attempt 3  last failure: …`."""
+    inv = invocation
+    line = Text.assemble(inv.id, "  ", state_text(inv), f"  attempt {inv.attempt_count}")
+    retry = format_time(inv.next_retry_at, now)
+    if inv.state == invocation_pb2.INVOCATION_STATE_BACKING_OFF and retry:
+        line.append(f"  next retry {retry}")
+    failure = _failure(inv.last_failure)
+    if failure:
+        line.append(f"  last failure: {_truncate(failure)}", style="red")
+    waiting = no_worker_text(inv, now)
+    if waiting:
+        line.append("  ")
+        line.append_text(Text(waiting) if isinstance(waiting, str) else waiting)
+    return line
 
 
 def no_worker_text(invocation: invocation_pb2.Invocation, now: dt.datetime) -> Text | str:
@@ -302,8 +419,10 @@ def deployments_table(deployments: list[workers_pb2.Deployment], now: dt.datetim
         table.add_column(
             column,
             justify="right" if column == "PINNED" else "left",
-            # IDs are copied into the next command: fold them, never cut them.
+            # IDs are copied into the next command: never wrap or cut them; the other
+            # columns fold first.
             overflow="fold",
+            no_wrap=column == "ID",
         )
     for deployment in deployments:
         _add_row(
@@ -347,23 +466,47 @@ def _audit_result(entry: control_pb2.AuditEntry) -> Text:
     return Text.assemble(("OK", "green"), f" ({state_name(after)})")
 
 
-def audit_table(entries: list[control_pb2.AuditEntry], now: dt.datetime) -> Table:
-    """One row per operator request, as `invoctl audit ls` shows them."""
-    table = Table(box=None, header_style="bold")
-    for column in ("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"):
-        # IDs are copied into the next command: fold them, never cut them.
-        table.add_column(column, overflow="fold" if column == "INVOCATION" else "ellipsis")
-    for entry in entries:
-        invocation = entry.invocation_id or "-"
-        if entry.new_invocation_id:
-            invocation += f" -> {entry.new_invocation_id}"
-        _add_row(
-            table,
-            format_time(entry.at, now),
-            entry.identity or "-",  # refused before anyone was known (UNAUTHENTICATED)
-            entry.operation,
-            invocation,
-            _truncate(entry.reason),
-            _audit_result(entry),
-        )
+_AUDIT_LAYOUTS: tuple[Layout, ...] = (
+    (("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"), True),
+    (("TIME", "IDENTITY", "OPERATION", "INVOCATION", "REASON", "RESULT"), False),
+    (("TIME", "IDENTITY", "OPERATION", "INVOCATION", "RESULT"), False),
+    (("TIME", "OPERATION", "INVOCATION", "RESULT"), False),
+)
+
+
+def audit_table(
+    entries: list[control_pb2.AuditEntry], now: dt.datetime, width: int | None = None
+) -> Table:
+    """One row per operator request, as `invoctl audit ls` shows them.
+
+    To fit `width`, times become relative, REASON and IDENTITY go, a restart's new
+    invocation goes on a line of its own under the old one (both stay whole), and the
+    operation and result are cut last. Piped (no width), each row stays one line.
+    """
+    arrow = " -> "
+
+    def cells(absolute: bool) -> list[Cells]:
+        time = format_time if absolute else _short_time
+        rows: list[Cells] = []
+        for entry in entries:
+            invocation = entry.invocation_id or "-"
+            if entry.new_invocation_id:
+                invocation += f"{arrow}{entry.new_invocation_id}"
+            rows.append(
+                {
+                    "TIME": time(entry.at, now),
+                    "IDENTITY": entry.identity or "-",  # refused before anyone was known
+                    "OPERATION": entry.operation,
+                    "INVOCATION": invocation,
+                    "REASON": _truncate(entry.reason),
+                    "RESULT": _audit_result(entry),
+                }
+            )
+        return rows
+
+    shorten = ("REASON", "OPERATION", "RESULT")
+    table = fitted_table(_AUDIT_LAYOUTS, cells, width, shorten=shorten)
+    if width is not None and (table.width or 0) > width:
+        arrow = "\n-> "
+        table = fitted_table(_AUDIT_LAYOUTS, cells, width, shorten=shorten)
     return table

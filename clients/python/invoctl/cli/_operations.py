@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from invoctl.client import Client
+from invoctl.client import Client, InvoctlError
 from invoctl.v1 import control_pb2, invocation_pb2
 
 from . import _format as fmt
 from ._commands import Output
 
-__all__ = ["OPERATIONS", "Operation", "audit_ls", "invocations_operate", "operation_options"]
+__all__ = [
+    "OPERATIONS",
+    "Operation",
+    "SplitIds",
+    "audit_ls",
+    "ids_problem",
+    "invocations_operate",
+    "operation_options",
+]
 
 # ListAuditEntries caps a page at 1000 (control.proto).
 _MAX_PAGE = 1000
@@ -105,11 +114,67 @@ def operation_options(operation: Operation, args: argparse.Namespace) -> dict[st
     return options
 
 
+# The flags that make an operation a bulk one; several IDs are acted on one by one.
+_BULK_ONLY = (
+    "service",
+    "handler",
+    "key",
+    "state",
+    "deployment_id",
+    "created_before",
+    "created_after",
+    "ids",
+    "dry_run",
+    "max_per_second",
+)
+
+
+class SplitIds(argparse.Action):
+    """The positional IDs of an operation: one goes to `invocation_id` (an ID or a
+    query, as before several were allowed), several to `invocation_ids` (in the order
+    given, each once) with `invocation_id` None. `ids_problem` checks them."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        given = [v.strip() for v in values or ()]
+        if len(given) <= 1:
+            namespace.invocation_id = given[0] if given else None
+            namespace.invocation_ids = []
+        else:
+            namespace.invocation_id = None
+            namespace.invocation_ids = list(dict.fromkeys(given))
+
+
+def ids_problem(args: argparse.Namespace) -> str | None:
+    """A usage problem with several positional arguments, or None: they must all be
+    IDs, and are not mixed with the flags of a bulk operation (which acts on a
+    selector, not on a list)."""
+    operation = getattr(args, "operation", None)
+    ids = getattr(args, "invocation_ids", None)
+    if operation is None or not ids:
+        return None
+    command = f"invocations {operation.command}"
+    not_ids = [a for a in ids if not a.startswith("inv_")]
+    if not_ids:
+        return (
+            f"{command}: {not_ids[0]!r} is not an invocation ID; give several IDs "
+            "(inv_...), or one QUERY"
+        )
+    if any(getattr(args, flag, None) for flag in _BULK_ONLY):
+        return (
+            f"{command}: several IDs are acted on one by one, without selector flags, "
+            "--dry-run or --max-per-second; for one bulk operation on them, give each "
+            "with --id"
+        )
+    return None
+
+
 async def invocations_operate(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """`invoctl invocations cancel|kill|pause|resume|purge|purge-journal|restart-as-new ID`.
+    """`invoctl invocations cancel|kill|pause|resume|purge|purge-journal|restart-as-new ID...`.
 
     Prints the resulting invocation: for a restart, the new one.
     """
+    if getattr(args, "invocation_ids", None):
+        return await _operate_each(client, args, out)
     operation: Operation = args.operation
     options = operation_options(operation, args)
     invocation = await operation.call(client, args.invocation_id, **options)
@@ -119,6 +184,52 @@ async def invocations_operate(client: Client, args: argparse.Namespace, out: Out
     out.console.print(fmt.operation_headline(operation.verb, args.invocation_id, invocation))
     out.console.print(fmt.invocation_details(invocation, _now()))
     return 0
+
+
+async def _operate_each(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """Several IDs: one request each, in the order given, a line each; exit 1 if any
+    failed. As Restate's CLI does: one refusal does not stop the others.
+
+    A `--request-id` R becomes `R:ID` per invocation, so that a retry of the whole
+    command is still a no-op for each, and one ID's first answer is not returned for
+    another's.
+    """
+    operation: Operation = args.operation
+    results: list[dict[str, Any]] = []
+    failed = 0
+    for inv_id in args.invocation_ids:
+        options = operation_options(operation, args)
+        if args.request_id:
+            options["request_id"] = f"{args.request_id}:{inv_id}"
+        try:
+            invocation = await operation.call(client, inv_id, **options)
+        except InvoctlError as err:
+            failed += 1
+            results.append(
+                {
+                    "invocationId": inv_id,
+                    "error": {
+                        "code": err.code.name,
+                        "reason": err.reason,
+                        "message": err.message,
+                        "metadata": err.metadata,
+                    },
+                }
+            )
+            if not out.json:
+                print(f"error: {inv_id}: {err}", file=sys.stderr)
+            continue
+        results.append({"invocationId": inv_id, "invocation": fmt.message_to_json(invocation)})
+        if not out.json:
+            out.console.print(fmt.operation_headline(operation.verb, inv_id, invocation))
+    if out.json:
+        out.document({"results": results})
+    elif failed:
+        print(
+            f"{failed} of {len(args.invocation_ids)} failed; the others were {operation.verb}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 async def audit_ls(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -142,7 +253,7 @@ async def audit_ls(client: Client, args: argparse.Namespace, out: Output) -> int
     if not entries:
         out.note("no audit entries match")
         return 0
-    out.console.print(fmt.audit_table(entries, _now()))
+    out.console.print(fmt.audit_table(entries, _now(), out.console.width), crop=False)
     if more:
         out.note(f"showing the newest {args.limit}; there are more (raise --limit)")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.metadata
 import json
 import math
 import os
@@ -23,18 +24,20 @@ import grpc
 
 from invoctl.client import (
     DEFAULT_ADDRESS,
+    OUTCOME_NAMES,
     STATE_NAMES,
     Client,
     InvocationFailed,
     InvoctlError,
     ParsedTarget,
+    parse_outcome,
     parse_state,
     parse_target,
     tls_credentials,
 )
 from invoctl.v1 import invocation_pb2
 
-from . import _bulk, _commands, _operations
+from . import _bulk, _commands, _hints, _operations
 from ._commands import Output
 
 __all__ = ["build_parser", "main"]
@@ -56,6 +59,15 @@ def _state(text: str) -> invocation_pb2.InvocationState.ValueType:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"unknown state {text!r} (choose from {', '.join(STATE_NAMES)})"
+        ) from None
+
+
+def _outcome(text: str) -> invocation_pb2.Outcome.ValueType:
+    try:
+        return parse_outcome(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown outcome {text!r} (choose from {', '.join(OUTCOME_NAMES)})"
         ) from None
 
 
@@ -228,12 +240,23 @@ def _group(
     return parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
 
+def _version() -> str:
+    """The installed package's version (what `pip show invoctl` says)."""
+    try:
+        return importlib.metadata.version("invoctl")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full `invoctl` parser (`serve` is listed, but its arguments go to the server)."""
     parser = argparse.ArgumentParser(
         prog="invoctl", description="Durable invocations on Postgres: operate and invoke."
     )
     _global_options(parser, suppress=False)
+    parser.add_argument(
+        "--version", action="version", version=f"invoctl {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     commands.add_parser(
@@ -248,11 +271,31 @@ def build_parser() -> argparse.ArgumentParser:
     _target_filters(ls)
     ls.add_argument("--deployment", metavar="DP", help="only invocations pinned to this deployment")
     ls.add_argument(
+        "--outcome",
+        type=_outcome,
+        metavar="OUTCOME",
+        help=f"only completed invocations with this outcome ({', '.join(OUTCOME_NAMES)})",
+    )
+    _created_filters(ls)
+    ls.add_argument("--idempotency-key", metavar="K", help="only invocations started with key K")
+    pages = ls.add_mutually_exclusive_group()
+    pages.add_argument(
         "--limit", type=_positive_int, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    pages.add_argument("--all", action="store_true", help="show every match, however many")
+    ls.add_argument(
+        "--page-token",
+        metavar="TOKEN",
+        help="go on after the last invocation an earlier ls showed (it prints the token)",
     )
     for name, help_text, run in (
         ("get", "show one invocation", _commands.invocations_get),
         ("journal", "show an invocation's journal and history", _commands.invocations_journal),
+        (
+            "attach",
+            "wait for an invocation to complete and print its output, as invoke does",
+            _commands.invocations_attach,
+        ),
     ):
         sub = _command(invocations, name, help_text, run)
         sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
@@ -313,17 +356,27 @@ def _operation_command(
     # would otherwise be taken for `--deployment-id`, a filter.
     sub = _command(subparsers, operation.command, operation.summary, run, allow_abbrev=not bulk)
     sub.set_defaults(operation=operation)
+    # The destination stays invocation_id: one ID is still the common case. Several go
+    # to invocation_ids (see _operations.SplitIds).
+    sub.set_defaults(invocation_ids=[])
     if bulk:
-        # The destination stays invocation_id: one ID is still the common case.
         sub.add_argument(
             "invocation_id",
-            nargs="?",
-            metavar="QUERY",
-            help="an invocation ID (inv_...), or every invocation of Service, "
-            "Service/handler, Object/key or Object/key/handler",
+            action=_operations.SplitIds,
+            nargs="*",
+            metavar="ID|QUERY",
+            help="invocation IDs (inv_...; each acted on and reported alone), or one "
+            "query: every invocation of Service, Service/handler, Object/key or "
+            "Object/key/handler",
         )
     else:
-        sub.add_argument("invocation_id", metavar="ID", help="invocation ID (inv_...)")
+        sub.add_argument(
+            "invocation_id",
+            action=_operations.SplitIds,
+            nargs="+",
+            metavar="ID",
+            help="invocation IDs (inv_...)",
+        )
     sub.add_argument("--reason", metavar="TEXT", help="why, for the audit log")
     sub.add_argument(
         "--request-id",
@@ -366,6 +419,22 @@ def _target_filters(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     )
 
 
+def _created_filters(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--created-before and --created-after, as `ls` and the bulk forms share them."""
+    parser.add_argument(
+        "--created-before",
+        type=_datetime,
+        metavar="TIME",
+        help="only invocations created before TIME (ISO 8601; UTC unless it names a zone)",
+    )
+    parser.add_argument(
+        "--created-after",
+        type=_datetime,
+        metavar="TIME",
+        help="only invocations created at or after TIME",
+    )
+
+
 def _selector_options(parser: argparse.ArgumentParser) -> None:
     """The flags of an operation's bulk form: a selector, the rate, and confirmation."""
     group = parser.add_argument_group(
@@ -378,18 +447,7 @@ def _selector_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--deployment-id", metavar="DP", help="only invocations pinned to this deployment"
     )
-    group.add_argument(
-        "--created-before",
-        type=_datetime,
-        metavar="TIME",
-        help="only invocations created before TIME (ISO 8601; UTC unless it names a zone)",
-    )
-    group.add_argument(
-        "--created-after",
-        type=_datetime,
-        metavar="TIME",
-        help="only invocations created at or after TIME",
-    )
+    _created_filters(group)
     group.add_argument(
         "--id",
         dest="ids",
@@ -511,9 +569,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = argv  # for hints that repeat the command (`ls` next page)
         if args.command == "invoke" and args.delay is not None and not args.send:
             parser.error("--delay needs --send: only one-way sends can be delayed")
-        problem = _bulk.usage_problem(args)
+        problem = _operations.ids_problem(args) or _bulk.usage_problem(args)
         if problem:
             parser.error(problem)
         try:
@@ -527,17 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args, Output(json=args.json), credentials))
     except InvoctlError as err:
         _report(str(err))
-        if err.code == grpc.StatusCode.UNAVAILABLE:
-            print(
-                f"hint: is a server running at {args.server}? (invoctl serve, or --server)",
-                file=sys.stderr,
-            )
-            if _uses_tls(args):
-                print(
-                    "hint: does it serve TLS, does --tls-ca trust its certificate, and "
-                    "does it accept --tls-cert?",
-                    file=sys.stderr,
-                )
+        for hint in _hints.for_error(err, args):
+            print(f"hint: {hint}", file=sys.stderr)
         return 1
     except InvocationFailed as err:
         _report(str(err))

@@ -13,12 +13,14 @@ from ._bulk import BULK_OPERATIONS, selector
 from ._client import DEFAULT_ADDRESS, Client, invoke_request, output_of
 from ._errors import InvocationFailed, InvoctlError, error_from_rpc_error
 from ._names import (
+    OUTCOME_NAMES,
     STATE_NAMES,
     StateLike,
     bulk_kind_name,
     bulk_state_name,
     journal_entry_kind_name,
     outcome_name,
+    parse_outcome,
     parse_state,
     service_kind_name,
     state_name,
@@ -29,6 +31,7 @@ from ._tls import tls_credentials
 __all__ = [
     "BULK_OPERATIONS",
     "DEFAULT_ADDRESS",
+    "OUTCOME_NAMES",
     "STATE_NAMES",
     "Client",
     "InvocationFailed",
@@ -43,6 +46,7 @@ __all__ = [
     "journal_entry_kind_name",
     "outcome_name",
     "output_of",
+    "parse_outcome",
     "parse_state",
     "parse_target",
     "selector",

@@ -25,9 +25,9 @@ from invoctl.v1 import (
 )
 
 from ..wire import CHANNEL_OPTIONS
-from ._bulk import BULK_OPERATIONS, bulk_request
+from ._bulk import BULK_OPERATIONS, _timestamp, bulk_request
 from ._errors import InvocationFailed, error_from_rpc_error
-from ._names import StateLike, parse_state
+from ._names import StateLike, parse_outcome, parse_state
 
 __all__ = ["DEFAULT_ADDRESS", "Client", "invoke_request", "output_of"]
 
@@ -230,16 +230,21 @@ class Client:
         key: str | None = None,
         states: Iterable[StateLike] | None = None,
         deployment_id: str | None = None,
+        outcome: str | int | None = None,
+        created_before: dt.datetime | None = None,
+        created_after: dt.datetime | None = None,
+        idempotency_key: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> tuple[list[invocation_pb2.Invocation], str | None]:
         """Return one page of matching invocations, newest first, and the next page's token.
 
         Filters combine with AND. The token is None on the last page. States take names
-        (`"suspended"`, `"backing-off"`) or `InvocationState` values.
+        (`"suspended"`, `"backing-off"`) or `InvocationState` values, the outcome a name
+        (`"failed"`) or an `Outcome` value; times must be timezone-aware.
 
         Raises:
-            ValueError: an unknown state name.
+            ValueError: an unknown state or outcome name, or a naive datetime.
         """
         self._connect()
         request = control_pb2.ListInvocationsRequest(
@@ -248,9 +253,15 @@ class Client:
             key=key or "",
             states=[parse_state(s) for s in states or ()],
             deployment_id=deployment_id or "",
+            outcome=parse_outcome(outcome) if outcome is not None else 0,
+            idempotency_key=idempotency_key or "",
             page_size=page_size or 0,
             page_token=page_token or "",
         )
+        if created_before is not None:
+            request.created_before.CopyFrom(_timestamp(created_before))
+        if created_after is not None:
+            request.created_after.CopyFrom(_timestamp(created_after))
         response = await self._rpc(self._control.ListInvocations, request)
         return list(response.invocations), response.next_page_token or None
 
@@ -262,11 +273,16 @@ class Client:
         key: str | None = None,
         states: Iterable[StateLike] | None = None,
         deployment_id: str | None = None,
+        outcome: str | int | None = None,
+        created_before: dt.datetime | None = None,
+        created_after: dt.datetime | None = None,
+        idempotency_key: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[invocation_pb2.Invocation]:
         """Yield every matching invocation, newest first, fetching pages as needed."""
         # Parse once, so a bad state name fails before the first RPC.
         parsed = [parse_state(s) for s in states or ()]
+        parsed_outcome = parse_outcome(outcome) if outcome is not None else None
         token: str | None = None
         while True:
             page, token = await self.list_invocations(
@@ -275,6 +291,10 @@ class Client:
                 key=key,
                 states=parsed,
                 deployment_id=deployment_id,
+                outcome=parsed_outcome,
+                created_before=created_before,
+                created_after=created_after,
+                idempotency_key=idempotency_key,
                 page_size=page_size,
                 page_token=token,
             )

@@ -12,10 +12,12 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from invoctl.v1 import bulk_pb2, invocation_pb2, workers_pb2
 
 __all__ = [
+    "OUTCOME_NAMES",
     "STATE_NAMES",
     "StateLike",
     "journal_entry_kind_name",
     "outcome_name",
+    "parse_outcome",
     "parse_state",
     "service_kind_name",
     "state_name",
@@ -100,4 +102,34 @@ def parse_state(state: StateLike) -> invocation_pb2.InvocationState.ValueType:
         raise ValueError(
             f"unknown invocation state {state!r}; expected one of: {', '.join(STATE_NAMES)}"
         )
+    return value
+
+
+#: Every outcome a completed invocation can have, by operator-facing name.
+OUTCOME_NAMES: tuple[str, ...] = tuple(
+    outcome_name(v.number)
+    for v in invocation_pb2.Outcome.DESCRIPTOR.values
+    if v.number != invocation_pb2.OUTCOME_UNSPECIFIED
+)
+
+
+def parse_outcome(outcome: str | int) -> invocation_pb2.Outcome.ValueType:
+    """Return the `Outcome` value for a name (`failed`, `OUTCOME_FAILED`) or enum value.
+
+    Raises:
+        ValueError: unknown name or number, or `unspecified`.
+    """
+    if isinstance(outcome, str):
+        key = outcome.strip().upper().replace("-", "_").removeprefix("OUTCOME_")
+        try:
+            value = invocation_pb2.Outcome.Value("OUTCOME_" + key)
+        except ValueError:
+            value = invocation_pb2.OUTCOME_UNSPECIFIED
+    elif isinstance(outcome, bool) or outcome not in invocation_pb2.Outcome.values():
+        raise ValueError(f"unknown outcome {outcome!r}")
+    else:
+        value = outcome
+    if value == invocation_pb2.OUTCOME_UNSPECIFIED:
+        expected = ", ".join(OUTCOME_NAMES)
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of: {expected}")
     return value

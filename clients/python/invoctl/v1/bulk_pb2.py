@@ -26,45 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from invoctl.v1 import invocation_pb2 as invoctl_dot_v1_dot_invocation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15invoctl/v1/bulk.proto\x12\ninvoctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binvoctl/v1/invocation.proto\"\x8f\x02\n\x0c\x42ulkSelector\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07handler\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12+\n\x06states\x18\x05 \x03(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x15\n\rdeployment_id\x18\x06 \x01(\t\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcreated_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0einvocation_ids\x18\t \x03(\t\"E\n\x0b\x42ulkFailure\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xa5\x05\n\x15\x42ulkOperationProgress\x12\x19\n\x11\x62ulk_operation_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.invoctl.v1.BulkOperationKind\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.invoctl.v1.BulkOperationState\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\x12\x0f\n\x07matched\x18\x05 \x01(\x03\x12\x11\n\tprocessed\x18\x06 \x01(\x03\x12\x11\n\tsucceeded\x18\x07 \x01(\x03\x12\x0f\n\x07skipped\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12)\n\x08\x66\x61ilures\x18\n \x03(\x0b\x32\x17.invoctl.v1.BulkFailure\x12\x0c\n\x04rate\x18\x0b \x01(\x01\x12\x1d\n\x15sample_invocation_ids\x18\x0c \x03(\t\x12*\n\x08selector\x18\r \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x10\n\x08identity\x18\x0f \x01(\t\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emax_per_second\x18\x13 \x01(\x01\x12\x34\n\x10matched_by_state\x18\x14 \x03(\x0b\x32\x1a.invoctl.v1.BulkStateCount\x12\x14\n\x0cwould_act_on\x18\x15 \x01(\x03\x12\x12\n\nwould_skip\x18\x16 \x01(\x03\"c\n\x0e\x42ulkStateCount\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x0f\n\x07matched\x18\x02 \x01(\x03\x12\x14\n\x0cwould_act_on\x18\x03 \x01(\x03\"\x93\x01\n\x18\x43\x61ncelInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\x91\x01\n\x16KillInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\x92\x01\n\x17PauseInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\xa7\x01\n\x18ResumeInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\x12\x12\n\ndeployment\x18\x06 \x01(\t\"\x92\x01\n\x17PurgeInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\xad\x01\n\x1eRestartInvocationsAsNewRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\x12\x12\n\ndeployment\x18\x06 \x01(\t\"6\n\x19WatchBulkOperationRequest\x12\x19\n\x11\x62ulk_operation_id\x18\x01 \x01(\t\"r\n\x19ListBulkOperationsRequest\x12.\n\x06states\x18\x01 \x03(\x0e\x32\x1e.invoctl.v1.BulkOperationState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"q\n\x1aListBulkOperationsResponse\x12:\n\x0f\x62ulk_operations\x18\x01 \x03(\x0b\x32!.invoctl.v1.BulkOperationProgress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\x18StopBulkOperationRequest\x12\x19\n\x11\x62ulk_operation_id\x18\x01 \x01(\t\"V\n\x19StopBulkOperationResponse\x12\x39\n\x0e\x62ulk_operation\x18\x01 \x01(\x0b\x32!.invoctl.v1.BulkOperationProgress*\xfc\x01\n\x11\x42ulkOperationKind\x12#\n\x1f\x42ULK_OPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x42ULK_OPERATION_KIND_CANCEL\x10\x01\x12\x1c\n\x18\x42ULK_OPERATION_KIND_KILL\x10\x02\x12\x1d\n\x19\x42ULK_OPERATION_KIND_PAUSE\x10\x03\x12\x1e\n\x1a\x42ULK_OPERATION_KIND_RESUME\x10\x04\x12\x1d\n\x19\x42ULK_OPERATION_KIND_PURGE\x10\x05\x12&\n\"BULK_OPERATION_KIND_RESTART_AS_NEW\x10\x06*\xc4\x01\n\x12\x42ulkOperationState\x12$\n BULK_OPERATION_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x42ULK_OPERATION_STATE_RUNNING\x10\x01\x12\"\n\x1e\x42ULK_OPERATION_STATE_COMPLETED\x10\x02\x12 \n\x1c\x42ULK_OPERATION_STATE_STOPPED\x10\x03\x12 \n\x1c\x42ULK_OPERATION_STATE_DRY_RUN\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15invoctl/v1/bulk.proto\x12\ninvoctl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binvoctl/v1/invocation.proto\"\x8f\x02\n\x0c\x42ulkSelector\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07handler\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12+\n\x06states\x18\x05 \x03(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x15\n\rdeployment_id\x18\x06 \x01(\t\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcreated_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0einvocation_ids\x18\t \x03(\t\"E\n\x0b\x42ulkFailure\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xb9\x05\n\x15\x42ulkOperationProgress\x12\x19\n\x11\x62ulk_operation_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.invoctl.v1.BulkOperationKind\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.invoctl.v1.BulkOperationState\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\x12\x12\n\nreattached\x18\x17 \x01(\x08\x12\x0f\n\x07matched\x18\x05 \x01(\x03\x12\x11\n\tprocessed\x18\x06 \x01(\x03\x12\x11\n\tsucceeded\x18\x07 \x01(\x03\x12\x0f\n\x07skipped\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12)\n\x08\x66\x61ilures\x18\n \x03(\x0b\x32\x17.invoctl.v1.BulkFailure\x12\x0c\n\x04rate\x18\x0b \x01(\x01\x12\x1d\n\x15sample_invocation_ids\x18\x0c \x03(\t\x12*\n\x08selector\x18\r \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x10\n\x08identity\x18\x0f \x01(\t\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emax_per_second\x18\x13 \x01(\x01\x12\x34\n\x10matched_by_state\x18\x14 \x03(\x0b\x32\x1a.invoctl.v1.BulkStateCount\x12\x14\n\x0cwould_act_on\x18\x15 \x01(\x03\x12\x12\n\nwould_skip\x18\x16 \x01(\x03\"c\n\x0e\x42ulkStateCount\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.invoctl.v1.InvocationState\x12\x0f\n\x07matched\x18\x02 \x01(\x03\x12\x14\n\x0cwould_act_on\x18\x03 \x01(\x03\"\x93\x01\n\x18\x43\x61ncelInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\x91\x01\n\x16KillInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\x92\x01\n\x17PauseInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\xa7\x01\n\x18ResumeInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\x12\x12\n\ndeployment\x18\x06 \x01(\t\"\x92\x01\n\x17PurgeInvocationsRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\"\xad\x01\n\x1eRestartInvocationsAsNewRequest\x12*\n\x08selector\x18\x01 \x01(\x0b\x32\x18.invoctl.v1.BulkSelector\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x16\n\x0emax_per_second\x18\x05 \x01(\x01\x12\x12\n\ndeployment\x18\x06 \x01(\t\"6\n\x19WatchBulkOperationRequest\x12\x19\n\x11\x62ulk_operation_id\x18\x01 \x01(\t\"r\n\x19ListBulkOperationsRequest\x12.\n\x06states\x18\x01 \x03(\x0e\x32\x1e.invoctl.v1.BulkOperationState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"q\n\x1aListBulkOperationsResponse\x12:\n\x0f\x62ulk_operations\x18\x01 \x03(\x0b\x32!.invoctl.v1.BulkOperationProgress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\x18StopBulkOperationRequest\x12\x19\n\x11\x62ulk_operation_id\x18\x01 \x01(\t\"V\n\x19StopBulkOperationResponse\x12\x39\n\x0e\x62ulk_operation\x18\x01 \x01(\x0b\x32!.invoctl.v1.BulkOperationProgress*\xfc\x01\n\x11\x42ulkOperationKind\x12#\n\x1f\x42ULK_OPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x42ULK_OPERATION_KIND_CANCEL\x10\x01\x12\x1c\n\x18\x42ULK_OPERATION_KIND_KILL\x10\x02\x12\x1d\n\x19\x42ULK_OPERATION_KIND_PAUSE\x10\x03\x12\x1e\n\x1a\x42ULK_OPERATION_KIND_RESUME\x10\x04\x12\x1d\n\x19\x42ULK_OPERATION_KIND_PURGE\x10\x05\x12&\n\"BULK_OPERATION_KIND_RESTART_AS_NEW\x10\x06*\xc4\x01\n\x12\x42ulkOperationState\x12$\n BULK_OPERATION_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x42ULK_OPERATION_STATE_RUNNING\x10\x01\x12\"\n\x1e\x42ULK_OPERATION_STATE_COMPLETED\x10\x02\x12 \n\x1c\x42ULK_OPERATION_STATE_STOPPED\x10\x03\x12 \n\x1c\x42ULK_OPERATION_STATE_DRY_RUN\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'invoctl.v1.bulk_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BULKOPERATIONKIND']._serialized_start=2598
-  _globals['_BULKOPERATIONKIND']._serialized_end=2850
-  _globals['_BULKOPERATIONSTATE']._serialized_start=2853
-  _globals['_BULKOPERATIONSTATE']._serialized_end=3049
+  _globals['_BULKOPERATIONKIND']._serialized_start=2618
+  _globals['_BULKOPERATIONKIND']._serialized_end=2870
+  _globals['_BULKOPERATIONSTATE']._serialized_start=2873
+  _globals['_BULKOPERATIONSTATE']._serialized_end=3069
   _globals['_BULKSELECTOR']._serialized_start=100
   _globals['_BULKSELECTOR']._serialized_end=371
   _globals['_BULKFAILURE']._serialized_start=373
   _globals['_BULKFAILURE']._serialized_end=442
   _globals['_BULKOPERATIONPROGRESS']._serialized_start=445
-  _globals['_BULKOPERATIONPROGRESS']._serialized_end=1122
-  _globals['_BULKSTATECOUNT']._serialized_start=1124
-  _globals['_BULKSTATECOUNT']._serialized_end=1223
-  _globals['_CANCELINVOCATIONSREQUEST']._serialized_start=1226
-  _globals['_CANCELINVOCATIONSREQUEST']._serialized_end=1373
-  _globals['_KILLINVOCATIONSREQUEST']._serialized_start=1376
-  _globals['_KILLINVOCATIONSREQUEST']._serialized_end=1521
-  _globals['_PAUSEINVOCATIONSREQUEST']._serialized_start=1524
-  _globals['_PAUSEINVOCATIONSREQUEST']._serialized_end=1670
-  _globals['_RESUMEINVOCATIONSREQUEST']._serialized_start=1673
-  _globals['_RESUMEINVOCATIONSREQUEST']._serialized_end=1840
-  _globals['_PURGEINVOCATIONSREQUEST']._serialized_start=1843
-  _globals['_PURGEINVOCATIONSREQUEST']._serialized_end=1989
-  _globals['_RESTARTINVOCATIONSASNEWREQUEST']._serialized_start=1992
-  _globals['_RESTARTINVOCATIONSASNEWREQUEST']._serialized_end=2165
-  _globals['_WATCHBULKOPERATIONREQUEST']._serialized_start=2167
-  _globals['_WATCHBULKOPERATIONREQUEST']._serialized_end=2221
-  _globals['_LISTBULKOPERATIONSREQUEST']._serialized_start=2223
-  _globals['_LISTBULKOPERATIONSREQUEST']._serialized_end=2337
-  _globals['_LISTBULKOPERATIONSRESPONSE']._serialized_start=2339
-  _globals['_LISTBULKOPERATIONSRESPONSE']._serialized_end=2452
-  _globals['_STOPBULKOPERATIONREQUEST']._serialized_start=2454
-  _globals['_STOPBULKOPERATIONREQUEST']._serialized_end=2507
-  _globals['_STOPBULKOPERATIONRESPONSE']._serialized_start=2509
-  _globals['_STOPBULKOPERATIONRESPONSE']._serialized_end=2595
+  _globals['_BULKOPERATIONPROGRESS']._serialized_end=1142
+  _globals['_BULKSTATECOUNT']._serialized_start=1144
+  _globals['_BULKSTATECOUNT']._serialized_end=1243
+  _globals['_CANCELINVOCATIONSREQUEST']._serialized_start=1246
+  _globals['_CANCELINVOCATIONSREQUEST']._serialized_end=1393
+  _globals['_KILLINVOCATIONSREQUEST']._serialized_start=1396
+  _globals['_KILLINVOCATIONSREQUEST']._serialized_end=1541
+  _globals['_PAUSEINVOCATIONSREQUEST']._serialized_start=1544
+  _globals['_PAUSEINVOCATIONSREQUEST']._serialized_end=1690
+  _globals['_RESUMEINVOCATIONSREQUEST']._serialized_start=1693
+  _globals['_RESUMEINVOCATIONSREQUEST']._serialized_end=1860
+  _globals['_PURGEINVOCATIONSREQUEST']._serialized_start=1863
+  _globals['_PURGEINVOCATIONSREQUEST']._serialized_end=2009
+  _globals['_RESTARTINVOCATIONSASNEWREQUEST']._serialized_start=2012
+  _globals['_RESTARTINVOCATIONSASNEWREQUEST']._serialized_end=2185
+  _globals['_WATCHBULKOPERATIONREQUEST']._serialized_start=2187
+  _globals['_WATCHBULKOPERATIONREQUEST']._serialized_end=2241
+  _globals['_LISTBULKOPERATIONSREQUEST']._serialized_start=2243
+  _globals['_LISTBULKOPERATIONSREQUEST']._serialized_end=2357
+  _globals['_LISTBULKOPERATIONSRESPONSE']._serialized_start=2359
+  _globals['_LISTBULKOPERATIONSRESPONSE']._serialized_end=2472
+  _globals['_STOPBULKOPERATIONREQUEST']._serialized_start=2474
+  _globals['_STOPBULKOPERATIONREQUEST']._serialized_end=2527
+  _globals['_STOPBULKOPERATIONRESPONSE']._serialized_start=2529
+  _globals['_STOPBULKOPERATIONRESPONSE']._serialized_end=2615
 # @@protoc_insertion_point(module_scope)

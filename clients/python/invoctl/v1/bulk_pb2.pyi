@@ -74,11 +74,12 @@ class BulkFailure(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BulkOperationProgress(_message.Message):
-    __slots__ = ("bulk_operation_id", "kind", "state", "final", "matched", "processed", "succeeded", "skipped", "failed", "failures", "rate", "sample_invocation_ids", "selector", "reason", "identity", "created_at", "updated_at", "completed_at", "max_per_second", "matched_by_state", "would_act_on", "would_skip")
+    __slots__ = ("bulk_operation_id", "kind", "state", "final", "reattached", "matched", "processed", "succeeded", "skipped", "failed", "failures", "rate", "sample_invocation_ids", "selector", "reason", "identity", "created_at", "updated_at", "completed_at", "max_per_second", "matched_by_state", "would_act_on", "would_skip")
     BULK_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    REATTACHED_FIELD_NUMBER: _ClassVar[int]
     MATCHED_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +102,7 @@ class BulkOperationProgress(_message.Message):
     kind: BulkOperationKind
     state: BulkOperationState
     final: bool
+    reattached: bool
     matched: int
     processed: int
     succeeded: int
@@ -119,7 +121,7 @@ class BulkOperationProgress(_message.Message):
     matched_by_state: _containers.RepeatedCompositeFieldContainer[BulkStateCount]
     would_act_on: int
     would_skip: int
-    def __init__(self, bulk_operation_id: _Optional[str] = ..., kind: _Optional[_Union[BulkOperationKind, str]] = ..., state: _Optional[_Union[BulkOperationState, str]] = ..., final: _Optional[bool] = ..., matched: _Optional[int] = ..., processed: _Optional[int] = ..., succeeded: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[BulkFailure, _Mapping]]] = ..., rate: _Optional[float] = ..., sample_invocation_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[BulkSelector, _Mapping]] = ..., reason: _Optional[str] = ..., identity: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_per_second: _Optional[float] = ..., matched_by_state: _Optional[_Iterable[_Union[BulkStateCount, _Mapping]]] = ..., would_act_on: _Optional[int] = ..., would_skip: _Optional[int] = ...) -> None: ...
+    def __init__(self, bulk_operation_id: _Optional[str] = ..., kind: _Optional[_Union[BulkOperationKind, str]] = ..., state: _Optional[_Union[BulkOperationState, str]] = ..., final: _Optional[bool] = ..., reattached: _Optional[bool] = ..., matched: _Optional[int] = ..., processed: _Optional[int] = ..., succeeded: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[BulkFailure, _Mapping]]] = ..., rate: _Optional[float] = ..., sample_invocation_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[BulkSelector, _Mapping]] = ..., reason: _Optional[str] = ..., identity: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_per_second: _Optional[float] = ..., matched_by_state: _Optional[_Iterable[_Union[BulkStateCount, _Mapping]]] = ..., would_act_on: _Optional[int] = ..., would_skip: _Optional[int] = ...) -> None: ...
 
 class BulkStateCount(_message.Message):
     __slots__ = ("state", "matched", "would_act_on")

@@ -49,7 +49,8 @@ export const FailureSchema: GenMessage<Failure> = /*@__PURE__*/
  */
 export type Invocation = Message<"invoctl.v1.Invocation"> & {
   /**
-   * `inv_` followed by a URL-safe random suffix.
+   * `inv_` followed by 22 letters and digits (base62, ordered by creation time).
+   * IDs made by earlier versions may also contain `-` and `_`, and stay valid.
    *
    * @generated from field: string id = 1;
    */

@@ -157,7 +157,8 @@ export const ServiceDefinitionSchema: GenMessage<ServiceDefinition> = /*@__PURE_
  */
 export type Deployment = Message<"invoctl.v1.Deployment"> & {
   /**
-   * `dp_` followed by a URL-safe random suffix.
+   * `dp_` followed by 22 letters and digits (base62, ordered by creation time).
+   * IDs made by earlier versions may also contain `-` and `_`, and stay valid.
    *
    * @generated from field: string id = 1;
    */
