@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+
+import asyncpg
 
 from invoctl import wire
 from invoctl.v1 import workers_pb2 as pb
@@ -140,6 +143,25 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         except Exception:
             log.warning("could not expire the leases of %s; they lapse on time", session.id)
 
+    async def _renew(self, session: Session) -> None:
+        """Renew the leases of the attempts the session has in flight. A renewal that lost
+        a deadlock is tried again until those leases would lapse (the last renewal was at
+        most a heart-beat interval ago): a live worker must never lose an attempt to the
+        server's own locking."""
+        lease = self.rt.config.lease
+        deadline = time.monotonic() + (lease - self.rt.config.heartbeat_interval).total_seconds()
+        while session.inflight:
+            try:
+                async with self.rt.pool.acquire() as conn:
+                    await attempts.leases_renew(
+                        conn, session.id, list(session.inflight), self.rt.now() + lease
+                    )
+                return
+            except asyncpg.DeadlockDetectedError:
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("lease renewal of %s lost a deadlock; renewing again", session.id)
+
     async def _read(self, session: Session, requests: AsyncIterator[pb.ConnectRequest]) -> None:
         tasks: set[asyncio.Task] = set()
         try:
@@ -160,13 +182,11 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         kind = msg.WhichOneof("message")
         if kind == "heartbeat":
             try:
+                await self._renew(session)
                 async with self.rt.pool.acquire() as conn:
-                    await attempts.leases_renew(
-                        conn, session.id, session.inflight, self.rt.now() + self.rt.config.lease
-                    )
                     await self._seen(conn, session)
-            except Exception:
-                log.warning("lease renewal of %s failed", session.id)
+            except Exception as exc:
+                log.warning("lease renewal of %s failed: %r", session.id, exc)
             return
         body = getattr(msg, kind) if kind else None
         ack = pb.WorkerAck(seq=msg.seq)

@@ -283,9 +283,17 @@ SELECT * FROM invocations WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE
 SELECT min(due_at) FROM invocations WHERE due_at IS NOT NULL
 
 -- session_leases_renew: a worker heart-beat renews the leases of the attempts the session
--- still has in flight (not those the worker gave up on).
-UPDATE invocations SET due_at = $3
-WHERE session_id = $1 AND state = 'running' AND id = ANY($2::text[])
+-- still has in flight (not those the worker gave up on). The rows are locked in ID order
+-- first, as by every other writer: an UPDATE by id = ANY(...) locks them in whatever order
+-- its plan visits them, and deadlocks with a batch that locks them in ID order.
+WITH locked AS (
+    SELECT id FROM invocations
+    WHERE id = ANY($2::text[]) AND session_id = $1 AND state = 'running'
+    ORDER BY id FOR UPDATE
+)
+UPDATE invocations i SET due_at = $3
+FROM locked l
+WHERE i.id = l.id AND i.session_id = $1 AND i.state = 'running'
 
 -- session_leases_expire: the worker's stream closed: its leases lapse now.
 UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
