@@ -32,6 +32,30 @@ WITH wanted AS (
 SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
 ORDER BY i.id FOR UPDATE OF i
 
+-- invocations_try_lock_with_callers: invocations_lock_with_callers for the timer loop,
+-- which holds the rows it claimed out of ID order (by due time, SKIP LOCKED) and so must
+-- never wait for another lock: it skips rows another transaction holds, and `busy` says
+-- how many of the wanted rows it skipped (the timer then leaves that invocation for its
+-- next tick).
+WITH wanted AS (
+    SELECT unnest($1::text[]) AS id
+    UNION
+    SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
+    UNION
+    SELECT n.id FROM invocations i
+    CROSS JOIN LATERAL (SELECT p.id FROM invocations p
+                        WHERE p.state = 'pending' AND p.service = i.service
+                          AND p.object_key = i.object_key
+                        ORDER BY p.created_at, p.id LIMIT 1) n
+    WHERE i.id = ANY($1::text[]) AND i.exclusive AND i.state <> 'pending'
+), locked AS (
+    SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
+    ORDER BY i.id FOR UPDATE OF i SKIP LOCKED
+)
+SELECT l.*, (SELECT count(*) FROM invocations i JOIN wanted w ON w.id = i.id)
+            - (SELECT count(*) FROM locked) AS busy
+FROM locked l
+
 -- invocations_lock_batch: lock, up front and in one ID-ordered statement, every invocation
 -- an operator batch or a bulk page may touch: the targets ($1), and for the targets acted
 -- on with their call trees ($2: cancel, kill) their callers, the not-completed invocations
@@ -356,8 +380,15 @@ UPDATE invocations i SET due_at = $3
 FROM locked l
 WHERE i.id = l.id AND i.session_id = $1 AND i.state = 'running'
 
--- session_leases_expire: the worker's stream closed: its leases lapse now.
-UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
+-- session_leases_expire: the worker's stream closed: its leases lapse now. Locked in ID
+-- order first (see session_leases_renew).
+WITH locked AS (
+    SELECT id FROM invocations WHERE session_id = $1 AND state = 'running'
+    ORDER BY id FOR UPDATE
+)
+UPDATE invocations i SET due_at = $2
+FROM locked l
+WHERE i.id = l.id AND i.session_id = $1 AND i.state = 'running'
 
 -- notify_many: notifications to every server's listener on one channel, one per payload,
 -- delivered at commit (notify.py).
