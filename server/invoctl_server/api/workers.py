@@ -16,6 +16,7 @@ from invoctl.v1 import workers_pb2_grpc
 
 from ..domain.errors import InvalidArgument
 from ..domain.ids import new_session_id
+from ..runtime.batcher import Locking
 from ..runtime.sessions import Session
 from ..store import attempts, db, operations, worker_sessions
 from ..store import deployments as dstore
@@ -251,15 +252,18 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 return stored
             # Refused: the locked path below finds out why and raises the precise error.
         stored = await self.rt.batches.each.submit(
-            lambda conn: attempts.journal_append(
-                conn,
-                invocation_id=append.invocation_id,
-                attempt=append.attempt,
-                session_id=append.session_id,
-                entries=append.entries,
-                lease=self.rt.config.lease,
-                actor=session.actor,
-                now=self.rt.now(),
+            Locking(
+                (append.invocation_id,),
+                lambda conn: attempts.journal_append(
+                    conn,
+                    invocation_id=append.invocation_id,
+                    attempt=append.attempt,
+                    session_id=append.session_id,
+                    entries=append.entries,
+                    lease=self.rt.config.lease,
+                    actor=session.actor,
+                    now=self.rt.now(),
+                ),
             )
         )
         if any(e.kind == "send" and e.delay_ms > 0 for e in entries):
@@ -290,15 +294,21 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 self.rt.completions.completed(row["id"], row)
         elif kind == "suspend":
             await self.rt.batches.each.submit(
-                lambda conn: attempts.attempt_suspend(
-                    conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
+                Locking(
+                    (body.invocation_id,),
+                    lambda conn: attempts.attempt_suspend(
+                        conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
+                    ),
                 )
             )
         else:
             failure = attempts.Failure(body.failure.code or "RETRYABLE", body.failure.message)
             await self.rt.batches.each.submit(
-                lambda conn: attempts.attempt_fail(
-                    conn, failure=failure, now=self.rt.now(), **common
+                Locking(
+                    (body.invocation_id,),
+                    lambda conn: attempts.attempt_fail(
+                        conn, failure=failure, now=self.rt.now(), **common
+                    ),
                 )
             )
         self.rt.dispatcher.done(session, body.invocation_id)

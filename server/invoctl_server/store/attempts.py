@@ -105,6 +105,13 @@ async def attempts_claim(
 # --- what a running attempt writes -----------------------------------------------------
 
 
+async def attempts_lock(conn: asyncpg.Connection, invocation_ids: Sequence[str]) -> None:
+    """Lock, in ID order, the invocations whose attempts a batch is about to write, with
+    everything their ends may touch (callers, the next invocation pending on their keys),
+    before any of the writes locks its own."""
+    await conn.execute(Q["invocations_lock_with_callers"], sorted(set(invocation_ids)))
+
+
 async def _lock_attempt(
     conn: asyncpg.Connection,
     invocation_id: str,
