@@ -145,10 +145,27 @@ class Workers(workers_pb2_grpc.WorkersServicer):
             log.warning("could not expire the leases of %s; they lapse on time", session.id)
 
     async def _renew(self, session: Session) -> None:
-        """Renew the leases of the attempts the session has in flight. A renewal that lost
-        a deadlock is tried again until those leases would lapse (the last renewal was at
-        most a heart-beat interval ago): a live worker must never lose an attempt to the
-        server's own locking."""
+        """Renew the leases of the attempts the session has in flight, one renewal at a
+        time: a heart-beat that comes while one is written is folded into the next, which
+        starts once it is done. Renewals of the same rows side by side would only queue on
+        their row locks, each behind the last, until the leases lapsed."""
+        if session.renewing:
+            session.renew_again = True
+            return
+        session.renewing = True
+        try:
+            while True:
+                session.renew_again = False
+                await self._renew_once(session)
+                if not session.renew_again:
+                    return
+        finally:
+            session.renewing = False
+
+    async def _renew_once(self, session: Session) -> None:
+        """One renewal. One that lost a deadlock is tried again until the leases would
+        lapse (the last renewal was at most a heart-beat interval ago): a live worker must
+        never lose an attempt to the server's own locking."""
         lease = self.rt.config.lease
         deadline = time.monotonic() + (lease - self.rt.config.heartbeat_interval).total_seconds()
         while session.inflight:

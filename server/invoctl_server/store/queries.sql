@@ -370,25 +370,25 @@ SELECT min(due_at) FROM invocations WHERE due_at IS NOT NULL
 -- session_leases_renew: a worker heart-beat renews the leases of the attempts the session
 -- still has in flight (not those the worker gave up on). The rows are locked in ID order
 -- first, as by every other writer: an UPDATE by id = ANY(...) locks them in whatever order
--- its plan visits them, and deadlocks with a batch that locks them in ID order.
+-- its plan visits them, and deadlocks with a batch that locks them in ID order. The locked
+-- rows are then updated by primary key: a join with the CTE may be planned as a nested loop
+-- over both (invocations often has no statistics yet), quadratic in the session's attempts.
 WITH locked AS (
     SELECT id FROM invocations
     WHERE id = ANY($2::text[]) AND session_id = $1 AND state = 'running'
     ORDER BY id FOR UPDATE
 )
-UPDATE invocations i SET due_at = $3
-FROM locked l
-WHERE i.id = l.id AND i.session_id = $1 AND i.state = 'running'
+UPDATE invocations SET due_at = $3
+WHERE id = ANY(ARRAY(SELECT id FROM locked)) AND session_id = $1 AND state = 'running'
 
 -- session_leases_expire: the worker's stream closed: its leases lapse now. Locked in ID
--- order first (see session_leases_renew).
+-- order first, then updated by primary key (see session_leases_renew).
 WITH locked AS (
     SELECT id FROM invocations WHERE session_id = $1 AND state = 'running'
     ORDER BY id FOR UPDATE
 )
-UPDATE invocations i SET due_at = $2
-FROM locked l
-WHERE i.id = l.id AND i.session_id = $1 AND i.state = 'running'
+UPDATE invocations SET due_at = $2
+WHERE id = ANY(ARRAY(SELECT id FROM locked)) AND session_id = $1 AND state = 'running'
 
 -- notify_many: notifications to every server's listener on one channel, one per payload,
 -- delivered at commit (notify.py).
