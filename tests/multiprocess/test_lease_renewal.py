@@ -14,6 +14,7 @@ import os
 
 from invoctl.client import Client
 from invoctl.sdk import Worker
+from tests.multiprocess._procs import deadlocks_so_far, disconnected
 from tests.support import WorkerProcess, wait_for
 from tests.workers import leases
 
@@ -23,6 +24,7 @@ HOLD_SECONDS = 5.0
 
 
 async def test_heart_beats_keep_every_lease_of_a_busy_worker(database, db, procs):
+    before = await deadlocks_so_far(db)
     server = await procs.server(database)
     registering = Worker(leases.services(), server.address)
     try:
@@ -65,6 +67,9 @@ async def test_heart_beats_keep_every_lease_of_a_busy_worker(database, db, procs
             ) from None
     finally:
         worker.kill()
+        server.stop()
+    await disconnected(db)
+    assert await deadlocks_so_far(db) == before, "the server's own writes deadlocked"
 
     lapsed = await db.fetch(
         "SELECT invocation_id, event, detail FROM invocation_transitions"

@@ -22,6 +22,7 @@ import grpc
 from invoctl.client import Client, InvoctlError
 from invoctl.sdk import Context, ObjectContext, RetryPolicy, Service, VirtualObject, Worker
 from tests.e2e._operator import Operator
+from tests.multiprocess._procs import deadlocks_so_far, disconnected
 from tests.support import wait_for
 
 ROUNDS = int(os.environ.get("INVOCTL_DEADLOCK_ROUNDS", "4"))
@@ -148,17 +149,10 @@ def _deadlock_lines(log_path, offset: int) -> str:
     return "\n".join(out[:80])
 
 
-async def _deadlocks(db: asyncpg.Connection) -> int:
-    await db.execute("SELECT pg_stat_clear_snapshot()")
-    return await db.fetchval(
-        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
-    )
-
-
 async def test_operator_requests_from_two_servers_never_deadlock(postgres, database, db, procs):
     log_path = postgres.log
     offset = _log_size(log_path)
-    before = await _deadlocks(db)
+    before = await deadlocks_so_far(db)
     a, b = await procs.servers(database, 2)
     release = asyncio.Event()
     slow: list[tuple[str, str, float, Any]] = []
@@ -191,16 +185,8 @@ async def test_operator_requests_from_two_servers_never_deadlock(postgres, datab
         a.stop()
         b.stop()
 
-    async def disconnected() -> bool:
-        # Every server connection is gone, so each backend flushed its statistics.
-        n = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return n == 0
-
-    await wait_for(disconnected, what="the servers' connections to close")
-    deadlocks = await _deadlocks(db) - before
+    await disconnected(db)
+    deadlocks = await deadlocks_so_far(db) - before
     details = _deadlock_lines(log_path, offset) if deadlocks else ""
     assert deadlocks == 0, f"{deadlocks} deadlocks in {ROUNDS} rounds:\n{details}"
     assert not wrong, f"{len(wrong)} requests refused other than by state: {wrong[:5]}"
