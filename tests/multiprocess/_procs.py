@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from invoctl.sdk import Worker
-from tests.support import ServerProcess, WorkerProcess
+from tests.support import ServerProcess, WorkerProcess, wait_for
 from tests.workers import steps
 
 # Short leases and polls keep crash recovery within a test's time budget.
@@ -117,3 +117,26 @@ async def events_of(db: asyncpg.Connection, invocation_id: str) -> list[tuple[st
 async def states_of(db: asyncpg.Connection, ids: list[str]) -> dict[str, str]:
     rows = await db.fetch("SELECT id, state FROM invocations WHERE id = ANY($1::text[])", ids)
     return {r["id"]: r["state"] for r in rows}
+
+
+async def deadlocks_so_far(db: asyncpg.Connection) -> int:
+    """How many deadlocks Postgres counted in this database. A backend reports its count
+    within a second of going idle, and when it exits: stop the servers and wait for
+    `disconnected` before the last look."""
+    await db.execute("SELECT pg_stat_clear_snapshot()")
+    return await db.fetchval(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    )
+
+
+async def disconnected(db: asyncpg.Connection) -> None:
+    """Wait until no connection but `db` is open to its database."""
+
+    async def gone() -> bool:
+        n = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return n == 0
+
+    await wait_for(gone, what="the servers' connections to close")

@@ -40,6 +40,17 @@ OPERATIONS: dict[str, tuple[ActMany, type[Message]]] = {
     "RestartInvocationAsNew": (ops.restart_many, pb.RestartInvocationAsNewResponse),
 }
 
+# RPC name -> the action's name in store/operations.py (lock_batch).
+ACTIONS: dict[str, str] = {
+    "CancelInvocation": "cancel",
+    "KillInvocation": "kill",
+    "PauseInvocation": "pause",
+    "ResumeInvocation": "resume",
+    "PurgeInvocation": "purge",
+    "PurgeJournal": "purge_journal",
+    "RestartInvocationAsNew": "restart",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class OperatorRequest:
@@ -102,6 +113,9 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message
     requests: list[OperatorRequest] = [b.payload for b in batch]
     results: list[Message | DomainError | None] = [None] * len(batch)
     entries: list[audit.AuditEntry] = []
+    # Lock order: what every request of the batch may touch is locked first, in ID order,
+    # and not action by action (one action's IDs may be lower than the last one's).
+    await ops.lock_batch(conn, ((ACTIONS[q.operation], q.invocation_id) for q in requests))
     repeats = await _answer_retries(conn, requests, results)
     # One set-based call per operation and identity: the identity is the actor.
     by_operation: dict[tuple[str, str], list[int]] = {}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+
+import asyncpg
 
 from invoctl import wire
 from invoctl.v1 import workers_pb2 as pb
@@ -13,6 +16,7 @@ from invoctl.v1 import workers_pb2_grpc
 
 from ..domain.errors import InvalidArgument, echo
 from ..domain.ids import new_session_id
+from ..runtime.batcher import Locking
 from ..runtime.sessions import Session
 from ..store import attempts, db, operations, worker_sessions
 from ..store import deployments as dstore
@@ -140,6 +144,42 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         except Exception:
             log.warning("could not expire the leases of %s; they lapse on time", session.id)
 
+    async def _renew(self, session: Session) -> None:
+        """Renew the leases of the attempts the session has in flight, one renewal at a
+        time: a heart-beat that comes while one is written is folded into the next, which
+        starts once it is done. Renewals of the same rows side by side would only queue on
+        their row locks, each behind the last, until the leases lapsed."""
+        if session.renewing:
+            session.renew_again = True
+            return
+        session.renewing = True
+        try:
+            while True:
+                session.renew_again = False
+                await self._renew_once(session)
+                if not session.renew_again:
+                    return
+        finally:
+            session.renewing = False
+
+    async def _renew_once(self, session: Session) -> None:
+        """One renewal. One that lost a deadlock is tried again until the leases would
+        lapse (the last renewal was at most a heart-beat interval ago): a live worker must
+        never lose an attempt to the server's own locking."""
+        lease = self.rt.config.lease
+        deadline = time.monotonic() + (lease - self.rt.config.heartbeat_interval).total_seconds()
+        while session.inflight:
+            try:
+                async with self.rt.pool.acquire() as conn:
+                    await attempts.leases_renew(
+                        conn, session.id, list(session.inflight), self.rt.now() + lease
+                    )
+                return
+            except asyncpg.DeadlockDetectedError:
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("lease renewal of %s lost a deadlock; renewing again", session.id)
+
     async def _read(self, session: Session, requests: AsyncIterator[pb.ConnectRequest]) -> None:
         tasks: set[asyncio.Task] = set()
         try:
@@ -160,13 +200,11 @@ class Workers(workers_pb2_grpc.WorkersServicer):
         kind = msg.WhichOneof("message")
         if kind == "heartbeat":
             try:
+                await self._renew(session)
                 async with self.rt.pool.acquire() as conn:
-                    await attempts.leases_renew(
-                        conn, session.id, session.inflight, self.rt.now() + self.rt.config.lease
-                    )
                     await self._seen(conn, session)
-            except Exception:
-                log.warning("lease renewal of %s failed", session.id)
+            except Exception as exc:
+                log.warning("lease renewal of %s failed: %r", session.id, exc)
             return
         body = getattr(msg, kind) if kind else None
         ack = pb.WorkerAck(seq=msg.seq)
@@ -231,15 +269,18 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 return stored
             # Refused: the locked path below finds out why and raises the precise error.
         stored = await self.rt.batches.each.submit(
-            lambda conn: attempts.journal_append(
-                conn,
-                invocation_id=append.invocation_id,
-                attempt=append.attempt,
-                session_id=append.session_id,
-                entries=append.entries,
-                lease=self.rt.config.lease,
-                actor=session.actor,
-                now=self.rt.now(),
+            Locking(
+                (append.invocation_id,),
+                lambda conn: attempts.journal_append(
+                    conn,
+                    invocation_id=append.invocation_id,
+                    attempt=append.attempt,
+                    session_id=append.session_id,
+                    entries=append.entries,
+                    lease=self.rt.config.lease,
+                    actor=session.actor,
+                    now=self.rt.now(),
+                ),
             )
         )
         if any(e.kind == "send" and e.delay_ms > 0 for e in entries):
@@ -270,15 +311,21 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 self.rt.completions.completed(row["id"], row)
         elif kind == "suspend":
             await self.rt.batches.each.submit(
-                lambda conn: attempts.attempt_suspend(
-                    conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
+                Locking(
+                    (body.invocation_id,),
+                    lambda conn: attempts.attempt_suspend(
+                        conn, waiting_on=body.waiting_on, now=self.rt.now(), **common
+                    ),
                 )
             )
         else:
             failure = attempts.Failure(body.failure.code or "RETRYABLE", body.failure.message)
             await self.rt.batches.each.submit(
-                lambda conn: attempts.attempt_fail(
-                    conn, failure=failure, now=self.rt.now(), **common
+                Locking(
+                    (body.invocation_id,),
+                    lambda conn: attempts.attempt_fail(
+                        conn, failure=failure, now=self.rt.now(), **common
+                    ),
                 )
             )
         self.rt.dispatcher.done(session, body.invocation_id)

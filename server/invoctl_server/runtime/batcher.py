@@ -26,7 +26,7 @@ import asyncpg
 from opentelemetry import context as otel_context
 
 from ..domain.errors import DomainError
-from ..store import db
+from ..store import attempts, db
 
 log = logging.getLogger("invoctl.batcher")
 
@@ -155,9 +155,28 @@ def _settle(request: Request, result: Any) -> None:
         request.future.set_result(result)
 
 
+@dataclasses.dataclass(frozen=True)
+class Locking:
+    """A `write_each` payload that locks invocations of attempts: `work(conn)` locks
+    `invocation_ids` (with their callers and the next invocation pending on their keys,
+    see attempts.attempts_lock), which the batch locks first, for all its payloads at
+    once in ID order: run one after another, each locking its own, they would lock in the
+    order they arrived and deadlock with any other batch."""
+
+    invocation_ids: tuple[str, ...]
+    work: Callable[[asyncpg.Connection], Awaitable[Any]]
+
+    async def __call__(self, conn: asyncpg.Connection) -> Any:
+        return await self.work(conn)
+
+
 async def write_each(conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
     """Write function for operations without a set-based form: each payload is a
-    `work(conn)` coroutine function, run one after another in the shared transaction."""
+    `work(conn)` coroutine function, run one after another in the shared transaction.
+    The invocations `Locking` payloads name are locked first, in ID order."""
+    ids = {i for r in batch if isinstance(r.payload, Locking) for i in r.payload.invocation_ids}
+    if ids:
+        await attempts.attempts_lock(conn, sorted(ids))
     results: list[Any] = []
     for r in batch:
         token = otel_context.attach(r.parent)

@@ -38,6 +38,10 @@ class Session:
     # When the worker last sent anything (monotonic clock): a worker that stopped talking
     # gets no new attempts, or it would receive the retries of its own lapsed leases.
     last_seen: float = dataclasses.field(default_factory=time.monotonic)
+    # A lease renewal of this session is being written, and a heart-beat came meanwhile
+    # (api/workers.py: one renewal at a time, the next one after it).
+    renewing: bool = False
+    renew_again: bool = False
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()

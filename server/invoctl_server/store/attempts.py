@@ -105,6 +105,13 @@ async def attempts_claim(
 # --- what a running attempt writes -----------------------------------------------------
 
 
+async def attempts_lock(conn: asyncpg.Connection, invocation_ids: Sequence[str]) -> None:
+    """Lock, in ID order, the invocations whose attempts a batch is about to write, with
+    everything their ends may touch (callers, the next invocation pending on their keys),
+    before any of the writes locks its own."""
+    await conn.execute(Q["invocations_lock_with_callers"], sorted(set(invocation_ids)))
+
+
 async def _lock_attempt(
     conn: asyncpg.Connection,
     invocation_id: str,
@@ -699,12 +706,14 @@ async def due_process(conn: asyncpg.Connection, *, limit: int, actor: str, now: 
         woken += await _wake(conn, sleepers, actor=actor, now=now)
 
     for r in by_state.get(State.RUNNING, []):
-        caller = None
-        if r["caller_id"]:
-            # Lock order: this breaks ID order for a caller with a smaller ID; the rare
-            # deadlock with a concurrent completion is resolved by the transaction retry.
-            found = await transition.lock(conn, [r["caller_id"]])
-            caller = found[0] if found else None
+        # Lock order: the claim holds rows locked by due time, so what a lapsed attempt's
+        # end touches besides (its caller, the next invocation pending on its key) is only
+        # taken if free, never waited for: a held one leaves it for the next tick.
+        locked = {x["id"]: x for x in await conn.fetch(Q["invocations_try_lock_with_callers"],
+                                                       [r["id"]])}  # fmt: skip
+        if locked[r["id"]]["busy"]:
+            continue
+        caller = locked.get(r["caller_id"]) if r["caller_id"] else None
         await _retry_or_give_up(
             conn, r, caller, Failure("LEASE_EXPIRED", "the worker's lease on the attempt lapsed"),
             Event.LEASE_EXPIRED, actor=actor, now=now,

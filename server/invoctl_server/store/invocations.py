@@ -237,21 +237,45 @@ async def object_lock_release(
 ) -> list[transition.Applied]:
     """`row` (locked, exclusive) stops holding its key: hand the lock to the oldest pending
     invocation of the key, which becomes ready, or free it. `parent` is the request that
-    made `row` let go (as Step.parent), if one did."""
+    made `row` let go (as Step.parent), if one did.
+
+    Lock order: the invocation the key passes to is locked before the key's row, as
+    invocations always come before object_locks. The caller has usually locked it already,
+    with the others in ID order (invocations_lock_with_callers, invocations_lock_batch)."""
     service, key = row["service"], row["object_key"]
-    holder = await conn.fetchval(Q["object_lock_for_release"], service, key)
-    if holder != row["id"]:
-        return []  # it never held the key (scheduled or pending when it completed)
-    next_id = await conn.fetchval(Q["object_lock_next_pending"], service, key)
-    if next_id is None:
+    # Only its holder's release hands a key on, and `row` is locked: whether it holds the
+    # key cannot change meanwhile. One that does not (it completed scheduled or pending)
+    # leaves the key's row alone: locking it would wait behind a release that holds it and
+    # waits for `row`.
+    if await conn.fetchval(Q["object_lock_holder"], service, key) != row["id"]:
+        return []
+    pending = await _next_pending_locked(conn, service, key)
+    await conn.fetchval(Q["object_lock_for_release"], service, key)
+    # An acquire that queued one while this waited for the key's row has committed now.
+    while await conn.fetchval(Q["object_lock_next_pending"], service, key) != (
+        pending["id"] if pending is not None else None
+    ):
+        # Rare (a new invocation queued at this moment): locked after the key's row.
+        pending = await _next_pending_locked(conn, service, key)
+    if pending is None:
         await conn.execute(Q["object_lock_delete"], service, key)
         return []
-    await conn.execute(Q["object_lock_hand_over"], service, key, next_id)
-    [pending] = await transition.lock(conn, [next_id])
+    await conn.execute(Q["object_lock_hand_over"], service, key, pending["id"])
     return await transition.apply(
         conn, [transition.Step(pending, State.READY, parent=parent)], Event.KEY_ACQUIRED,
         actor=actor, now=now,
     )  # fmt: skip
+
+
+async def _next_pending_locked(
+    conn: asyncpg.Connection, service: str, key: str
+) -> asyncpg.Record | None:
+    """Lock the oldest invocation pending on the key and return it (None: none is)."""
+    while True:
+        row = await conn.fetchrow(Q["object_lock_next_pending_lock"], service, key)
+        if row is None or row["state"] == State.PENDING:
+            return row
+        # It stopped pending (cancelled, killed) before its lock was ours: the next one.
 
 
 async def journal_of(conn: asyncpg.Connection, invocation_id: str) -> list[asyncpg.Record]:

@@ -106,6 +106,23 @@ def _rounds(indices: Iterable[int], touches: Callable[[int], set[str]]) -> list[
     return rounds
 
 
+# The actions that reach a target's call tree, its caller and the keys they hold.
+TREE_ACTIONS = frozenset({"cancel", "kill"})
+
+
+async def lock_batch(conn: asyncpg.Connection, targets: Iterable[tuple[str, str]]) -> None:
+    """Lock every invocation the actions on these (action, invocation ID) targets may touch,
+    in one ID-ordered statement (invocations_lock_batch), before any of them runs. The
+    actions lock them again, which waits for nothing now, so that a batch of several
+    actions, or of several rounds, takes its locks in ID order. (A member that joined a
+    call tree after this statement is locked when the action finds it, out of order.)"""
+    plain, trees = set(), set()
+    for action, invocation_id in targets:
+        (trees if action in TREE_ACTIONS else plain).add(invocation_id)
+    if plain or trees:
+        await conn.execute(Q["invocations_lock_batch"], sorted(plain), sorted(trees))
+
+
 async def _lock(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, asyncpg.Record]:
     return {r["id"]: r for r in await transition.lock(conn, sorted(set(ids)))}
 

@@ -10,17 +10,87 @@ SELECT * FROM invocations WHERE id = ANY($1::text[])
 -- invocations_lock: lock invocations for a transition; ID order so lockers never deadlock.
 SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
--- invocations_lock_with_callers: lock invocations and their callers together, in ID order
--- (caller_id never changes, so the subquery may read it without a lock). The IDs are
--- gathered first: an OR of the two conditions would scan the whole table. (No filter on
--- caller_id IS NOT NULL: it would steer the planner to the partial index of callers; a
--- NULL joins nothing anyway.)
+-- invocations_lock_with_callers: lock invocations that may complete, their callers (which
+-- their results wake) and, for an exclusive one, the oldest invocation pending on its key
+-- (which its completion makes the holder), together in ID order (caller_id never changes,
+-- so the subquery may read it without a lock; the pending one is checked again once the
+-- key's row is locked, see invocations.object_lock_release). The IDs are gathered first:
+-- an OR of the conditions would scan the whole table. (No filter on caller_id IS NOT NULL:
+-- it would steer the planner to the partial index of callers; a NULL joins nothing anyway.)
 WITH wanted AS (
     SELECT unnest($1::text[]) AS id
     UNION
     SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
+    UNION
+    SELECT n.id FROM invocations i
+    CROSS JOIN LATERAL (SELECT p.id FROM invocations p
+                        WHERE p.state = 'pending' AND p.service = i.service
+                          AND p.object_key = i.object_key
+                        ORDER BY p.created_at, p.id LIMIT 1) n
+    WHERE i.id = ANY($1::text[]) AND i.exclusive AND i.state <> 'pending'
 )
 SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
+ORDER BY i.id FOR UPDATE OF i
+
+-- invocations_try_lock_with_callers: invocations_lock_with_callers for the timer loop,
+-- which holds the rows it claimed out of ID order (by due time, SKIP LOCKED) and so must
+-- never wait for another lock: it skips rows another transaction holds, and `busy` says
+-- how many of the wanted rows it skipped (the timer then leaves that invocation for its
+-- next tick).
+WITH wanted AS (
+    SELECT unnest($1::text[]) AS id
+    UNION
+    SELECT caller_id FROM invocations WHERE id = ANY($1::text[])
+    UNION
+    SELECT n.id FROM invocations i
+    CROSS JOIN LATERAL (SELECT p.id FROM invocations p
+                        WHERE p.state = 'pending' AND p.service = i.service
+                          AND p.object_key = i.object_key
+                        ORDER BY p.created_at, p.id LIMIT 1) n
+    WHERE i.id = ANY($1::text[]) AND i.exclusive AND i.state <> 'pending'
+), locked AS (
+    SELECT i.* FROM invocations i JOIN wanted w ON w.id = i.id
+    ORDER BY i.id FOR UPDATE OF i SKIP LOCKED
+)
+SELECT l.*, (SELECT count(*) FROM invocations i JOIN wanted w ON w.id = i.id)
+            - (SELECT count(*) FROM locked) AS busy
+FROM locked l
+
+-- invocations_lock_batch: lock, up front and in one ID-ordered statement, every invocation
+-- an operator batch or a bulk page may touch: the targets ($1), and for the targets acted
+-- on with their call trees ($2: cancel, kill) their callers, the not-completed invocations
+-- they called (recursively, as this statement sees them) and, for each exclusive one of
+-- those, the oldest invocation pending on its key (a completion hands the key on to it).
+-- Locking action by action, round by round or as a completion finds them would lock lower
+-- IDs after higher ones, and two batches would deadlock. The tree is walked by index as in
+-- invocation_call_trees.
+WITH RECURSIVE tree(id) AS (
+    SELECT c.id FROM unnest($2::text[]) AS r(id)
+    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+                        WHERE i.caller_id = r.id AND i.state <> 'completed' OFFSET 0) c
+    UNION
+    SELECT c.id FROM tree t
+    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+                        WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
+), acted AS (
+    SELECT unnest($2::text[]) AS id
+    UNION
+    SELECT id FROM tree
+), wanted AS (
+    SELECT unnest($1::text[]) AS id
+    UNION
+    SELECT id FROM acted
+    UNION
+    SELECT caller_id FROM invocations WHERE id = ANY($2::text[])
+    UNION
+    SELECT n.id FROM invocations i
+    CROSS JOIN LATERAL (SELECT p.id FROM invocations p
+                        WHERE p.state = 'pending' AND p.service = i.service
+                          AND p.object_key = i.object_key
+                        ORDER BY p.created_at, p.id LIMIT 1) n
+    WHERE i.id = ANY(ARRAY(SELECT id FROM acted)) AND i.exclusive AND i.state <> 'pending'
+)
+SELECT i.id FROM invocations i WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
 ORDER BY i.id FOR UPDATE OF i
 
 -- invocation_by_idempotency_key: find the invocation an idempotency key already started.
@@ -130,13 +200,28 @@ ON CONFLICT DO NOTHING RETURNING holder_id
 -- object_lock_share: wait for a concurrent release to commit, and pin the current holder.
 SELECT holder_id FROM object_locks WHERE service = $1 AND object_key = $2 FOR SHARE
 
--- object_lock_for_release: lock the key's lock row before handing it on.
+-- object_lock_holder: who holds the key, without locking its row (the holder's own lock
+-- keeps that from changing: only its release hands the key on).
+SELECT holder_id FROM object_locks WHERE service = $1 AND object_key = $2
+
+-- object_lock_for_release: lock the key's lock row before handing it on (after the
+-- invocations: lock order), so that an acquire that queued an invocation behind it commits
+-- first and is seen among the pending ones.
 SELECT holder_id FROM object_locks WHERE service = $1 AND object_key = $2 FOR UPDATE
 
 -- object_lock_next_pending: the oldest invocation waiting for the key (FIFO).
 SELECT id FROM invocations
 WHERE state = 'pending' AND service = $1 AND object_key = $2
 ORDER BY created_at, id LIMIT 1
+
+-- object_lock_next_pending_lock: lock the oldest invocation waiting for the key (FIFO); the
+-- caller checks it is still pending once locked.
+SELECT * FROM invocations WHERE id = (
+    SELECT id FROM invocations
+    WHERE state = 'pending' AND service = $1 AND object_key = $2
+    ORDER BY created_at, id LIMIT 1
+)
+FOR UPDATE
 
 -- object_lock_hand_over: the next pending invocation becomes the holder.
 UPDATE object_locks SET holder_id = $3 WHERE service = $1 AND object_key = $2
@@ -283,12 +368,27 @@ SELECT * FROM invocations WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE
 SELECT min(due_at) FROM invocations WHERE due_at IS NOT NULL
 
 -- session_leases_renew: a worker heart-beat renews the leases of the attempts the session
--- still has in flight (not those the worker gave up on).
+-- still has in flight (not those the worker gave up on). The rows are locked in ID order
+-- first, as by every other writer: an UPDATE by id = ANY(...) locks them in whatever order
+-- its plan visits them, and deadlocks with a batch that locks them in ID order. The locked
+-- rows are then updated by primary key: a join with the CTE may be planned as a nested loop
+-- over both (invocations often has no statistics yet), quadratic in the session's attempts.
+WITH locked AS (
+    SELECT id FROM invocations
+    WHERE id = ANY($2::text[]) AND session_id = $1 AND state = 'running'
+    ORDER BY id FOR UPDATE
+)
 UPDATE invocations SET due_at = $3
-WHERE session_id = $1 AND state = 'running' AND id = ANY($2::text[])
+WHERE id = ANY(ARRAY(SELECT id FROM locked)) AND session_id = $1 AND state = 'running'
 
--- session_leases_expire: the worker's stream closed: its leases lapse now.
-UPDATE invocations SET due_at = $2 WHERE session_id = $1 AND state = 'running'
+-- session_leases_expire: the worker's stream closed: its leases lapse now. Locked in ID
+-- order first, then updated by primary key (see session_leases_renew).
+WITH locked AS (
+    SELECT id FROM invocations WHERE session_id = $1 AND state = 'running'
+    ORDER BY id FOR UPDATE
+)
+UPDATE invocations SET due_at = $2
+WHERE id = ANY(ARRAY(SELECT id FROM locked)) AND session_id = $1 AND state = 'running'
 
 -- notify_many: notifications to every server's listener on one channel, one per payload,
 -- delivered at commit (notify.py).
