@@ -157,7 +157,7 @@ async def test_every_statement_is_planned_with_index_access(postgres, database, 
     plans = list(_plans(log))
     texts = {p["Query Text"].strip() for p in plans}
     # The workload reached the statements this test is about.
-    for name in ("invocations_lock_trees", "journal_append_many",
+    for name in ("invocations_lock_batch", "journal_append_many",
                  "invocations_lock_with_callers", "ready_claim", "due_claim",
                  "invocations_page", "audit_page"):  # fmt: skip
         assert Q[name] in texts, f"the workload never ran {name}"

@@ -115,7 +115,7 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message
     entries: list[audit.AuditEntry] = []
     # Lock order: what every request of the batch may touch is locked first, in ID order,
     # and not action by action (one action's IDs may be lower than the last one's).
-    await ops.lock_batch(conn, ((ACTIONS[q.operation], q.invocation_id) for q in requests))
+    locked = await ops.lock_batch(conn, ((ACTIONS[q.operation], q.invocation_id) for q in requests))
     repeats = await _answer_retries(conn, requests, results)
     # One set-based call per operation and identity: the identity is the actor.
     by_operation: dict[tuple[str, str], list[int]] = {}
@@ -129,7 +129,10 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message
                        requests[i].from_entry)
             for i in indices
         ]  # fmt: skip
-        outcomes = await act(conn, targets, actor=f"operator:{identity}", now=now)
+        # The first action acts on the rows as locked; later ones see what it did.
+        outcomes = await act(conn, targets, actor=f"operator:{identity}", now=now,
+                             locked=locked)  # fmt: skip
+        locked = None
         for i, out in zip(indices, outcomes, strict=True):
             if isinstance(out, DomainError):
                 results[i] = out

@@ -172,8 +172,8 @@ async def bulk_run_page(
         # Caused by the operation's request: in the page's trace, linked to each invocation's.
         page = otel_context.get_current()
         targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
-        await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
-        results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now)
+        locked = await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
+        results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
     succeeded, skipped, failed, failures = _count(ids, results)
     processed = job["succeeded"] + job["skipped"] + job["failed"] + len(ids)
     room = max(0, MAX_FAILURES - len(json.loads(job["failures"])))

@@ -110,17 +110,37 @@ def _rounds(indices: Iterable[int], touches: Callable[[int], set[str]]) -> list[
 TREE_ACTIONS = frozenset({"cancel", "kill"})
 
 
-async def lock_batch(conn: asyncpg.Connection, targets: Iterable[tuple[str, str]]) -> None:
+@dataclasses.dataclass(frozen=True)
+class Locked:
+    """What lock_batch locked: every row as it is now, and each tree target's call tree as
+    the statement saw it. `current`: no member called more between the statement's
+    snapshot and its lock, so the trees are whole."""
+
+    rows: dict[str, asyncpg.Record]
+    members: dict[str, set[str]]
+    current: bool
+
+
+async def lock_batch(conn: asyncpg.Connection, targets: Iterable[tuple[str, str]]) -> Locked:
     """Lock every invocation the actions on these (action, invocation ID) targets may touch,
-    in one ID-ordered statement (invocations_lock_batch), before any of them runs. The
-    actions lock them again, which waits for nothing now, so that a batch of several
-    actions, or of several rounds, takes its locks in ID order. (A member that joined a
-    call tree after this statement is locked when the action finds it, out of order.)"""
+    in one ID-ordered statement (invocations_lock_batch), before any of them runs, so that
+    a batch of several actions, or of several rounds, takes its locks in ID order. An
+    action given the result (`locked=`) acts on these rows without locking them again; one
+    that runs after another action of the batch must not be given it (the rows changed),
+    and locks them again, which waits for nothing now. (A member that joined a call tree
+    after this statement is locked when the action finds it, out of order.)"""
     plain, trees = set(), set()
     for action, invocation_id in targets:
         (trees if action in TREE_ACTIONS else plain).add(invocation_id)
+    rows: dict[str, asyncpg.Record] = {}
+    members: dict[str, set[str]] = {i: set() for i in trees}
     if plain or trees:
-        await conn.execute(Q["invocations_lock_batch"], sorted(plain), sorted(trees))
+        for r in await conn.fetch(Q["invocations_lock_batch"], sorted(plain), sorted(trees)):
+            rows[r["id"]] = r
+            for root in r["tree_roots"] or ():
+                members[root].add(r["id"])
+    current = all(r["seen_length"] in (None, r["journal_length"]) for r in rows.values())
+    return Locked(rows, members, current)
 
 
 async def _lock(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, asyncpg.Record]:
@@ -136,10 +156,16 @@ async def _simple(
     conn: asyncpg.Connection,
     targets: Sequence[Target],
     act: Callable[[asyncpg.Connection, list[tuple[int, asyncpg.Record]], list[Result | None]], Any],
+    locked: Locked | None,
 ) -> list[Result]:
-    """Lock the targets and call `act(conn, [(index, row)], results)` per round, for
-    actions on the target alone (no call tree). Unknown IDs are refused here."""
-    rows = await _lock(conn, (t.invocation_id for t in targets))
+    """Lock the targets (unless `locked` holds them) and call `act(conn, [(index, row)],
+    results)` per round, for actions on the target alone (no call tree). Unknown IDs are
+    refused here."""
+    ids = {t.invocation_id for t in targets}
+    if locked is None:
+        rows = await _lock(conn, ids)
+    else:
+        rows = {i: locked.rows[i] for i in ids if i in locked.rows}
     results: list[Result | None] = [None] * len(targets)
     for i, t in enumerate(targets):
         if t.invocation_id not in rows:
@@ -161,18 +187,17 @@ class _Trees:
     members: dict[str, list[str]]  # each target's call tree, in ID order, target excluded
 
 
-async def _lock_trees(conn: asyncpg.Connection, ids: Sequence[str]) -> _Trees:
+async def _lock_trees(
+    conn: asyncpg.Connection, ids: Sequence[str], locked: Locked | None
+) -> _Trees:
     """Lock the invocations, every not-completed invocation each called (recursively) and
-    their callers, in ID order: one statement, unless one of them called more between
-    that statement's snapshot and its lock."""
-    rows: dict[str, asyncpg.Record] = {}
-    members: dict[str, set[str]] = {i: set() for i in ids}
-    for r in await conn.fetch(Q["invocations_lock_trees"], list(ids)):
-        rows[r["id"]] = r
-        for root in r["tree_roots"] or ():
-            members[root].add(r["id"])
-    if all(r["seen_length"] in (None, r["journal_length"]) for r in rows.values()):
-        return _Trees(rows, {i: sorted(members[i]) for i in ids})
+    their callers, in ID order (unless `locked` holds them): one statement, unless one of
+    them called more between that statement's snapshot and its lock."""
+    if locked is None:
+        locked = await lock_batch(conn, (("kill", i) for i in ids))
+    rows = dict(locked.rows)
+    if locked.current:
+        return _Trees(rows, {i: sorted(locked.members.get(i, ())) for i in ids})
     while True:
         # Look again once locked: a member that was running may have called more before
         # it was locked; once locked, none can.
@@ -180,8 +205,8 @@ async def _lock_trees(conn: asyncpg.Connection, ids: Sequence[str]) -> _Trees:
         missing = set().union(*found.values()) - rows.keys()
         if not missing:
             return _Trees(rows, {i: sorted(found[i]) for i in ids})
-        locked = await conn.fetch(Q["invocations_lock_with_callers"], sorted(missing))
-        rows.update({r["id"]: r for r in locked})
+        more = await conn.fetch(Q["invocations_lock_with_callers"], sorted(missing))
+        rows.update({r["id"]: r for r in more})
 
 
 async def _call_trees(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, set[str]]:
@@ -199,14 +224,15 @@ async def _tree_action(
     act: Callable[..., Any],
     actor: str,
     now: datetime,
+    locked: Locked | None,
 ) -> list[Result]:
-    """Lock the targets with their call trees and, per round, call `act(conn, work, rows)`,
-    where `work` holds (index, target row, not-completed members) of targets whose trees
-    and callers do not meet. `act` makes its own transitions and returns the invocations
-    to complete (Finishing) and the signals for running attempts; this completes them
-    with `event`. A completed target is refused."""
+    """Lock the targets with their call trees (unless `locked` holds them) and, per round,
+    call `act(conn, work, rows)`, where `work` holds (index, target row, not-completed
+    members) of targets whose trees and callers do not meet. `act` makes its own
+    transitions and returns the invocations to complete (Finishing) and the signals for
+    running attempts; this completes them with `event`. A completed target is refused."""
     ids = list(dict.fromkeys(t.invocation_id for t in targets))
-    trees = await _lock_trees(conn, ids)
+    trees = await _lock_trees(conn, ids, locked)
     rows = trees.rows
 
     def touches(i: int) -> set[str]:
@@ -244,7 +270,12 @@ def _started(row: asyncpg.Record) -> bool:
 
 
 async def cancel_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Cancel each invocation and its not-completed call tree, leaves first: each handler
     sees the cancellation at its next await, but one awaiting a call to a not-completed
@@ -304,11 +335,16 @@ async def cancel_many(
         ]  # fmt: skip
         return finishing, signals
 
-    return await _tree_action(conn, targets, "cancelled", Event.CANCELLED, act, actor, now)
+    return await _tree_action(conn, targets, "cancelled", Event.CANCELLED, act, actor, now, locked)
 
 
 async def kill_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Complete each invocation and its not-completed call tree with outcome killed, at
     once and without compensation. Running attempts are fenced (and signalled), object
@@ -332,14 +368,19 @@ async def kill_many(
             ]
         return items, signals
 
-    return await _tree_action(conn, targets, "killed", Event.KILLED, act, actor, now)
+    return await _tree_action(conn, targets, "killed", Event.KILLED, act, actor, now, locked)
 
 
 # --- the target alone ------------------------------------------------------------------
 
 
 async def pause_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Pause each running (its attempt is fenced and signalled to stop) or backing-off (its
     retry timer is dropped) invocation. Pausing a paused one changes nothing."""
@@ -362,7 +403,7 @@ async def pause_many(
             results[i] = a.row
         await _signal(conn, signals)
 
-    return await _simple(conn, targets, act)
+    return await _simple(conn, targets, act, locked)
 
 
 async def _deployment_for(
@@ -393,7 +434,12 @@ async def _deployment_for(
 
 
 async def resume_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Make each paused, suspended or backing-off invocation ready now: a new attempt
     replays its journal, on the deployment its target names. A ready one that has started
@@ -423,7 +469,7 @@ async def resume_many(
         for i, a in zip(order, applied, strict=True):
             results[i] = a.row
 
-    return await _simple(conn, targets, act)
+    return await _simple(conn, targets, act, locked)
 
 
 def _completed_only(round_, results, operation: str) -> list[tuple[int, asyncpg.Record]]:
@@ -438,7 +484,12 @@ def _completed_only(round_, results, operation: str) -> list[tuple[int, asyncpg.
 
 
 async def purge_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Delete each completed invocation with its journal and history; its idempotency key
     is free again. Returns the rows as they were."""
@@ -450,11 +501,16 @@ async def purge_many(
             results[i] = row
             transition.trace_purge(row, actor=actor, parent=targets[i].parent)
 
-    return await _simple(conn, targets, act)
+    return await _simple(conn, targets, act, locked)
 
 
 async def journal_purge_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Delete the journal of each completed invocation; its result stays."""
 
@@ -466,11 +522,16 @@ async def journal_purge_many(
         for i, row in completed:
             results[i] = purged[row["id"]]
 
-    return await _simple(conn, targets, act)
+    return await _simple(conn, targets, act, locked)
 
 
 async def restart_many(
-    conn: asyncpg.Connection, targets: Sequence[Target], *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    targets: Sequence[Target],
+    *,
+    actor: str,
+    now: datetime,
+    locked: Locked | None = None,
 ) -> list[Result]:
     """Start a new invocation with the target, input and headers of each completed one.
     With from_entry N it starts with entries [0, N) of the old journal, which its first
@@ -487,7 +548,7 @@ async def restart_many(
             finally:
                 otel_context.detach(token)
 
-    return await _simple(conn, targets, act)
+    return await _simple(conn, targets, act, locked)
 
 
 async def _restart(

@@ -64,33 +64,49 @@ FROM locked l
 -- Locking action by action, round by round or as a completion finds them would lock lower
 -- IDs after higher ones, and two batches would deadlock. The tree is walked by index as in
 -- invocation_call_trees.
-WITH RECURSIVE tree(id) AS (
-    SELECT c.id FROM unnest($2::text[]) AS r(id)
-    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
-                        WHERE i.caller_id = r.id AND i.state <> 'completed' OFFSET 0) c
+-- Each row also names the tree targets whose trees it is in (tree_roots) and, for targets
+-- and members, the journal length this statement's snapshot saw (seen_length): one that
+-- called more since has a longer journal once locked (a call is journaled in the
+-- transaction that creates the callee), and only then must the trees be walked again
+-- (operations._lock_trees); otherwise the actions act on these rows as they are.
+WITH RECURSIVE tree(root, id, seen) AS (
+    SELECT r.root, c.id, c.journal_length FROM unnest($2::text[]) AS r(root)
+    CROSS JOIN LATERAL (SELECT i.id, i.journal_length FROM invocations i
+                        WHERE i.caller_id = r.root AND i.state <> 'completed' OFFSET 0) c
     UNION
-    SELECT c.id FROM tree t
-    CROSS JOIN LATERAL (SELECT i.id FROM invocations i
+    SELECT t.root, c.id, c.journal_length FROM tree t
+    CROSS JOIN LATERAL (SELECT i.id, i.journal_length FROM invocations i
                         WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
 ), acted AS (
     SELECT unnest($2::text[]) AS id
     UNION
     SELECT id FROM tree
 ), wanted AS (
-    SELECT unnest($1::text[]) AS id
-    UNION
-    SELECT id FROM acted
-    UNION
-    SELECT caller_id FROM invocations WHERE id = ANY($2::text[])
-    UNION
-    SELECT n.id FROM invocations i
-    CROSS JOIN LATERAL (SELECT p.id FROM invocations p
-                        WHERE p.state = 'pending' AND p.service = i.service
-                          AND p.object_key = i.object_key
-                        ORDER BY p.created_at, p.id LIMIT 1) n
-    WHERE i.id = ANY(ARRAY(SELECT id FROM acted)) AND i.exclusive AND i.state <> 'pending'
+    SELECT id, min(seen) AS seen_length,
+           array_agg(root) FILTER (WHERE root IS NOT NULL) AS tree_roots
+    FROM (
+        SELECT id, journal_length AS seen, NULL::text AS root FROM invocations
+        WHERE id = ANY($1::text[])
+        UNION ALL
+        SELECT id, journal_length, NULL FROM invocations WHERE id = ANY($2::text[])
+        UNION ALL
+        SELECT id, seen, root FROM tree
+        UNION ALL
+        SELECT caller_id, NULL, NULL FROM invocations WHERE id = ANY($2::text[])
+        UNION ALL
+        SELECT n.id, NULL, NULL FROM invocations i
+        CROSS JOIN LATERAL (SELECT p.id FROM invocations p
+                            WHERE p.state = 'pending' AND p.service = i.service
+                              AND p.object_key = i.object_key
+                            ORDER BY p.created_at, p.id LIMIT 1) n
+        WHERE i.id = ANY(ARRAY(SELECT id FROM acted)) AND i.exclusive AND i.state <> 'pending'
+    ) AS w
+    WHERE id IS NOT NULL
+    GROUP BY id
 )
-SELECT i.id FROM invocations i WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
+SELECT i.*, w.seen_length, w.tree_roots
+FROM invocations i JOIN wanted w ON w.id = i.id
+WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
 ORDER BY i.id FOR UPDATE OF i
 
 -- invocation_by_idempotency_key: find the invocation an idempotency key already started.
@@ -408,41 +424,6 @@ WITH RECURSIVE tree(root, id) AS (
                         WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
 )
 SELECT root, id FROM tree
-
--- invocations_lock_trees: lock invocations, the not-completed invocations they called
--- (recursively, as this statement sees them) and their callers, in ID order. Each row
--- names the targets whose trees it is in (tree_roots) and, for targets and members, the
--- journal length this statement's snapshot saw (seen_length): one that called more since
--- has a longer journal once locked (a call is journaled in the transaction that creates
--- the callee), and only then must the trees be walked again (operations._lock_trees). The
--- tree is walked by index as in invocation_call_trees, and the rows are locked by primary
--- key.
-WITH RECURSIVE tree(root, id, seen) AS (
-    SELECT r.root, c.id, c.journal_length FROM unnest($1::text[]) AS r(root)
-    CROSS JOIN LATERAL (SELECT i.id, i.journal_length FROM invocations i
-                        WHERE i.caller_id = r.root AND i.state <> 'completed' OFFSET 0) c
-    UNION
-    SELECT t.root, c.id, c.journal_length FROM tree t
-    CROSS JOIN LATERAL (SELECT i.id, i.journal_length FROM invocations i
-                        WHERE i.caller_id = t.id AND i.state <> 'completed' OFFSET 0) c
-), targets AS (
-    SELECT id, journal_length, caller_id FROM invocations WHERE id = ANY($1::text[])
-), wanted AS (
-    SELECT id, min(seen) AS seen_length,
-           array_agg(root) FILTER (WHERE root IS NOT NULL) AS tree_roots
-    FROM (
-        SELECT id, journal_length AS seen, NULL::text AS root FROM targets
-        UNION ALL
-        SELECT id, seen, root FROM tree
-        UNION ALL
-        SELECT caller_id, NULL, NULL FROM targets WHERE caller_id IS NOT NULL
-    ) AS w
-    GROUP BY id
-)
-SELECT i.*, w.seen_length, w.tree_roots
-FROM invocations i JOIN wanted w ON w.id = i.id
-WHERE i.id = ANY(ARRAY(SELECT id FROM wanted))
-ORDER BY i.id FOR UPDATE OF i
 
 -- invocations_delete: purge: the invocations with their journals and histories (cascade).
 DELETE FROM invocations WHERE id = ANY($1::text[])
