@@ -5,7 +5,9 @@ running."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import grpc
@@ -18,13 +20,18 @@ from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir():
     """One data directory for the tests here: initdb runs once. Each test starts with its
-    Postgres stopped, and whatever of it a failed test left running is killed."""
-    path = tmp_path_factory.mktemp("embedded").resolve()
+    Postgres stopped, and whatever of it a failed test left running is killed.
+
+    Not under pytest's tmp_path: run as root, Postgres runs as another user, which must
+    traverse the path, and every pytest session that starts makes /tmp/pytest-of-root
+    private again (initdb then fails)."""
+    path = Path(tempfile.mkdtemp(prefix="invoctl-embedded-")).resolve()
     yield path
     for proc in _postgres_of(path / "pgdata"):
         proc.kill()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _postgres_of(pgdata: Path) -> list[psutil.Process]:
