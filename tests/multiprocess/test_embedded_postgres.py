@@ -5,6 +5,7 @@ running."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import tempfile
@@ -113,6 +114,24 @@ async def test_postgres_stays_up_for_a_server_still_running(data_dir, procs):
     assert joiner.proc.wait(15) == 0, "".join(joiner.output[-30:])
     await _gone(pgdata, [postmaster, *children])
     assert (pgdata / "PG_VERSION").exists()  # stopped, not deleted: the data stays
+
+
+async def test_a_server_joining_while_the_last_one_stops_gets_a_running_postgres(data_dir, procs):
+    """Whether the joiner comes first (and is counted) or the stopper does (and the joiner
+    starts Postgres again), the joiner ends up serving on a running Postgres."""
+    pgdata = data_dir / "pgdata"
+    assert not _postgres_of(pgdata)
+    stopper = await procs.embedded_server(data_dir)
+    joining = asyncio.create_task(procs.embedded_server(data_dir))
+    stopper.proc.send_signal(signal.SIGTERM)
+    joiner = await joining
+    assert await asyncio.to_thread(stopper.proc.wait, 15) == 0, "".join(stopper.output[-30:])
+    await _serves(joiner.address)
+    postmaster, children = _postmaster(pgdata)
+
+    joiner.stop()
+    assert joiner.proc.returncode == 0, "".join(joiner.output[-30:])
+    await _gone(pgdata, [postmaster, *children])
 
 
 async def test_a_server_in_a_process_that_stopped_it_starts_it_again(data_dir):
