@@ -53,11 +53,17 @@ class ServerProcess:
         self.address = ""
         self.http_url = ""  # http://127.0.0.1:PORT, unless --http-listen off
 
+    def _database_args(self) -> list[str]:
+        return ["--database-url", self.database]
+
+    def _environ(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1", "OTEL_TRACES_EXPORTER": "none", **self.env}
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OTEL_TRACES_EXPORTER": "none", **self.env}
+        env = self._environ()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "invoctl_server", "--listen", "127.0.0.1:0",
-             "--http-listen", "127.0.0.1:0", "--database-url", self.database, *self.extra],
+             "--http-listen", "127.0.0.1:0", *self._database_args(), *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
         )  # fmt: skip
         # A thread reads the output (so the pipe never blocks the child) and reports the
@@ -94,6 +100,24 @@ class ServerProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class EmbeddedServerProcess(ServerProcess):
+    """A ServerProcess on the embedded Postgres under `data_dir` (--data-dir, no
+    --database-url: it starts that Postgres or joins the one running there)."""
+
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        super().__init__("", *extra, env=env)
+        self.data_dir = data_dir
+
+    def _database_args(self) -> list[str]:
+        return ["--data-dir", str(self.data_dir)]
+
+    def _environ(self) -> dict[str, str]:
+        # An inherited INVOCTL_DATABASE_URL would take the place of the embedded Postgres.
+        env = super()._environ()
+        env.pop("INVOCTL_DATABASE_URL", None)
+        return env
 
 
 def run_server_to_exit(database: str, *args: str, timeout: float = 30.0):

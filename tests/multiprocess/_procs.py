@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from invoctl.sdk import Worker
-from tests.support import ServerProcess, WorkerProcess, wait_for
+from tests.support import EmbeddedServerProcess, ServerProcess, WorkerProcess, wait_for
 from tests.workers import steps
 
 # Short leases and polls keep crash recovery within a test's time budget.
@@ -32,6 +32,13 @@ class Processes:
         self._started.append(proc)
         # start() blocks reading the child's output; keep the event loop free meanwhile.
         return await asyncio.to_thread(proc.start)
+
+    async def embedded_server(self, data_dir: Path, *extra: str) -> EmbeddedServerProcess:
+        """A server on the embedded Postgres under `data_dir` (started or joined)."""
+        proc = EmbeddedServerProcess(data_dir, *FAST, *extra)
+        self._started.append(proc)
+        # The first one runs initdb: give it longer than a server on a running database.
+        return await asyncio.to_thread(proc.start, 90.0)
 
     async def servers(self, database: str, count: int, *extra: str) -> list[ServerProcess]:
         """`count` servers started at the same moment."""
