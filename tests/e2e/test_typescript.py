@@ -206,6 +206,7 @@ async def test_a_token_is_sent_as_a_bearer_token(ts_build, database):
             INVOCTL_SERVER=app.address, INVOCTL_VIEWER_TOKEN=TOKENS["viewer"],
             INVOCTL_OPERATOR_TOKEN=TOKENS["operator"],
             INVOCTL_OPERATOR_IDENTITY=IDENTITY["operator"],
+            INVOCTL_VIEWER_IDENTITY=IDENTITY["viewer"],
         )  # fmt: skip
     finally:
         await app.stop(grace=0)

@@ -33,6 +33,12 @@ it("a viewer may read but not cancel", async () => {
     const cancel = await rejection(c.cancelInvocation(UNKNOWN_ID), InvoctlError);
     assert.equal(cancel.code, Code.PermissionDenied);
     assert.equal(cancel.reason, "PERMISSION_DENIED");
+    // Refused, and in the audit log as such (a viewer may read it).
+    const { entries } = await c.listAuditEntries({ invocationId: UNKNOWN_ID });
+    assert.deepEqual(
+      entries.map((e) => [e.operation, e.identity, e.result]),
+      [["CancelInvocation", env("INVOCTL_VIEWER_IDENTITY"), "PERMISSION_DENIED"]],
+    );
   });
 });
 
@@ -45,7 +51,9 @@ it("an operator's cancel reaches the servicer under the operator's identity", as
     assert.equal(err.reason, "INVOCATION_NOT_FOUND");
     const { entries } = await c.listAuditEntries({ invocationId: UNKNOWN_ID });
     assert.deepEqual(
-      entries.map((e) => [e.operation, e.identity, e.reason, e.result]),
+      entries
+        .filter((e) => e.identity === env("INVOCTL_OPERATOR_IDENTITY"))
+        .map((e) => [e.operation, e.identity, e.reason, e.result]),
       [
         [
           "CancelInvocation",
