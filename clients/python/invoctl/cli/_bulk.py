@@ -25,6 +25,7 @@ from . import _bulk_format as bfmt
 from . import _format as fmt
 from . import _hints, _operations
 from ._commands import Output
+from ._operations import SELECTOR_FLAGS
 
 __all__ = [
     "LIST_STATES",
@@ -40,17 +41,6 @@ __all__ = [
     "usage_problem",
 ]
 
-#: The `argparse` destinations of the flags that narrow a bulk selector.
-SELECTOR_FLAGS = (
-    "service",
-    "handler",
-    "key",
-    "state",
-    "deployment_id",
-    "created_before",
-    "created_after",
-    "ids",
-)
 #: `invoctl bulk ls --state`: the states ListBulkOperations filters on (not dry-run,
 #: which is never stored).
 LIST_STATES = {

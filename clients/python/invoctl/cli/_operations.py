@@ -114,8 +114,8 @@ def operation_options(operation: Operation, args: argparse.Namespace) -> dict[st
     return options
 
 
-# The flags that make an operation a bulk one; several IDs are acted on one by one.
-_BULK_ONLY = (
+#: The `argparse` destinations of the flags that narrow a bulk selector.
+SELECTOR_FLAGS = (
     "service",
     "handler",
     "key",
@@ -124,9 +124,9 @@ _BULK_ONLY = (
     "created_before",
     "created_after",
     "ids",
-    "dry_run",
-    "max_per_second",
 )
+# The flags that make an operation a bulk one; several IDs are acted on one by one.
+_BULK_ONLY = (*SELECTOR_FLAGS, "dry_run", "max_per_second")
 
 
 class SplitIds(argparse.Action):
