@@ -25,7 +25,7 @@ from ..domain.errors import (
     echo,
 )
 from ..domain.selector import Query, Selector, parse_query
-from ..domain.states import Event, State, acts_on
+from ..domain.states import OPERATOR_EVENTS, State, acts_on
 from ..store import audit, db
 from ..store import bulk as store
 from ..store.deployments import deployment_exists, service_kind
@@ -44,11 +44,6 @@ KINDS = {
     "PurgeInvocations": "purge",
     "RestartInvocationsAsNew": "restart",
 }
-# The event of each kind that is a transition; the others act on completed ones only.
-EVENTS = {
-    "cancel": Event.CANCELLED, "kill": Event.KILLED, "pause": Event.PAUSED,
-    "resume": Event.RESUMED, "purge": None, "restart": None,
-}  # fmt: skip
 # Explicit ID lists longer than this are refused: select by filters instead.
 MAX_IDS = 10_000
 
@@ -151,7 +146,7 @@ def _by_state(kind: str, counts: list[tuple[State, bool, int]]) -> list[bpb.Bulk
     acting: dict[State, int] = {}
     for state, has_started, n in counts:
         matched[state] = matched.get(state, 0) + n
-        if acts_on(EVENTS[kind], state, has_started):
+        if acts_on(OPERATOR_EVENTS.get(kind), state, has_started):
             acting[state] = acting.get(state, 0) + n
     return [
         bpb.BulkStateCount(

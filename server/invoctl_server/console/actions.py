@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..domain.states import Event, State, acts_on, started
+from ..domain.states import OPERATOR_EVENTS, Event, State, acts_on, started
 from ..http.route import CONTROL
 
 
@@ -17,26 +17,30 @@ class Action:
     label: str
     rpc: str  # the single-invocation RPC
     bulk_rpc: str
-    event: Event | None  # None: completed invocations only
     warning: str = ""  # what it cannot undo
+
+    @property
+    def event(self) -> Event | None:
+        """The event it causes; None: it acts on completed invocations only."""
+        return OPERATOR_EVENTS.get(self.name)
 
 
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
-        Action("cancel", "Cancel", "CancelInvocation", "CancelInvocations", Event.CANCELLED),
-        Action("kill", "Kill", "KillInvocation", "KillInvocations", Event.KILLED,
+        Action("cancel", "Cancel", "CancelInvocation", "CancelInvocations"),
+        Action("kill", "Kill", "KillInvocation", "KillInvocations",
                "Kill stops it at once: its handler does not run again and its callees are "
                "killed too. This cannot be undone."),
-        Action("pause", "Pause", "PauseInvocation", "PauseInvocations", Event.PAUSED),
-        Action("resume", "Resume", "ResumeInvocation", "ResumeInvocations", Event.RESUMED),
-        Action("purge", "Purge", "PurgeInvocation", "PurgeInvocations", None,
+        Action("pause", "Pause", "PauseInvocation", "PauseInvocations"),
+        Action("resume", "Resume", "ResumeInvocation", "ResumeInvocations"),
+        Action("purge", "Purge", "PurgeInvocation", "PurgeInvocations",
                "Purge deletes the invocation, its journal and its history. This cannot be "
                "undone."),
-        Action("purge-journal", "Purge journal", "PurgeJournal", "", None,
+        Action("purge-journal", "Purge journal", "PurgeJournal", "",
                "The journal is deleted; it cannot be restored."),
         Action("restart-as-new", "Restart as new", "RestartInvocationAsNew",
-               "RestartInvocationsAsNew", None),
+               "RestartInvocationsAsNew"),
     )
 }  # fmt: skip
 BULK_ACTIONS = [a for a in ACTIONS.values() if a.bulk_rpc]

@@ -111,6 +111,16 @@ def started(state: State, attempts: int) -> bool:
     return not (state == State.READY and attempts == 0)
 
 
+# The operator actions that are transitions, by name, with the event each causes; the
+# others (purge, purge journal, restart as new) act on completed invocations only.
+OPERATOR_EVENTS: dict[str, Event] = {
+    "cancel": Event.CANCELLED,
+    "kill": Event.KILLED,
+    "pause": Event.PAUSED,
+    "resume": Event.RESUMED,
+}
+
+
 def acts_on(event: Event | None, state: State, has_started: bool | None = None) -> bool:
     """Whether an operator action applies to an invocation in `state`: the action's event,
     or None for purge, purge journal and restart as new, which apply to completed
