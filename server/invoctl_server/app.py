@@ -103,7 +103,6 @@ class App:
         self._loops: list = []
         self._metrics: Metrics | None = None
         self._http: HttpServer | None = None
-        self.admission = AdmissionInterceptor(config.max_concurrent_rpcs)
 
     async def _console(self, api: Api) -> Console:
         """The web console on the HTTP listener; its counts per state come from the
@@ -234,7 +233,7 @@ class App:
             # call's span. Admission before auth: a busy server spends nothing on a call.
             interceptors=[
                 *_tracing_interceptors(),
-                self.admission,
+                AdmissionInterceptor(self.config.max_concurrent_rpcs),
                 AuthInterceptor(tokens, recorder),
             ],
             options=[

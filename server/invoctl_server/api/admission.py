@@ -35,10 +35,6 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         self._limit = limit
         self._in_flight = 0
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None:

@@ -145,26 +145,21 @@ def rpc(method: Callable) -> Callable:
 
         return stream
 
+    service, _, name = method.__qualname__.partition(".")
+    # Operator RPCs are timed (metrics.py); ingress and workers are not.
+    latency = OPERATOR_RPC_SECONDS.labels(method=name) if service == "InvocationControl" else None
+
     @functools.wraps(method)
     async def unary(self, request, context):
+        start = time.perf_counter()
         try:
             return await method(self, request, context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await _abort(context, exc, method.__qualname__)
-
-    service, _, name = method.__qualname__.partition(".")
-    if service != "InvocationControl":
-        return unary
-    latency = OPERATOR_RPC_SECONDS.labels(method=name)
-
-    @functools.wraps(method)
-    async def timed(self, request, context):
-        start = time.perf_counter()
-        try:
-            return await unary(self, request, context)
         finally:
-            latency.observe(time.perf_counter() - start)
+            if latency is not None:
+                latency.observe(time.perf_counter() - start)
 
-    return timed
+    return unary
