@@ -11,9 +11,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 from invoctl.v1 import (
     control_pb2,
@@ -24,6 +22,7 @@ from invoctl.v1 import (
     workers_pb2_grpc,
 )
 
+from . import telemetry
 from .api.admission import AdmissionInterceptor, pending_options
 from .api.auth import AuthInterceptor, InvalidTokenConfig, Tokens
 from .api.context import Runtime
@@ -61,9 +60,8 @@ SERVICE_NAMES = (
 
 def _tracing_interceptors() -> list:
     """The interceptor that makes each RPC a span continuing the caller's trace, when
-    spans are recorded at all: without an SDK tracer provider (no OTEL_TRACES_EXPORTER)
-    it would spend server CPU on every call for spans nobody records."""
-    if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+    spans are recorded at all (telemetry.recording)."""
+    if not telemetry.recording():
         return []
     return [aio_server_interceptor()]
 

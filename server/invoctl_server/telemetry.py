@@ -18,6 +18,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 
+def recording() -> bool:
+    """Whether spans are recorded at all: without an SDK tracer provider (no
+    OTEL_TRACES_EXPORTER) the RPC interceptor and the HTTP middleware would spend server
+    CPU on every request for spans nobody records, so they are not installed."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def configure_from_env() -> TracerProvider | None:
     """Install a tracer provider with the exporters OTEL_TRACES_EXPORTER names."""
     names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",")]

@@ -1,6 +1,6 @@
 """The ASGI application: the route table as a Starlette router, behind the tracing
-middleware (a span per request, continuing a caller's `traceparent`) and, only when
-origins are configured, CORS."""
+middleware (a span per request, continuing a caller's `traceparent`) when spans are
+recorded at all, and, only when origins are configured, CORS."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 
+from .. import telemetry
 from ..domain.errors import MethodNotAllowed, RouteNotFound, clip
 from . import openapi
 from .errors import error_response
@@ -72,14 +73,16 @@ def build(
     for r in routes:
         paths.setdefault(r.path, []).append(r)
     templates = [(re.compile(re.sub(r"{\w+}", "[^/]+", path)), path) for path in paths]
-    middleware = [
-        Middleware(
-            OpenTelemetryMiddleware,
-            default_span_details=_span_details(templates),
-            # One span per request: not one more per chunk sent or read.
-            exclude_spans=["receive", "send"],
+    middleware = []
+    if telemetry.recording():
+        middleware.append(
+            Middleware(
+                OpenTelemetryMiddleware,
+                default_span_details=_span_details(templates),
+                # One span per request: not one more per chunk sent or read.
+                exclude_spans=["receive", "send"],
+            )
         )
-    ]
     if api.cors_origins:
         middleware.append(
             Middleware(
