@@ -81,12 +81,19 @@ SERVICE_KIND_FROM_PROTO = {
 SERVICE_KIND_TO_PROTO = {v: k for k, v in SERVICE_KIND_FROM_PROTO.items()}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """The Timestamp of an aware datetime (the database's timestamptz): the arithmetic of
+    Timestamp.FromDatetime, without its pure-Python conversions, which showed in the
+    profile of every operator response (four timestamps each)."""
     if value is None:
         return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def failure(code: str | None, message: str | None) -> pb.Failure | None:
