@@ -96,6 +96,13 @@ async def test_pause_and_resume_transitions_are_in_their_rpcs_traces(server, cli
 async def test_restart_accepts_the_new_invocation_in_the_rpcs_trace(server, client, op, spans):
     async with Lab(server.address, client) as lab:
         old = await lab.make(pb.INVOCATION_STATE_COMPLETED)
+
+        # Its completion's span ends just after its commit, which a state read can see
+        # first (the server runs in this process): clear only once it is in.
+        async def completed() -> list:
+            return transition_spans(spans, old, "completed")
+
+        await wait_for(completed, what=f"the completed span of {old}")
         spans.clear()
         new = await op.restart(old)
         await client.attach(new.id)
