@@ -38,7 +38,7 @@ from . import notify, transition
 from ._sql import Q
 from .attempts import CANCELLED_FAILURE, Failure, Finishing, finish_many, journal_complete_many
 from .deployments import deployment_exists, handler_in, handler_latest
-from .invocations import NewInvocation, invocation_create
+from .invocations import NewInvocation, invocations_create_many
 
 KEEP, LATEST = "keep", "latest"
 
@@ -536,24 +536,36 @@ async def restart_many(
     """Start a new invocation with the target, input and headers of each completed one.
     With from_entry N it starts with entries [0, N) of the old journal, which its first
     attempt replays; N must follow a completed entry, and not the point where the old
-    handler saw its cancellation. Returns the new invocations."""
+    handler saw its cancellation. Returns the new invocations: each target is checked on
+    its own, and those that pass are created together (invocations_create_many)."""
 
     async def act(conn, round_, results) -> None:
+        checked: list[tuple[int, asyncpg.Record, NewInvocation]] = []
         for i, old in round_:
-            token = otel_context.attach(targets[i].parent or otel_context.get_current())
             try:
-                results[i] = await _restart(conn, old, targets[i], actor=actor, now=now)
+                new = await _restart_of(conn, old, targets[i])
             except DomainError as refused:
                 results[i] = refused
-            finally:
-                otel_context.detach(token)
+                continue
+            checked.append((i, old, new))
+        created = await invocations_create_many(
+            conn, [(new, targets[i].parent) for i, _, new in checked], actor=actor, now=now
+        )
+        for (i, old, _), made in zip(checked, created, strict=True):
+            if isinstance(made, DomainError) or targets[i].from_entry == 0:
+                results[i] = made if isinstance(made, DomainError) else made.row
+                continue
+            new_id, from_entry = made.row["id"], targets[i].from_entry
+            await conn.execute(Q["journal_copy_prefix"], old["id"], new_id, from_entry, now)
+            results[i] = await conn.fetchrow(Q["invocation_journal_length"], new_id, from_entry)
 
     return await _simple(conn, targets, act, locked)
 
 
-async def _restart(
-    conn: asyncpg.Connection, old: asyncpg.Record, target: Target, *, actor: str, now: datetime
-) -> asyncpg.Record:
+async def _restart_of(
+    conn: asyncpg.Connection, old: asyncpg.Record, target: Target
+) -> NewInvocation:
+    """The new invocation that restarts `old`, or the DomainError that refuses it."""
     invocation_id, from_entry = old["id"], target.from_entry
     if old["state"] != State.COMPLETED:
         raise _refuse(old, "restarted")
@@ -591,7 +603,7 @@ async def _restart(
             )
     deployment = target.deployment
     pinned = None if deployment in ("", LATEST) else await _deployment_for(conn, old, deployment)
-    new = NewInvocation(
+    return NewInvocation(
         service=old["service"],
         handler=old["handler"],
         key=old["object_key"],
@@ -600,11 +612,6 @@ async def _restart(
         restarted_from=invocation_id,
         deployment_id=pinned,
     )
-    created = await invocation_create(conn, new, actor=actor, now=now)
-    if from_entry == 0:
-        return created.row
-    await conn.execute(Q["journal_copy_prefix"], invocation_id, created.row["id"], from_entry, now)
-    return await conn.fetchrow(Q["invocation_journal_length"], created.row["id"], from_entry)
 
 
 # --- retention -------------------------------------------------------------------------
