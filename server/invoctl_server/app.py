@@ -203,6 +203,7 @@ class App:
             owner=f"{self.config.name} {secrets.token_hex(4)}",
             lease=self.config.lease,
             poll_interval=self.config.poll_interval,
+            page_size=self.config.bulk_page_size,
         )
         listener = Listener(
             dsn,

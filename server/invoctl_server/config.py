@@ -40,6 +40,8 @@ class Config:
     tls_client_ca: Path | None = None
     # Bulk operations running at once, across every server on the database.
     max_bulk_operations: int = 8
+    # Invocations a bulk operation's page acts on in one transaction (runtime/bulk.py).
+    bulk_page_size: int = 1000
     # Prometheus metrics over HTTP (metrics.py): host:port, None for none. Loopback only,
     # as the gRPC address without auth, unless insecure_allow_remote.
     metrics_listen: str | None = None
@@ -77,10 +79,18 @@ class ConfigError(Exception):
 MAX_PAYLOAD_CAP = 128 * 1024 * 1024
 MESSAGE_HEADROOM = 8
 MESSAGE_FLOOR = 64 * 1024 * 1024
+# A bulk page's IDs travel as arrays in a few statements; past this a page only holds its
+# locks longer.
+MAX_BULK_PAGE = 10_000
 
 
 def check_limits(config: Config) -> None:
-    """Refuse a payload limit the channels and the database cannot carry."""
+    """Refuse a payload limit the channels and the database cannot carry, and a bulk page
+    size outside what a page's statements are sized for."""
+    if not 1 <= config.bulk_page_size <= MAX_BULK_PAGE:
+        raise ConfigError(
+            f"--bulk-page-size {config.bulk_page_size}: must be from 1 to {MAX_BULK_PAGE}"
+        )
     limit = config.max_payload_bytes
     if not 1 <= limit <= MAX_PAYLOAD_CAP:
         raise ConfigError(
@@ -220,6 +230,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="bulk operations running at once, all servers together (default %(default)s)",
     )
     p.add_argument(
+        "--bulk-page-size",
+        type=int,
+        default=int(_env("BULK_PAGE_SIZE", str(base.bulk_page_size))),
+        help="invocations a bulk operation acts on per transaction, 1 to 10000 "
+        "(default %(default)s): smaller pages hold their locks for less time",
+    )
+    p.add_argument(
         "--metrics-listen",
         default=_env("METRICS_LISTEN"),
         help="host:port to serve Prometheus metrics on, at /metrics (default: none; "
@@ -274,6 +291,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         tls_key=a.tls_key,
         tls_client_ca=a.tls_client_ca,
         max_bulk_operations=a.max_bulk_operations,
+        bulk_page_size=a.bulk_page_size,
         metrics_listen=a.metrics_listen or None,
         metrics_refresh=a.metrics_refresh_seconds,
         http_listen=None if a.http_listen in ("off", "") else a.http_listen,

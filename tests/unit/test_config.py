@@ -168,3 +168,18 @@ def test_the_server_reads_messages_far_larger_than_a_payload() -> None:
         check_limits(config)
         # An input and its headers, JSON-escaped, fit; gRPC's 32-bit length holds it.
         assert 6 * limit < config.max_message_bytes < 2**31
+
+
+def test_the_bulk_page_size_is_a_flag_and_a_variable(monkeypatch) -> None:
+    assert parse_args([]).bulk_page_size == 1000
+    assert parse_args(["--bulk-page-size", "250"]).bulk_page_size == 250
+    monkeypatch.setenv("INVOCTL_BULK_PAGE_SIZE", "40")
+    assert parse_args([]).bulk_page_size == 40
+
+
+@pytest.mark.parametrize("size", [0, -5, 10_001])
+def test_a_bulk_page_size_out_of_range_is_refused(size: int) -> None:
+    from invoctl_server.config import check_limits
+
+    with pytest.raises(ConfigError, match="--bulk-page-size"):
+        check_limits(Config(bulk_page_size=size))
