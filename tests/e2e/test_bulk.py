@@ -405,6 +405,30 @@ async def test_running_bulk_operations_are_limited(database):
         await app.stop(grace=0)
 
 
+async def test_small_pages_overlap_and_act_on_each_invocation_once(database, db, spans):
+    """Many pages, two at a time (the next acts while the one before it commits, and
+    commits only after it): each invocation is acted on once, and the counts add up."""
+    from invoctl_server.app import App
+    from tests.conftest import server_config
+
+    app = await App.start(server_config(database, bulk_page_size=7))
+    try:
+        async with Client(app.address) as client, Lab(app.address, client) as lab:
+            ids = await naps(lab, 150)
+            last = assert_sane(await run(client, "kill", selector("Lab/nap")))
+    finally:
+        await app.stop(grace=0)
+    assert (last.state, last.matched, last.succeeded) == (COMPLETED, 150, 150)
+    pages = [s for s in spans.get_finished_spans() if s.name == "bulk kill page"]
+    assert len(pages) >= 150 // 7
+    killed = await db.fetch(
+        "SELECT invocation_id, count(*) AS n FROM invocation_transitions"
+        " WHERE event = 'killed' AND invocation_id = ANY($1) GROUP BY 1",
+        ids,
+    )
+    assert len(killed) == 150 and {r["n"] for r in killed} == {1}
+
+
 async def test_an_explicit_id_list_is_capped(lab, client, db):
     too_many = ["inv_" + format(n, "022d") for n in range(10_001)]
     with pytest.raises(InvoctlError) as refused:

@@ -31,6 +31,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class _NotAfter(Exception):
+    """A page may not commit: the operation is no longer this server's to run, or the
+    page before it did not commit."""
+
+
 class BulkRunner:
     def __init__(
         self,
@@ -127,41 +132,113 @@ class BulkRunner:
                 await asyncio.wait_for(self._wake.wait(), self._poll)
 
     async def _run(self, job: asyncpg.Record) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._pages(job)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("a page of bulk operation %s failed; retrying", job["id"])
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))  # back off, then retry
+            # The pages stop when the operation ends, when one failed, or when one found
+            # the cursor moved: go on from the last page that committed, while the
+            # operation is still this server's to run.
+            try:
+                job = await db.statement(self._pool, lambda c, i=job["id"]: store.bulk_get(c, i))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue  # the next page finds out where it stands
+            if job is None or job["state"] != "running" or job["owner"] != self.owner:
+                return
+
+    async def _pages(self, job: asyncpg.Record) -> None:
+        """Run the operation's pages until it ends, two at a time: while a page is written
+        the next one reads and acts, and it advances (and commits) only after the page
+        before it committed, from the cursor that page left. Raises if a page failed; the
+        page after it then rolls back too."""
         bulk_id, mps = job["id"], job["max_per_second"]
         size = self._page if mps <= 0 else max(1, min(self._page, int(mps * WATCH_INTERVAL)))
         parent = None
         if job["traceparent"]:
             parent = TraceContextTextMapPropagator().extract({"traceparent": job["traceparent"]})
-        started, done_here, failures = time.monotonic(), 0, 0
-        while True:
-            try:
-                # The page's transitions are children of this span, in the request's trace.
-                with _tracer.start_as_current_span(
-                    f"bulk {job['kind']} page",
-                    context=parent,
-                    attributes={"invoctl.bulk_operation.id": bulk_id, "invoctl.page_size": size},
-                ):
-                    now = _now()
-                    row = await db.transaction(
-                        self._pool,
-                        lambda c, now=now: store.bulk_run_page(
-                            c, bulk_id, owner=self.owner, size=size,
-                            lease_until=now + self._lease, actor=f"bulk:{bulk_id}", now=now,
-                        ),
-                    )  # fmt: skip
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("a page of bulk operation %s failed; retrying", bulk_id)
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))  # back off, then retry
-                continue
-            failures = 0
-            if row is None or row["state"] != "running":
-                return
-            done_here += size
-            if mps > 0:
-                await self._throttle(bulk_id, started + done_here / mps)
+        cursor, started, done_here = job["cursor"], time.monotonic(), 0
+        before: asyncio.Task | None = None  # the page being written
+        current: asyncio.Task | None = None
+        try:
+            while True:
+                read: asyncio.Future[list[str] | None] = asyncio.get_running_loop().create_future()
+                current = asyncio.create_task(
+                    self._one_page(job, parent, size, cursor, read, before),
+                    name=f"invoctl-{bulk_id}-page",
+                )
+                ids = await read  # None: the page failed or ended before it read
+                if before is not None:
+                    row = await before  # raises if it failed
+                    if row is None or row["state"] != "running":
+                        return  # ended (the page after it rolls back, below)
+                before = current
+                if not ids or len(ids) < size:  # the last page: nothing after it
+                    await current
+                    current = None
+                    return
+                cursor = ids[-1]
+                done_here += size
+                if mps > 0:
+                    await self._throttle(bulk_id, started + done_here / mps)
+        finally:
+            for task in {before, current} - {None}:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+    async def _one_page(
+        self,
+        job: asyncpg.Record,
+        parent,
+        size: int,
+        cursor: str | None,
+        read: asyncio.Future,
+        before: asyncio.Task | None,
+    ) -> asyncpg.Record | None:
+        """One page in one transaction; `read` gets its IDs as soon as it has them. Returns
+        the operation's row after it, or None when the operation is no longer this
+        server's to run (the page then rolled back)."""
+        bulk_id, now = job["id"], _now()
+
+        async def work(conn: asyncpg.Connection) -> asyncpg.Record:
+            ids = await store.bulk_members_after(conn, bulk_id, cursor, size)
+            if not read.done():  # (a retried transaction reads the same page again)
+                read.set_result(ids)
+            results = await store.bulk_act(conn, job, ids, actor=f"bulk:{bulk_id}", now=now)
+            if before is not None:
+                await asyncio.wait({before})
+                if before.cancelled() or before.exception() or before.result() is None:
+                    raise _NotAfter(bulk_id)
+            row = await store.bulk_advance(
+                conn, bulk_id, ids, results, cursor=cursor, owner=self.owner,
+                lease_until=now + self._lease, now=now,
+            )  # fmt: skip
+            if row is None:
+                raise _NotAfter(bulk_id)
+            return row
+
+        try:
+            # The page's transitions are children of this span, in the request's trace.
+            with _tracer.start_as_current_span(
+                f"bulk {job['kind']} page",
+                context=parent,
+                attributes={"invoctl.bulk_operation.id": bulk_id, "invoctl.page_size": size},
+            ):
+                return await db.transaction(self._pool, work)
+        except _NotAfter:
+            return None  # rolled back: nothing of it happened
+        finally:
+            if not read.done():
+                read.set_result(None)
 
     async def _throttle(self, bulk_id: str, until: float) -> None:
         """Wait until `until` (monotonic) to hold max_per_second, renewing the lease."""

@@ -1,11 +1,12 @@
 """Bulk operations (DESIGN.md section 5): a durable job row per request, the invocations
 it matched when it started (bulk_operation_members), and pages.
 
-A page is one transaction: it locks the job row (still running, still this server's),
-acts on the next invocations after the cursor with the set-based operator actions of
-operations.py, and advances counts and cursor. Page and cursor commit together, so a
-server that dies mid-page leaves the job exactly where its last page ended, and whoever
-takes it over never acts twice on an invocation.
+A page is one transaction: it reads the next invocations after the cursor, acts on them
+with the set-based operator actions of operations.py, and advances counts and cursor from
+where it started, if the job is still running and still this server's (else it rolls
+back). Page and cursor commit together, so a server that dies mid-page leaves the job
+exactly where its last page ended, and whoever takes it over never acts twice on an
+invocation.
 """
 
 from __future__ import annotations
@@ -148,39 +149,47 @@ def _count(
     return succeeded, skipped, len(failures), failures
 
 
-async def bulk_run_page(
+async def bulk_members_after(
+    conn: asyncpg.Connection, bulk_id: str, cursor: str | None, size: int
+) -> list[str]:
+    """The IDs of the operation's next page: its members after `cursor`, in ID order."""
+    rows = await conn.fetch(Q["bulk_members_after"], bulk_id, cursor or "", size)
+    return [r["invocation_id"] for r in rows]
+
+
+async def bulk_act(
+    conn: asyncpg.Connection, job: asyncpg.Record, ids: Sequence[str], *, actor: str,
+    now: datetime,
+) -> list[ops.Result]:  # fmt: skip
+    """Act on a page's invocations, each locked first. Its transitions are traced in the
+    current context (the page's span), linked to each invocation's."""
+    if not ids:
+        return []
+    page = otel_context.get_current()
+    targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
+    locked = await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
+    return await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
+
+
+async def bulk_advance(
     conn: asyncpg.Connection,
     bulk_id: str,
+    ids: Sequence[str],
+    results: Sequence[ops.Result],
     *,
+    cursor: str | None,
     owner: str,
-    size: int,
     lease_until: datetime,
-    actor: str,
     now: datetime,
 ) -> asyncpg.Record | None:
-    """Act on the next page of the operation and return its row after; None when it is
-    no longer this server's to run (stopped, finished, or taken over). Its transitions
-    are traced in the current context (the page's span), linked to each invocation's."""
-    job = await conn.fetchrow(Q["bulk_lock_owned"], bulk_id, owner, now)
-    if job is None:
-        return None
-    after = job["cursor"] or ""
-    ids = [r["invocation_id"] for r in await conn.fetch(Q["bulk_members_after"], bulk_id,
-                                                          after, size)]  # fmt: skip
-    results: list[ops.Result] = []
-    if ids:
-        # Caused by the operation's request: in the page's trace, linked to each invocation's.
-        page = otel_context.get_current()
-        targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
-        locked = await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
-        results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
+    """Count a page and move the cursor past it, from `cursor` (where the page started);
+    returns the operation's row after, or None when it is no longer this server's to run
+    (stopped, or taken over) or the cursor moved on, and then the page must roll back."""
     succeeded, skipped, failed, failures = _count(ids, results)
-    processed = job["succeeded"] + job["skipped"] + job["failed"] + len(ids)
-    room = max(0, MAX_FAILURES - len(json.loads(job["failures"])))
     return await conn.fetchrow(
-        Q["bulk_advance"], bulk_id, succeeded, skipped, failed, json.dumps(failures[:room]),
-        ids[-1] if ids else job["cursor"], lease_until, now,
-        not ids or processed >= job["matched"], notify.BULK,
+        Q["bulk_advance"], bulk_id, succeeded, skipped, failed, json.dumps(failures),
+        ids[-1] if ids else cursor, lease_until, now, not ids, notify.BULK, MAX_FAILURES,
+        owner, cursor,
     )  # fmt: skip
 
 

@@ -508,35 +508,40 @@ SELECT * FROM bulk_operations
 WHERE ($1::text[] IS NULL OR state = ANY($1)) AND ($2::text IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3
 
--- bulk_lock_owned: a page starts by locking its operation, if this server still runs it
--- (a stop, or another server taking over after the lease lapsed, ends it here).
-SELECT * FROM bulk_operations
-WHERE id = $1 AND owner = $2 AND state = 'running' AND lease_until > $3
-FOR UPDATE
-
 -- bulk_members_after: the next page of a bulk operation's invocations, in ID order, after
 -- the cursor ('' before the first page: a plain range, so the index finds the page).
 SELECT invocation_id FROM bulk_operation_members
 WHERE bulk_id = $1 AND invocation_id > $2
 ORDER BY invocation_id LIMIT $3
 
--- bulk_advance: a page is done: counts, cursor, the first failures, a renewed lease;
--- completed once nothing is left. Notifies watchers on every server (at commit).
+-- bulk_advance: a page is done: counts, cursor, the first failures ($11 at most in all), a
+-- renewed lease; completed once nothing is left. Only from the cursor the page started
+-- at ($13, which the page before it left), and only while this server runs it: a stop,
+-- or another server taking over after the lease lapsed, ends it here (no row: the page
+-- rolls back). Waits for the page before it, which holds the row until it commits.
+-- Notifies watchers on every server (at commit).
 WITH u AS (
     UPDATE bulk_operations SET
         succeeded = succeeded + $2, skipped = skipped + $3, failed = failed + $4,
-        failures = CASE WHEN jsonb_array_length(failures) >= 20 THEN failures
-                        ELSE failures || $5::jsonb END,
+        failures = failures || (
+            SELECT coalesce(jsonb_agg(f), '[]'::jsonb) FROM (
+                SELECT f FROM jsonb_array_elements($5::jsonb) AS f
+                LIMIT greatest(0, $11 - jsonb_array_length(failures))
+            ) AS room
+        ),
         cursor = $6, lease_until = $7, updated_at = $8,
-        state = CASE WHEN $9::bool THEN 'completed' ELSE state END,
-        completed_at = CASE WHEN $9::bool THEN $8::timestamptz END
-    WHERE id = $1
+        state = CASE WHEN $9::bool OR succeeded + skipped + failed + $2 + $3 + $4 >= matched
+                     THEN 'completed' ELSE state END,
+        completed_at = CASE WHEN $9::bool OR succeeded + skipped + failed + $2 + $3 + $4 >= matched
+                            THEN $8::timestamptz END
+    WHERE id = $1 AND owner = $12 AND state = 'running' AND lease_until > $8
+      AND cursor IS NOT DISTINCT FROM $13
     RETURNING *
 )
 SELECT u.* FROM u, (SELECT count(pg_notify($10, $1))) AS n
 
--- bulk_stop: stop a running bulk operation (a page in progress finishes first: it holds
--- the row). No row back: it was not running.
+-- bulk_stop: stop a running bulk operation (a page advancing finishes first: it holds the
+-- row; one still acting rolls back at its advance). No row back: it was not running.
 WITH s AS (
     UPDATE bulk_operations SET state = 'stopped', completed_at = $2, updated_at = $2,
         owner = NULL, lease_until = NULL
