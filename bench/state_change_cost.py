@@ -146,6 +146,13 @@ async def _bulk(dsn: str, kind: str, rows: int, state: str) -> dict:
             start_lsn,
             end_lsn,
         )
+        by_type = await conn.fetch(
+            "SELECT resource_manager || '/' || record_type AS type, count(*) AS n,"
+            " sum(record_length - fpi_length)::int8 AS bytes"
+            " FROM pg_get_wal_records_info($1, $2) GROUP BY 1 ORDER BY 3 DESC LIMIT 6",
+            start_lsn,
+            end_lsn,
+        )
         ups = after["n_tup_upd"] - before["n_tup_upd"]
         hot = after["n_tup_hot_upd"] - before["n_tup_hot_upd"]
         return {
@@ -159,6 +166,7 @@ async def _bulk(dsn: str, kind: str, rows: int, state: str) -> dict:
             "hot": hot,
             "per_rel": [dict(r) for r in per_rel],
             "heap_per_row": heap / (2 * rows),
+            "by_type": [dict(t) for t in by_type],
         }
     finally:
         await conn.close()
@@ -221,17 +229,17 @@ async def _listings(dsn: str, total: int, repeat: int = 7) -> list[tuple[str, fl
         await conn.close()
 
 
-async def _fresh(
-    admin: asyncpg.Connection, name: str, dsn: str, upto: int | None, fillfactor: int | None
-) -> None:
+async def _fresh(admin: asyncpg.Connection, name: str, dsn: str, args: argparse.Namespace) -> None:
     await admin.execute(f"DROP DATABASE IF EXISTS {name}")
     await admin.execute(f"CREATE DATABASE {name}")
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CREATE EXTENSION pg_walinspect")
-        await _migrate(conn, upto)
-        if fillfactor:
-            await conn.execute(f"ALTER TABLE invocations SET (fillfactor = {fillfactor})")
+        await _migrate(conn, args.upto)
+        if args.fillfactor:
+            await conn.execute(f"ALTER TABLE invocations SET (fillfactor = {args.fillfactor})")
+        if args.sql:
+            await conn.execute(args.sql)
     finally:
         await conn.close()
 
@@ -244,6 +252,7 @@ async def main() -> None:
     parser.add_argument("--upto", type=int, default=None, help="apply migrations up to N")
     parser.add_argument("--list", type=int, default=0, help="time listings over N rows")
     parser.add_argument("--fillfactor", type=int, default=None, help="of invocations, to try")
+    parser.add_argument("--sql", help="run after the migrations: a schema change to try")
     parser.add_argument("--only", help="kill, kill-called, cancel or cancel-running")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; median rows/s")
     args = parser.parse_args()
@@ -269,13 +278,13 @@ async def main() -> None:
             name = f"probe_{kind.replace('-', '_')}"
             dsn = f"{prefix.rsplit('/', 1)[0]}/{name}?{query}"
             if kind == "list":
-                await _fresh(admin, name, dsn, args.upto, args.fillfactor)
+                await _fresh(admin, name, dsn, args)
                 for label, ms in await _listings(dsn, args.list):
                     print(f"  {label:45s} {ms:8.1f} ms")
                 continue
             rates = []
             for _ in range(args.repeat):  # a fresh database each time
-                await _fresh(admin, name, dsn, args.upto, args.fillfactor)
+                await _fresh(admin, name, dsn, args)
                 r = await _bulk(dsn, kind.split("-")[0], args.rows, state)
                 rates.append(r["rows_per_s"])
             r["rows_per_s"] = statistics.median(rates)
@@ -290,6 +299,11 @@ async def main() -> None:
             )
             for rel, n in entries.items():
                 print(f"    {rel:45s} {n / r['rows']:.2f}/row")
+            for t in r["by_type"]:  # WAL records (full-page images aside) by type
+                print(
+                    f"    WAL {t['type']:41s} {t['n'] / r['rows']:.2f}/row "
+                    f"{t['bytes'] / r['rows']:.0f} B/row"
+                )
         await admin.close()
     finally:
         pg.cleanup()
