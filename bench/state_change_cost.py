@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import statistics
 import tempfile
@@ -183,13 +184,26 @@ _LISTINGS = {
 }  # fmt: skip
 
 
-async def _listings(dsn: str, total: int, repeat: int = 7) -> list[tuple[str, float]]:
-    """p50 ms of the listing queries over `total` invocations (a quarter suspended), with
-    custom plans as the server runs them, and of the bulk selector and dry-run counts."""
+def _indexes(node: dict) -> list[str]:
+    """The indexes a plan reads, and "Seq Scan" for a whole-table read of invocations."""
+    found = [node["Index Name"]] if "Index Name" in node else []
+    if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "invocations":
+        found.append("Seq Scan")
+    for child in node.get("Plans", []):
+        found += _indexes(child)
+    return found
+
+
+async def _listings(dsn: str, total: int, repeat: int = 7) -> list[tuple[str, str, float, str]]:
+    """(statistics, query, p50 ms, indexes read) of the listing queries over `total`
+    invocations (a quarter suspended), with custom plans as the server runs them, and of
+    the bulk dry-run counts; first without statistics (a new database: autovacuum off on
+    invocations), then analyzed."""
     from invoctl_server.domain.states import State
 
     conn = await asyncpg.connect(dsn)
     try:
+        await conn.execute("ALTER TABLE invocations SET (autovacuum_enabled = false)")
         await conn.execute(
             "INSERT INTO deployments (id, created_at) VALUES ($1, now())", DEPLOYMENT
         )
@@ -203,27 +217,32 @@ async def _listings(dsn: str, total: int, repeat: int = 7) -> list[tuple[str, fl
         live = [str(s) for s in State if s != State.COMPLETED]
         out = []
         await conn.execute("SET plan_cache_mode = force_custom_plan")
-        for name, (query, args) in _LISTINGS.items():
-            args = tuple(ids[len(ids) // 2] if a == "<mid>" else live if a == "<live>" else a
-                         for a in args)  # fmt: skip
-            full = (*args, 101, None, None, None, None)
-            times = []
-            for _ in range(repeat):
-                t = time.perf_counter()
-                await conn.fetch(Q[query], *full)
-                times.append((time.perf_counter() - t) * 1000)
-            out.append((name, statistics.median(times)))
-        for name, sel in (
-            ("dry run counts, service", Selector(service=SERVICE)),
-            ("dry run counts, service+handler+suspended",
-             Selector(service=SERVICE, handler="wait", states=("suspended",))),
-        ):  # fmt: skip
-            times = []
-            for _ in range(3):
-                t = time.perf_counter()
-                await store_bulk.bulk_dry_run(conn, sel)
-                times.append((time.perf_counter() - t) * 1000)
-            out.append((name, statistics.median(times)))
+        for stats in ("no statistics", "analyzed"):
+            if stats == "analyzed":
+                await conn.execute("ANALYZE invocations")
+            for name, (query, args) in _LISTINGS.items():
+                args = tuple(ids[len(ids) // 2] if a == "<mid>" else live if a == "<live>"
+                             else a for a in args)  # fmt: skip
+                full = (*args, 101, None, None, None, None)
+                [plan] = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + Q[query], *full))
+                times = []
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    await conn.fetch(Q[query], *full)
+                    times.append((time.perf_counter() - t) * 1000)
+                used = ", ".join(dict.fromkeys(_indexes(plan["Plan"])))
+                out.append((stats, name, statistics.median(times), used))
+            for name, sel in (
+                ("dry run counts, service", Selector(service=SERVICE)),
+                ("dry run counts, service+handler+suspended",
+                 Selector(service=SERVICE, handler="wait", states=("suspended",))),
+            ):  # fmt: skip
+                times = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    await store_bulk.bulk_dry_run(conn, sel)
+                    times.append((time.perf_counter() - t) * 1000)
+                out.append((stats, name, statistics.median(times), ""))
         return out
     finally:
         await conn.close()
@@ -279,8 +298,8 @@ async def main() -> None:
             dsn = f"{prefix.rsplit('/', 1)[0]}/{name}?{query}"
             if kind == "list":
                 await _fresh(admin, name, dsn, args)
-                for label, ms in await _listings(dsn, args.list):
-                    print(f"  {label:45s} {ms:8.1f} ms")
+                for stats, label, ms, used in await _listings(dsn, args.list):
+                    print(f"  {stats:14s} {label:42s} {ms:8.1f} ms  {used}")
                 continue
             rates = []
             for _ in range(args.repeat):  # a fresh database each time
