@@ -8,6 +8,7 @@
 -- 88%, 50 95%; each update that is not HOT writes five index entries more. The heap grows
 -- by 1/fillfactor: 70 costs 14% over 80, which the listings did not show (they read
 -- pages by index). State changes are never HOT (state is indexed) and gain only the same
--- page for the new version. Applies to pages filled from now on; VACUUM FULL or a
--- pg_repack rewrites the existing ones.
+-- page for the new version: one that moves to another page also logs a lock of the old
+-- version (kill: 1.74 lock records per row at 80, 1.58 at 70). Applies to pages filled
+-- from now on; VACUUM FULL or pg_repack rewrites the existing ones.
 ALTER TABLE invocations SET (fillfactor = 70);
