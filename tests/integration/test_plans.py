@@ -196,3 +196,42 @@ async def test_the_second_walk_of_call_trees_is_planned_with_index_access(databa
         await db.fetchval("EXPLAIN (FORMAT JSON) EXECUTE walk('{inv_-000000000000000000003}')")
     )
     assert not list(_whole_table_scans(plan["Plan"])), plan
+
+
+def _index_names(node: dict) -> Iterator[str]:
+    if "Index Name" in node:
+        yield node["Index Name"]
+    for child in node.get("Plans", []):
+        yield from _index_names(child)
+
+
+async def test_call_tree_walks_read_the_index_of_calls_in_flight(database, db):
+    # invocations_by_caller holds only not-completed callees (migration 0009): the walks'
+    # `state <> 'completed'` must keep implying its predicate in their generic plans.
+    await _fill(db)
+    await db.execute("SET plan_cache_mode = force_generic_plan")
+    await db.execute("PREPARE walk AS " + Q["invocation_call_trees"])
+    await db.execute("PREPARE batch AS " + Q["invocations_lock_batch"])
+    roots = "'{inv_-000000000000000000003}'"
+    for statement in (f"walk({roots})", f"batch({roots}, {roots})"):
+        [plan] = json.loads(await db.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {statement}"))
+        assert "invocations_by_caller" in set(_index_names(plan["Plan"])), plan
+
+
+async def test_an_invocations_history_is_read_by_its_primary_key(database, db):
+    # (invocation_id, id) is the one index of invocation_transitions (migration 0009).
+    await _fill(db)
+    await db.execute(
+        """
+        INSERT INTO invocation_transitions (invocation_id, to_state, event, actor, at, attempt)
+        SELECT 'inv_-' || lpad(g::text, 21, '0'), 'suspended', 'accepted', 'test', now(), 0
+        FROM generate_series(1, $1) AS g
+        """,
+        ROWS,
+    )
+    await db.execute("SET plan_cache_mode = force_generic_plan")
+    await db.execute("PREPARE history AS " + Q["transitions_of"])
+    [plan] = json.loads(
+        await db.fetchval("EXPLAIN (FORMAT JSON) EXECUTE history('inv_-000000000000000000003')")
+    )
+    assert set(_index_names(plan["Plan"])) == {"invocation_transitions_pkey"}, plan
