@@ -43,14 +43,18 @@ _SEED_SLEEPS = """
 """
 
 
-async def register_deployment(address: str) -> str:
+def _service() -> Service:
     svc = Service(SERVICE)
 
     @svc.handler()
     async def wait(ctx: Context) -> None:
         await ctx.sleep(86400)
 
-    worker = Worker([svc], server=address)
+    return svc
+
+
+async def register_deployment(address: str) -> str:
+    worker = Worker([_service()], server=address)
     deployment = await worker.register()
     await worker.stop()
     return deployment
@@ -148,3 +152,31 @@ async def bulk_operations(address: str, dsn: str, count_file: Path, sizes: list[
                 )
             )
     return rows
+
+
+async def cancel_compensated(address: str, dsn: str, n: int) -> tuple[float, float]:
+    """A bulk cancel of n invocations suspended on a sleep, with a worker serving their
+    handler: seconds until the operation acted on every one, and until every one completed
+    cancelled (its handler saw the cancellation at the sleep, as Restate's do)."""
+    async with Worker([_service()], server=address) as worker, Client(address) as client:
+        ids = await seed(dsn, "wait", n, "suspended", worker.deployment_id)
+        started = time.perf_counter()
+        async for _ in client.bulk_operation("cancel", selector(service=SERVICE, handler="wait")):
+            pass
+        accepted = time.perf_counter() - started
+        conn = await asyncpg.connect(dsn)
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                done = await conn.fetchval(
+                    "SELECT count(*) FROM invocations WHERE id = ANY($1) AND outcome = 'cancelled'",
+                    ids,
+                )
+                if done == n:
+                    break
+                await asyncio.sleep(0.05)  # polling the database for the condition
+            else:
+                raise RuntimeError(f"only {done} of {n} cancelled invocations completed in 600 s")
+        finally:
+            await conn.close()
+        return accepted, time.perf_counter() - started

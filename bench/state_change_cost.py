@@ -109,14 +109,20 @@ async def _bulk(dsn: str, kind: str, rows: int, state: str) -> dict:
         before = await _stats(conn)
         start_lsn = await conn.fetchval("SELECT pg_current_wal_lsn()")
         started = time.perf_counter()
+        cursor = job["cursor"]
         while True:
             async with conn.transaction():
-                row = await store_bulk.bulk_run_page(
-                    conn, job["id"], owner="probe", size=PAGE, actor="probe",
-                    lease_until=now + timedelta(hours=1), now=datetime.now(UTC),
+                # A page as runtime/bulk.py runs one, without the overlap of the next.
+                page_now = datetime.now(UTC)
+                ids = await store_bulk.bulk_members_after(conn, job["id"], cursor, PAGE)
+                results = await store_bulk.bulk_act(conn, job, ids, actor="probe", now=page_now)
+                row = await store_bulk.bulk_advance(
+                    conn, job["id"], ids, results, cursor=cursor, owner="probe",
+                    lease_until=page_now + timedelta(hours=1), now=page_now,
                 )  # fmt: skip
             if row is None or row["state"] != "running":
                 break
+            cursor = row["cursor"]
         elapsed = time.perf_counter() - started
         end_lsn = await conn.fetchval("SELECT pg_current_wal_lsn()")
         await conn.execute("SELECT pg_stat_force_next_flush()")
