@@ -266,6 +266,19 @@ async def test_bulk_transitions_are_traced_in_the_requests_trace(lab, client, sp
     ids = await naps(lab, 30)
     spans.clear()
     last = assert_sane(await run(client, "kill", selector("Lab/nap")))
+
+    # The server runs in this process, and its spans end just after what the client saw:
+    # the RPC's once its stream's handler returns, a page's once its commit returns.
+    async def all_ended() -> bool:
+        ended = spans.get_finished_spans()
+        pages = {s.context.span_id for s in ended if s.name == "bulk kill page"}
+        killed = [s for s in ended if s.attributes.get("invoctl.event") == "killed"]
+        rpc = [s for s in ended if s.name == "/invoctl.v1.InvocationControl/KillInvocations"]
+        return (
+            bool(rpc) and len(killed) == len(ids) and all(s.parent.span_id in pages for s in killed)
+        )
+
+    await wait_for(all_ended, what="the spans of the RPC, its pages and every kill")
     [rpc] = [
         s
         for s in spans.get_finished_spans()
