@@ -238,7 +238,7 @@ def main() -> None:
             ),
             "2 cores",
         ),
-        ("3-step handler, one at a time: p50 latency", f"{one['p50']:.1f} ms", "< 20 ms"),
+        ("3-step handler, one at a time: p50 latency", f"{one['p50']:.1f} ms", "< 7 ms"),
         ("3-step handler, one at a time: p99 latency", f"{one['p99']:.1f} ms", ""),
         *(
             (
@@ -252,7 +252,7 @@ def main() -> None:
     rows += _action_rows(actions)
     rows += _console(args)
     for name, total, rate, gap_p50, gap_max, spans, limit in bulk:
-        target = ">= 20,000/s" if name.startswith("bulk cancel") else ""
+        target = ">= 15,000/s" if "100,000" in name and "purge" not in name else ""
         rows.append(
             (
                 name,
@@ -291,10 +291,10 @@ def _action_rows(actions: list[tuple]) -> list[tuple[str, str, str]]:
         if name.startswith("HTTP"):
             restate = next(v for k, v in _RESTATE.items() if name.startswith(k))
             target = f"Restate: {restate[0] if concurrency == 1 else restate[1]}"
-        elif concurrency == 1:
-            target = "p50 < 1 ms"
-        else:
-            target = ">= 5,000 ops/s" if name.startswith("cancel") else ""
+        elif name.startswith("restart") or name.startswith("get"):
+            target = ""
+        else:  # issue 15: Restate's figures, measured in the same hour (see the intro)
+            target = "<= Restate's p50" if concurrency == 1 else ">= Restate's rate"
         rows.append(
             (f"{name}, {at}", f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rate:,.0f} ops/s", target)
         )
@@ -345,14 +345,6 @@ def _only_http(args: argparse.Namespace) -> None:
                 only_http=True,
             )
         )
-    accepted, completed = compensated
-    rows.append(
-        (
-            "bulk cancel of 10,000 suspended invocations, their handlers compensating",
-            f"acted on after {accepted:.2f} s; all completed cancelled after {completed:.2f} s",
-            "Restate: all done after 7-25 s",
-        )
-    )
     intro = f"process, client in the bench process; {args.operations} operations per row."
     print(_table(_action_rows(actions), intro))
 
