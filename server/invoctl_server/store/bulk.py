@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 from opentelemetry import context as otel_context
 
+from .. import page_spans
 from ..domain.errors import DomainError, InvalidTransition, InvocationNotFound
 from ..domain.ids import new_bulk_operation_id
 from ..domain.selector import Selector
@@ -173,7 +174,9 @@ async def bulk_run_page(
         page = otel_context.get_current()
         targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
         locked = await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
-        results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
+        with page_spans.page():
+            results = await KINDS[job["kind"]](conn, targets, actor=actor, now=now,
+                                               locked=locked)  # fmt: skip
     succeeded, skipped, failed, failures = _count(ids, results)
     processed = job["succeeded"] + job["skipped"] + job["failed"] + len(ids)
     room = max(0, MAX_FAILURES - len(json.loads(job["failures"])))
