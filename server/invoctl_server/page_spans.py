@@ -321,9 +321,7 @@ class PageSpans(SpanProcessor):
         )  # fmt: skip
         # Recorded or not, a span the sampler did not sample is not exported.
         sink = self if flags & trace.TraceFlags.SAMPLED else None
-        return PageSpan(
-            sink, span_context, parent, name, sampled.attributes, links, time.time_ns()
-        )
+        return PageSpan(sink, span_context, parent, name, sampled.attributes, links, time.time_ns())
 
     def _ended(self, span: PageSpan, end_time: int) -> None:
         if self._stopping:
