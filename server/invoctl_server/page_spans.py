@@ -49,6 +49,7 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.sampling import Decision
 
 log = logging.getLogger("invoctl.server")
 
@@ -157,7 +158,18 @@ def _any_value(value: Any) -> common_pb2.AnyValue:
 def _attribute(tag: int, key: str, value: Any) -> bytes:
     """A KeyValue (opentelemetry.proto.common.v1) as field `tag`."""
     if type(value) is str:  # nearly all: by hand, KeyValue{key, AnyValue{string_value}}
-        kv = _field(0x0A, key.encode()) + _field(0x12, _field(0x0A, value.encode()))
+        k, v = key.encode(), value.encode()
+        if len(k) + len(v) < 120:  # every length below fits in a byte: the usual case
+            return b"%c%c\x0a%c%s\x12%c\x0a%c%s" % (
+                tag,
+                len(k) + len(v) + 6,
+                len(k),
+                k,
+                len(v) + 2,
+                len(v),
+                v,
+            )
+        kv = _field(0x0A, k) + _field(0x12, _field(0x0A, v))
     else:
         kv = common_pb2.KeyValue(key=key, value=_any_value(value)).SerializeToString()
     return _field(tag, kv)
@@ -173,6 +185,13 @@ def _span_attribute(item: tuple[str, Any]) -> bytes:
     """Span.attributes: most repeat in a page's spans (all but the invocation's ID), and
     the lookup is C code from the map() below."""
     return _attribute(0x4A, *item)
+
+
+def _span_attributes(attributes: Mapping[str, Any]) -> bytes:
+    try:
+        return b"".join(map(_span_attribute, attributes.items()))
+    except TypeError:  # a value that cannot be a cache key (a list): each encoded anew
+        return _attributes(0x4A, attributes)
 
 
 # Span.flags and Link.flags: the SDK's encoder sets "has is_remote", and is_remote of the
@@ -225,7 +244,7 @@ def encode_span(span: PageSpan, end_time: int) -> bytes:
             b"\x12\x08", ctx.span_id.to_bytes(8, "big"),
             b"\x39", span.start_time.to_bytes(8, "little"),
             b"\x41", end_time.to_bytes(8, "little"),
-            *map(_span_attribute, span.attributes.items()),
+            _span_attributes(span.attributes),
             *map(_link, span.links),
         )
     )  # fmt: skip
@@ -315,7 +334,7 @@ class PageSpans(SpanProcessor):
         sampled = self._sampler.should_sample(
             context, trace_id, name, trace.SpanKind.INTERNAL, attributes, links
         )
-        flags = trace.TraceFlags.SAMPLED if sampled.decision.is_sampled() else 0
+        flags = trace.TraceFlags.SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else 0
         if random_id:
             flags |= trace.TraceFlags.RANDOM_TRACE_ID
         span_context = trace.SpanContext(

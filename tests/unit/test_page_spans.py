@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common._internal import _encode_attributes
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
@@ -169,3 +171,16 @@ def test_page_spans_are_used_with_otlp_alone(monkeypatch, exporters, installed):
     finally:
         page_spans.install(None)
         provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "value", ["", "Lab/echo", "é" * 70, "x" * 200, "y" * 20_000, 7, -1, 2.5, True]
+)
+def test_attribute_values_encode_as_protobuf_does(value):
+    key = "restate.invocation.target"
+    expected = trace_pb2.Span(attributes=_encode_attributes({key: value})).SerializeToString()
+    assert page_spans._span_attributes({key: value}) == expected
+    assert (
+        page_spans._span_attributes({key: [value]})
+        == trace_pb2.Span(attributes=_encode_attributes({key: [value]})).SerializeToString()
+    )
