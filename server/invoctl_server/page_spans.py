@@ -16,9 +16,10 @@ What is cheaper: a span is a few fields until it ends; then it is encoded to pro
 bytes, the constant parts (span names, attributes that repeat, the resource and scope)
 encoded once, and queued; the export thread sends what is queued as one
 ExportTraceServiceRequest, through the OTLP exporter the BatchSpanProcessor uses (its
-endpoint, headers, TLS, timeout, compression and retries). The queue honours OTEL_BSP_MAX_QUEUE_SIZE,
-OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_MAX_EXPORT_BATCH_SIZE as the batch processor does,
-and is drained when the provider shuts down (this is one of its span processors).
+endpoint, headers, TLS, timeout, compression and retries). The queue honours
+OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_MAX_EXPORT_BATCH_SIZE as the
+batch processor does, and is drained when the provider shuts down (this is one of its
+span processors).
 
 Only telemetry.py installs it, and only when OTLP is the one exporter: with the console
 exporter, or no tracing, transitions keep the SDK's spans. So do all other spans.
