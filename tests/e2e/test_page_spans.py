@@ -179,3 +179,29 @@ async def test_a_rolled_back_page_sends_nothing(database, db, receiver):
     cancelled = {s.span_id for s in receiver.named("invocation cancelled")}
     # The first attempt's 10 spans were started, never ended: only the committed ones came.
     assert cancelled == rows
+
+
+async def test_a_pages_spans_still_queued_are_sent_as_the_server_exits(database, receiver):
+    """A long batch delay and a huge batch: without the drain at exit, none would arrive."""
+    env = exporting_to(
+        receiver,
+        OTEL_BSP_SCHEDULE_DELAY="600000",
+        OTEL_BSP_MAX_QUEUE_SIZE="100000",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="100000",
+    )
+    server = await start_server(database, env)
+    try:
+        async with Client(server.address) as client, Lab(server.address, client):
+            ids = await scheduled(client, 12)
+            bulk_id = await cancel(client, ids)
+            rows = {
+                t.span_id
+                for i in ids
+                for t in await transitions(client, i)
+                if t.actor == f"bulk:{bulk_id}"
+            }
+        assert receiver.spans == []  # still queued
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert len(rows) == 12
+    await receiver.wait_for_spans(rows)
