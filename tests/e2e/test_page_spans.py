@@ -205,3 +205,40 @@ async def test_a_pages_spans_still_queued_are_sent_as_the_server_exits(database,
         await asyncio.to_thread(server.stop)
     assert len(rows) == 12
     await receiver.wait_for_spans(rows)
+
+
+async def test_a_bulk_purges_and_restarts_spans_come_from_their_pages(database, receiver):
+    """The purged span (trace_purge) and a restart's accepted span (accept) of a page too."""
+    server = await start_server(database, exporting_to(receiver))
+    try:
+        async with Client(server.address) as client, Lab(server.address, client) as lab:
+            purged = [await lab.make(pb.INVOCATION_STATE_COMPLETED) for _ in range(3)]
+            restarted = [await lab.make(pb.INVOCATION_STATE_COMPLETED) for _ in range(3)]
+            accepted = {i: (await transitions(client, i))[0] for i in purged}
+            for operation, ids in (("purge", purged), ("restart-as-new", restarted)):
+                where = selector(invocation_ids=ids)
+                progress = [p async for p in client.bulk_operation(operation, where)]
+                assert progress[-1].succeeded == 3
+            new = {
+                inv.restarted_from: inv
+                async for inv in client.iter_invocations()
+                if inv.restarted_from in restarted
+            }
+            new_accepted = {i: (await transitions(client, new[i].id))[0] for i in restarted}
+    finally:
+        await asyncio.to_thread(server.stop)
+
+    pages = {s.span_id: s.name for s in receiver.spans if s.name.startswith("bulk ")}
+    spans = {s.attributes["restate.invocation.id"]: s for s in receiver.named("invocation purged")}
+    assert spans.keys() == set(purged)
+    for inv_id, span in spans.items():
+        assert pages[span.parent_span_id] == "bulk purge page"
+        assert span.links == ((accepted[inv_id].trace_id, accepted[inv_id].span_id),)
+        assert span.attributes["invoctl.actor"].startswith("bulk:")
+    received = await receiver.wait_for_spans(t.span_id for t in new_accepted.values())
+    for old, row in new_accepted.items():
+        span = received[row.span_id]
+        assert span.name == "invocation accepted" and row.event == "accepted"
+        assert span.attributes["restate.invocation.id"] == new[old].id
+        assert pages[span.parent_span_id] == "bulk restart page"
+        assert span.trace_id == row.trace_id
