@@ -36,7 +36,9 @@ def configure_from_env() -> TracerProvider | None:
     provider = TracerProvider(resource=Resource.create())
     for name in names:
         if name == "otlp":
-            exporter = page_spans.Exporter()
+            from ._otlp_exporter import Exporter
+
+            exporter = Exporter()
             if names == ["otlp"]:
                 # Bulk pages' transition spans, through the same exporter; added first,
                 # so that it drains its queue before the batch processor shuts the

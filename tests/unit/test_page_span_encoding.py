@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from invoctl_server import page_spans, telemetry
+from invoctl_server._otlp_exporter import Exporter
 
 SCOPE = "invoctl.server"
 START, END = 1_700_000_000_123_456_789, 1_700_000_000_987_654_321
@@ -59,7 +60,7 @@ def make():
     made = []
 
     def make(provider):
-        exporter = page_spans.Exporter(endpoint="http://127.0.0.1:9", insecure=True)
+        exporter = Exporter(endpoint="http://127.0.0.1:9", insecure=True)
         made.append(page_spans.PageSpans(provider, exporter, SCOPE))
         return made[-1]
 
