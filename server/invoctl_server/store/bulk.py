@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from opentelemetry import context as otel_context
 
+from .. import page_spans
 from ..domain.errors import DomainError, InvalidTransition, InvocationNotFound
 from ..domain.ids import new_bulk_operation_id
 from ..domain.selector import Selector
@@ -168,7 +169,8 @@ async def bulk_act(
     page = otel_context.get_current()
     targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
     locked = await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
-    return await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
+    with page_spans.page():
+        return await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
 
 
 async def bulk_advance(

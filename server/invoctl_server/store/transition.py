@@ -33,6 +33,7 @@ import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from .. import page_spans
 from ..domain.errors import InvalidTransition
 from ..domain.states import NEW, Event, State, allowed_targets
 from ..metrics import TransitionCount
@@ -273,7 +274,17 @@ def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context
     return otel_context.set_value(_LINKS, (own.link,), _ROOT) if own else _ROOT
 
 
+def _span_starter():
+    """The tracer's start_span, or in a bulk page's transaction page_spans' (the same
+    spans, for a fraction of the CPU)."""
+    page = page_spans.current()
+    if page is not None and _after_commit.get() is not None:
+        return page.start_span
+    return _tracer.start_span
+
+
 def _start_span(
+    start,
     row: Mapping[str, Any],
     before: str,
     to: State,
@@ -282,7 +293,7 @@ def _start_span(
     parent: otel_context.Context | None,
     links: Sequence[trace.Link] | None = None,
 ):
-    return _tracer.start_span(
+    return start(
         f"invocation {event}",
         context=parent,
         links=links,
@@ -345,10 +356,10 @@ async def apply(
         raise ValueError(f"not a transition column: {sorted(unknown)}")
 
     actors = [s.actor or actor for s in steps]
-    spans, own = [], []
+    spans, own, start = [], [], _span_starter()
     for s, a in zip(steps, actors, strict=True):
         parent, links, in_own_trace = _placed(s.row, s.parent)
-        spans.append(_start_span(s.row, s.row["state"], s.to, event, a, parent, links))
+        spans.append(_start_span(start, s.row, s.row["state"], s.to, event, a, parent, links))
         own.append(in_own_trace)
     try:
         ids = [_ids(sp) for sp in spans]
@@ -409,7 +420,7 @@ def trace_purge(
     change, but traced like one so that its trace ends with it. `row` needs the columns
     of its trace (traceparent, pending_links) besides those of its target."""
     context, links, _ = _placed(row, parent)
-    span = _tracer.start_span(
+    span = _span_starter()(
         "invocation purged",
         context=context,
         links=links,
@@ -445,8 +456,9 @@ async def accept(
     for row in new_rows:
         check(NEW, Event.ACCEPTED, State(row["state"]), row["id"])
     parents = parents or [None] * len(new_rows)
+    start = _span_starter()
     spans = [
-        _start_span(r, "", State(r["state"]), Event.ACCEPTED, actor, p, _links_in(p))
+        _start_span(start, r, "", State(r["state"]), Event.ACCEPTED, actor, p, _links_in(p))
         for r, p in zip(new_rows, parents, strict=True)
     ]
     try:
