@@ -9,8 +9,8 @@ trace flags and trace state the SDK would give them; their IDs from the provider
 generator and their sampling decided by the provider's sampler, called as the SDK calls
 it; the provider's resource and the same instrumentation scope. They end at the commit
 like the SDK's (transition.Committing), and the span a rolled-back page started is never
-ended, so never sent. tests/unit/test_page_spans.py checks the encoding against the SDK's
-OTLP encoder.
+ended, so never sent. tests/unit/test_page_span_encoding.py checks the encoding against
+the SDK's OTLP encoder.
 
 What is cheaper: a span is a few fields until it ends; then it is encoded to protobuf
 bytes, the constant parts (span names, attributes that repeat, the resource and scope)
