@@ -42,6 +42,11 @@ class Session:
     # (api/workers.py: one renewal at a time, the next one after it).
     renewing: bool = False
     renew_again: bool = False
+    # The dispatcher's last look at this session may have left ready work behind (it was
+    # full or silent, its claim filled the limit, or the claim failed): only then does a
+    # freed slot call for another claim. Otherwise that claim found every ready attempt,
+    # and newer ones come with their own wake-up (a ready notification, or the poll).
+    starved: bool = False
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()
@@ -118,9 +123,12 @@ class Dispatcher:
             self.done(session, signal.invocation_id)
 
     def done(self, session: Session, invocation_id: str) -> None:
-        """The attempt left the session (suspended, completed, failed, fenced)."""
+        """The attempt left the session (suspended, completed, failed, fenced). Its slot
+        wakes the dispatcher only if ready work may be waiting for one (Session.starved):
+        a claim that finds nothing is three round trips on every attempt's end."""
         session.inflight.discard(invocation_id)
-        self.wake()
+        if session.starved:
+            self.wake()
 
     async def _run(self) -> None:
         while True:
@@ -146,6 +154,8 @@ class Dispatcher:
             now = time.monotonic()
             for session in sessions[self._turn :] + sessions[: self._turn]:
                 free = session.free()
+                # Starved until a claim for it comes back short (Session.starved).
+                session.starved = True
                 if free <= 0 or now - session.last_seen > self._silent_after:
                     continue
                 limit = min(free, self._batch)
@@ -169,6 +179,7 @@ class Dispatcher:
                     # The stream closed while claiming: its leases are expired by the
                     # stream's own clean-up, which runs after this claim committed.
                     continue
+                session.starved = len(claimed) == limit
                 for c in claimed:
                     session.inflight.add(c.row["id"])
                     session.outbox.put_nowait(c)
