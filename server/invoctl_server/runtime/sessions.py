@@ -31,10 +31,14 @@ class Session:
     batching: bool = False
     inflight: set[str] = dataclasses.field(default_factory=set)
     outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
-    # While a claim for this session is in flight: the signals that came meanwhile for
-    # attempts it does not track yet, by invocation. The claim commits before it returns
+    # While claims for this session are in flight: the signals that came meanwhile for
+    # attempts it does not track yet, by invocation. A claim commits before it returns
     # here, so an operator's action may commit in between and its signal arrive first.
     early: dict[str, operations.Signal] | None = None
+    # Claims for this session in flight (the dispatcher's, and those made in the
+    # transaction of an invoke), and the slots they may fill: they count as taken.
+    claims: int = 0
+    reserved: int = 0
     # When the worker last sent anything (monotonic clock): a worker that stopped talking
     # gets no new attempts, or it would receive the retries of its own lapsed leases.
     last_seen: float = dataclasses.field(default_factory=time.monotonic)
@@ -56,7 +60,7 @@ class Session:
         return f"worker:{self.name}"
 
     def free(self) -> int:
-        return self.capacity - len(self.inflight)
+        return self.capacity - len(self.inflight) - self.reserved
 
 
 class Dispatcher:
@@ -122,6 +126,109 @@ class Dispatcher:
         if signal.kind != "cancel":
             self.done(session, signal.invocation_id)
 
+    def live_session(self, deployment_id: str) -> Session | None:
+        """The session of `deployment_id` with the most free slots, if any has one and its
+        worker is not silent."""
+        now = time.monotonic()
+        best = None
+        for s in self._sessions.values():
+            if (
+                s.deployment_id == deployment_id
+                and s.free() > 0
+                and now - s.last_seen <= self._silent_after
+                and (best is None or s.free() > best.free())
+            ):
+                best = s
+        return best
+
+    async def claim_within(self, conn: asyncpg.Connection, deployment_ids: set[str]) -> set[str]:
+        """Claim ready attempts for a session of each deployment in the caller's transaction
+        (an invoke's, which made them ready: its commit is then the claim's too, instead of
+        a notification, a wake-up and a transaction of the dispatcher's after it). They go
+        to their sessions once that transaction commits (db.after_commit); if it rolls back
+        they are ready still and the dispatcher is woken to claim them. Returns the IDs of
+        the invocations it claimed."""
+        ids: set[str] = set()
+        for deployment_id in sorted(deployment_ids):
+            session = self.live_session(deployment_id)
+            if session is None:
+                continue  # the notification of the commit wakes the dispatchers
+            limit = min(session.free(), self._batch)
+            self._claiming(session, limit)
+            try:
+                claimed = await self._claim(conn, session, limit)
+            except BaseException:
+                self._claimed(session, limit, None, wake=True)
+                raise
+            db.after_commit(
+                lambda s=session, n=limit, c=claimed: self._claimed(s, n, c, wake=True),
+                lambda s=session, n=limit: self._claimed(s, n, None, wake=True),
+            )
+            ids.update(c.row["id"] for c in claimed)
+        return ids
+
+    async def _claim(
+        self, conn: asyncpg.Connection, session: Session, limit: int
+    ) -> list[attempts.Claimed]:
+        return await attempts.attempts_claim(
+            conn,
+            deployment_id=session.deployment_id,
+            session_id=session.id,
+            limit=limit,
+            lease=self._lease,
+            actor=session.actor,
+            now=utcnow(),
+        )
+
+    def _claiming(self, session: Session, limit: int) -> None:
+        """A claim of up to `limit` attempts for `session` starts: its slots are taken,
+        and signals for attempts the session does not know yet are kept (Session.early)."""
+        session.claims += 1
+        session.reserved += limit
+        if session.early is None:
+            session.early = {}
+
+    def _claimed(
+        self,
+        session: Session,
+        limit: int,
+        claimed: list[attempts.Claimed] | None,
+        *,
+        wake: bool = False,
+    ) -> None:
+        """The claim committed (`claimed`) or did not (None): hand the attempts to the
+        session, then the signals that came for them meanwhile. `wake`: a claim not the
+        dispatcher's own wakes it when it may have left ready work behind (the dispatcher
+        goes round again by itself, and after a failure waits for its next wake-up)."""
+        session.claims -= 1
+        session.reserved -= limit
+        early = session.early or {}
+        if not session.claims:
+            session.early = None
+        if claimed is None:
+            # Rolled back: what it had locked is ready still, with no notification.
+            session.starved = True
+            if wake:
+                self.wake()
+            return
+        if self._sessions.get(session.id) is not session:
+            # The stream closed while claiming: its leases are expired by the
+            # stream's own clean-up, which runs after this claim committed.
+            return
+        if len(claimed) == limit:
+            session.starved = True
+            if wake:
+                self.wake()
+        else:
+            session.starved = False  # it found every ready attempt (Session.starved)
+        for c in claimed:
+            session.inflight.add(c.row["id"])
+            session.outbox.put_nowait(c)
+            # After the attempt: the worker acts on signals for attempts it runs.
+            signal = early.pop(c.row["id"], None)
+            if signal is not None and signal.attempt == c.row["attempt"]:
+                self._deliver(session, signal)
+
     def done(self, session: Session, invocation_id: str) -> None:
         """The attempt left the session (suspended, completed, failed, fenced). Its slot
         wakes the dispatcher only if ready work may be waiting for one (Session.starved):
@@ -159,32 +266,12 @@ class Dispatcher:
                 if free <= 0 or now - session.last_seen > self._silent_after:
                     continue
                 limit = min(free, self._batch)
-                session.early = {}
+                self._claiming(session, limit)
+                claimed = None
                 try:
                     claimed = await db.transaction(
-                        self._pool,
-                        lambda conn, s=session, n=limit: attempts.attempts_claim(
-                            conn,
-                            deployment_id=s.deployment_id,
-                            session_id=s.id,
-                            limit=n,
-                            lease=self._lease,
-                            actor=s.actor,
-                            now=utcnow(),
-                        ),
+                        self._pool, lambda conn, s=session, n=limit: self._claim(conn, s, n)
                     )
                 finally:
-                    early, session.early = session.early, None
-                if self._sessions.get(session.id) is not session:
-                    # The stream closed while claiming: its leases are expired by the
-                    # stream's own clean-up, which runs after this claim committed.
-                    continue
-                session.starved = len(claimed) == limit
-                for c in claimed:
-                    session.inflight.add(c.row["id"])
-                    session.outbox.put_nowait(c)
-                    # After the attempt: the worker acts on signals for attempts it runs.
-                    signal = early.pop(c.row["id"], None)
-                    if signal is not None and signal.attempt == c.row["attempt"]:
-                        self._deliver(session, signal)
+                    self._claimed(session, limit, claimed)
                 again = again or len(claimed) == limit
