@@ -58,10 +58,13 @@ class Batches:
             # One commit for accepted and claimed when a worker of the deployment is
             # connected here (Dispatcher.claim_within); the dispatchers of every server
             # are woken only for what is left.
-            ready = [c for c in created if isinstance(c, istore.Created) and c.runs_on]
+            ready: dict[str, list[asyncpg.Record]] = {}
+            for c in created:
+                if isinstance(c, istore.Created) and c.runs_on:
+                    ready.setdefault(c.runs_on, []).append(c.row)
             if ready:
-                claimed = await dispatcher.claim_within(conn, {c.runs_on for c in ready})
-                if any(c.row["id"] not in claimed for c in ready):
+                claimed = await dispatcher.claim_within(conn, ready)
+                if any(r["id"] not in claimed for rows in ready.values() for r in rows):
                     await istore.ready_notify(conn)
         return created
 

@@ -141,34 +141,41 @@ class Dispatcher:
                 best = s
         return best
 
-    async def claim_within(self, conn: asyncpg.Connection, deployment_ids: set[str]) -> set[str]:
-        """Claim ready attempts for a session of each deployment in the caller's transaction
-        (an invoke's, which made them ready: its commit is then the claim's too, instead of
-        a notification, a wake-up and a transaction of the dispatcher's after it). They go
+    async def claim_within(
+        self, conn: asyncpg.Connection, ready: dict[str, list[asyncpg.Record]]
+    ) -> set[str]:
+        """Claim, in the caller's transaction, ready invocations it holds the locks of
+        (an invoke's new ones, by the deployment they run on) for a session of their
+        deployment: the commit that made them ready is then the claim's too, instead of a
+        notification, a wake-up and a transaction of the dispatcher's after it. Older ready
+        invocations are the dispatcher's, which is woken for each of them. The attempts go
         to their sessions once that transaction commits (db.after_commit); if it rolls back
-        they are ready still and the dispatcher is woken to claim them. Returns the IDs of
-        the invocations it claimed."""
+        they never existed. Returns the IDs of the invocations it claimed."""
         ids: set[str] = set()
-        for deployment_id in sorted(deployment_ids):
+        for deployment_id in sorted(ready):
             session = self.live_session(deployment_id)
             if session is None:
-                continue  # the notification of the commit wakes the dispatchers
-            limit = min(session.free(), self._batch)
+                continue  # the caller notifies the dispatchers of every server
+            limit = min(session.free(), self._batch, len(ready[deployment_id]))
             self._claiming(session, limit)
             try:
-                claimed = await self._claim(conn, session, limit)
+                claimed = await self._claim(conn, session, limit, ready[deployment_id])
             except BaseException:
-                self._claimed(session, limit, None, wake=True)
+                self._claimed(session, limit, None, scan=False)
                 raise
             db.after_commit(
-                lambda s=session, n=limit, c=claimed: self._claimed(s, n, c, wake=True),
-                lambda s=session, n=limit: self._claimed(s, n, None, wake=True),
+                lambda s=session, n=limit, c=claimed: self._claimed(s, n, c, scan=False),
+                lambda s=session, n=limit: self._claimed(s, n, None, scan=False),
             )
             ids.update(c.row["id"] for c in claimed)
         return ids
 
     async def _claim(
-        self, conn: asyncpg.Connection, session: Session, limit: int
+        self,
+        conn: asyncpg.Connection,
+        session: Session,
+        limit: int,
+        locked: list[asyncpg.Record] | None = None,
     ) -> list[attempts.Claimed]:
         return await attempts.attempts_claim(
             conn,
@@ -178,6 +185,7 @@ class Dispatcher:
             lease=self._lease,
             actor=session.actor,
             now=utcnow(),
+            locked=locked,
         )
 
     def _claiming(self, session: Session, limit: int) -> None:
@@ -194,33 +202,27 @@ class Dispatcher:
         limit: int,
         claimed: list[attempts.Claimed] | None,
         *,
-        wake: bool = False,
+        scan: bool = True,
     ) -> None:
         """The claim committed (`claimed`) or did not (None): hand the attempts to the
-        session, then the signals that came for them meanwhile. `wake`: a claim not the
-        dispatcher's own wakes it when it may have left ready work behind (the dispatcher
-        goes round again by itself, and after a failure waits for its next wake-up)."""
+        session, then the signals that came for them meanwhile. `scan`: the claim looked
+        for ready invocations (the dispatcher's), so it tells whether it may have left some
+        behind (Session.starved); one of given rows (claim_within) tells nothing."""
         session.claims -= 1
         session.reserved -= limit
         early = session.early or {}
         if not session.claims:
             session.early = None
         if claimed is None:
-            # Rolled back: what it had locked is ready still, with no notification.
-            session.starved = True
-            if wake:
-                self.wake()
+            if scan:  # rolled back: what it had locked is ready still
+                session.starved = True
             return
         if self._sessions.get(session.id) is not session:
             # The stream closed while claiming: its leases are expired by the
             # stream's own clean-up, which runs after this claim committed.
             return
-        if len(claimed) == limit:
-            session.starved = True
-            if wake:
-                self.wake()
-        else:
-            session.starved = False  # it found every ready attempt (Session.starved)
+        if scan:
+            session.starved = len(claimed) == limit
         for c in claimed:
             session.inflight.add(c.row["id"])
             session.outbox.put_nowait(c)
