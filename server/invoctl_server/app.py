@@ -214,7 +214,7 @@ class App:
                 notify.BULK: runner.changed,
             },
         )
-        batches = Batches(self._pool, lease=self.config.lease)
+        batches = Batches(self._pool, lease=self.config.lease, dispatcher=dispatcher)
         cleaner = Cleaner(
             self._pool,
             poll_interval=self.config.poll_interval,

@@ -125,6 +125,41 @@ async def test_attach_on_one_server_wakes_on_a_completion_through_another(databa
     )
 
 
+async def test_an_invocation_is_claimed_with_its_acceptance_or_by_notification(database, db, procs):
+    """Sent through the server its worker is connected to, an invocation is accepted and
+    claimed in one transaction; sent through the other server, whose commit claims
+    nothing, it wakes the first server's dispatcher by notification. The servers poll far
+    less often than the test waits, so no poll does it instead."""
+    a, b = await procs.servers(database, 2, "--poll-interval", "600")
+    await register_steps(a.address)
+    procs.worker(a.address, "wa")  # server B has no worker at all
+
+    async def transactions(inv: str) -> dict[str, int]:
+        rows = await db.fetch(
+            "SELECT event, xmin::text::bigint AS tx FROM invocation_transitions"
+            " WHERE invocation_id = $1 ORDER BY id",
+            inv,
+        )
+        return {r["event"]: r["tx"] for r in rows}
+
+    async with Client(a.address) as ca, Client(b.address) as cb:
+        # Once this one completes, the worker's session is open on server A.
+        warm = await ca.send("Steps", "work", 0)
+        await asyncio.wait_for(ca.attach(warm), 30)
+        via_a = await ca.send("Steps", "work", 0)
+        via_b = await cb.send("Steps", "work", 0)
+        done = await asyncio.wait_for(asyncio.gather(ca.attach(via_a), cb.attach(via_b)), 30)
+
+    assert [d.output for d in done] == ['"one+two"'] * 2
+    for inv in (via_a, via_b):
+        events = await events_of(db, inv)
+        assert [e for e, _, _ in events] == ["accepted", "claimed", "completed"]
+        assert [actor for e, actor, _ in events if e == "claimed"] == ["worker:wa"]
+    tx_a, tx_b = await transactions(via_a), await transactions(via_b)
+    assert tx_a["accepted"] == tx_a["claimed"]
+    assert tx_b["accepted"] != tx_b["claimed"]
+
+
 async def test_servers_starting_at_once_migrate_an_empty_database_once(postgres, procs):
     async with fresh_database(postgres, template=None) as dsn:
         try:

@@ -10,6 +10,7 @@ import asyncpg
 from ..store import attempts
 from ..store import invocations as istore
 from .batcher import Batcher, Request, write_each
+from .sessions import Dispatcher
 
 INGRESS = "ingress"
 
@@ -19,8 +20,12 @@ def _now() -> datetime:
 
 
 class Batches:
-    def __init__(self, pool: asyncpg.Pool, *, lease: timedelta) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, lease: timedelta, dispatcher: Dispatcher | None = None
+    ) -> None:
         self._lease = lease
+        # Claims, in an invoke batch's transaction, the attempts it made ready.
+        self._dispatcher = dispatcher
         # Operations without a set-based form: submit `work(conn)`.
         self.each = Batcher(pool, write_each, name="writes")
         # Invoke: submit a NewInvocation; returns Created.
@@ -44,9 +49,24 @@ class Batches:
             await b.stop()
 
     async def _invokes(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
-        return await istore.invocations_create_many(
-            conn, [(r.payload, r.parent) for r in batch], actor=INGRESS, now=_now()
-        )
+        dispatcher = self._dispatcher
+        created = await istore.invocations_create_many(
+            conn, [(r.payload, r.parent) for r in batch], actor=INGRESS, now=_now(),
+            notify_ready=dispatcher is None,
+        )  # fmt: skip
+        if dispatcher is not None:
+            # One commit for accepted and claimed when a worker of the deployment is
+            # connected here (Dispatcher.claim_within); the dispatchers of every server
+            # are woken only for what is left.
+            ready: dict[str, list[asyncpg.Record]] = {}
+            for c in created:
+                if isinstance(c, istore.Created) and c.runs_on:
+                    ready.setdefault(c.runs_on, []).append(c.row)
+            if ready:
+                claimed = await dispatcher.claim_within(conn, ready)
+                if any(r["id"] not in claimed for rows in ready.values() for r in rows):
+                    await istore.ready_notify(conn)
+        return created
 
     async def _appends(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
         # One append per invocation per statement; a second one in the same batch (a

@@ -31,10 +31,14 @@ class Session:
     batching: bool = False
     inflight: set[str] = dataclasses.field(default_factory=set)
     outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
-    # While a claim for this session is in flight: the signals that came meanwhile for
-    # attempts it does not track yet, by invocation. The claim commits before it returns
+    # While claims for this session are in flight: the signals that came meanwhile for
+    # attempts it does not track yet, by invocation. A claim commits before it returns
     # here, so an operator's action may commit in between and its signal arrive first.
     early: dict[str, operations.Signal] | None = None
+    # Claims for this session in flight (the dispatcher's, and those made in the
+    # transaction of an invoke), and the slots they may fill: they count as taken.
+    claims: int = 0
+    reserved: int = 0
     # When the worker last sent anything (monotonic clock): a worker that stopped talking
     # gets no new attempts, or it would receive the retries of its own lapsed leases.
     last_seen: float = dataclasses.field(default_factory=time.monotonic)
@@ -42,6 +46,11 @@ class Session:
     # (api/workers.py: one renewal at a time, the next one after it).
     renewing: bool = False
     renew_again: bool = False
+    # The dispatcher's last look at this session may have left ready work behind (it was
+    # full or silent, its claim filled the limit, or the claim failed): only then does a
+    # freed slot call for another claim. Otherwise that claim found every ready attempt,
+    # and newer ones come with their own wake-up (a ready notification, or the poll).
+    starved: bool = False
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()
@@ -51,7 +60,7 @@ class Session:
         return f"worker:{self.name}"
 
     def free(self) -> int:
-        return self.capacity - len(self.inflight)
+        return self.capacity - len(self.inflight) - self.reserved
 
 
 class Dispatcher:
@@ -117,10 +126,118 @@ class Dispatcher:
         if signal.kind != "cancel":
             self.done(session, signal.invocation_id)
 
+    def live_session(self, deployment_id: str) -> Session | None:
+        """The session of `deployment_id` with the most free slots, if any has one and its
+        worker is not silent."""
+        now = time.monotonic()
+        best = None
+        for s in self._sessions.values():
+            if (
+                s.deployment_id == deployment_id
+                and s.free() > 0
+                and now - s.last_seen <= self._silent_after
+                and (best is None or s.free() > best.free())
+            ):
+                best = s
+        return best
+
+    async def claim_within(
+        self, conn: asyncpg.Connection, ready: dict[str, list[asyncpg.Record]]
+    ) -> set[str]:
+        """Claim, in the caller's transaction, ready invocations it holds the locks of
+        (an invoke's new ones, by the deployment they run on) for a session of their
+        deployment: the commit that made them ready is then the claim's too, instead of a
+        notification, a wake-up and a transaction of the dispatcher's after it. Older ready
+        invocations are the dispatcher's, which is woken for each of them. The attempts go
+        to their sessions once that transaction commits (db.after_commit); if it rolls back
+        they never existed. Returns the IDs of the invocations it claimed."""
+        ids: set[str] = set()
+        for deployment_id in sorted(ready):
+            session = self.live_session(deployment_id)
+            if session is None:
+                continue  # the caller notifies the dispatchers of every server
+            limit = min(session.free(), self._batch, len(ready[deployment_id]))
+            self._claiming(session, limit)
+            try:
+                claimed = await self._claim(conn, session, limit, ready[deployment_id])
+            except BaseException:
+                self._claimed(session, limit, None, scan=False)
+                raise
+            db.after_commit(
+                lambda s=session, n=limit, c=claimed: self._claimed(s, n, c, scan=False),
+                lambda s=session, n=limit: self._claimed(s, n, None, scan=False),
+            )
+            ids.update(c.row["id"] for c in claimed)
+        return ids
+
+    async def _claim(
+        self,
+        conn: asyncpg.Connection,
+        session: Session,
+        limit: int,
+        locked: list[asyncpg.Record] | None = None,
+    ) -> list[attempts.Claimed]:
+        return await attempts.attempts_claim(
+            conn,
+            deployment_id=session.deployment_id,
+            session_id=session.id,
+            limit=limit,
+            lease=self._lease,
+            actor=session.actor,
+            now=utcnow(),
+            locked=locked,
+        )
+
+    def _claiming(self, session: Session, limit: int) -> None:
+        """A claim of up to `limit` attempts for `session` starts: its slots are taken,
+        and signals for attempts the session does not know yet are kept (Session.early)."""
+        session.claims += 1
+        session.reserved += limit
+        if session.early is None:
+            session.early = {}
+
+    def _claimed(
+        self,
+        session: Session,
+        limit: int,
+        claimed: list[attempts.Claimed] | None,
+        *,
+        scan: bool = True,
+    ) -> None:
+        """The claim committed (`claimed`) or did not (None): hand the attempts to the
+        session, then the signals that came for them meanwhile. `scan`: the claim looked
+        for ready invocations (the dispatcher's), so it tells whether it may have left some
+        behind (Session.starved); one of given rows (claim_within) tells nothing."""
+        session.claims -= 1
+        session.reserved -= limit
+        early = session.early or {}
+        if not session.claims:
+            session.early = None
+        if claimed is None:
+            if scan:  # rolled back: what it had locked is ready still
+                session.starved = True
+            return
+        if self._sessions.get(session.id) is not session:
+            # The stream closed while claiming: its leases are expired by the
+            # stream's own clean-up, which runs after this claim committed.
+            return
+        if scan:
+            session.starved = len(claimed) == limit
+        for c in claimed:
+            session.inflight.add(c.row["id"])
+            session.outbox.put_nowait(c)
+            # After the attempt: the worker acts on signals for attempts it runs.
+            signal = early.pop(c.row["id"], None)
+            if signal is not None and signal.attempt == c.row["attempt"]:
+                self._deliver(session, signal)
+
     def done(self, session: Session, invocation_id: str) -> None:
-        """The attempt left the session (suspended, completed, failed, fenced)."""
+        """The attempt left the session (suspended, completed, failed, fenced). Its slot
+        wakes the dispatcher only if ready work may be waiting for one (Session.starved):
+        a claim that finds nothing is three round trips on every attempt's end."""
         session.inflight.discard(invocation_id)
-        self.wake()
+        if session.starved:
+            self.wake()
 
     async def _run(self) -> None:
         while True:
@@ -146,34 +263,17 @@ class Dispatcher:
             now = time.monotonic()
             for session in sessions[self._turn :] + sessions[: self._turn]:
                 free = session.free()
+                # Starved until a claim for it comes back short (Session.starved).
+                session.starved = True
                 if free <= 0 or now - session.last_seen > self._silent_after:
                     continue
                 limit = min(free, self._batch)
-                session.early = {}
+                self._claiming(session, limit)
+                claimed = None
                 try:
                     claimed = await db.transaction(
-                        self._pool,
-                        lambda conn, s=session, n=limit: attempts.attempts_claim(
-                            conn,
-                            deployment_id=s.deployment_id,
-                            session_id=s.id,
-                            limit=n,
-                            lease=self._lease,
-                            actor=s.actor,
-                            now=utcnow(),
-                        ),
+                        self._pool, lambda conn, s=session, n=limit: self._claim(conn, s, n)
                     )
                 finally:
-                    early, session.early = session.early, None
-                if self._sessions.get(session.id) is not session:
-                    # The stream closed while claiming: its leases are expired by the
-                    # stream's own clean-up, which runs after this claim committed.
-                    continue
-                for c in claimed:
-                    session.inflight.add(c.row["id"])
-                    session.outbox.put_nowait(c)
-                    # After the attempt: the worker acts on signals for attempts it runs.
-                    signal = early.pop(c.row["id"], None)
-                    if signal is not None and signal.attempt == c.row["attempt"]:
-                        self._deliver(session, signal)
+                    self._claimed(session, limit, claimed)
                 again = again or len(claimed) == limit

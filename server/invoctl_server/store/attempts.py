@@ -72,12 +72,18 @@ async def attempts_claim(
     lease: timedelta,
     actor: str,
     now: datetime,
+    locked: Sequence[asyncpg.Record] | None = None,
 ) -> list[Claimed]:
     """Claim up to `limit` ready invocations for a session of `deployment_id`.
 
     Unpinned invocations get pinned to the deployment here, at their first attempt.
+    `locked`: claim these ready rows instead (up to `limit`), which this transaction
+    holds already and which `deployment_id` may run (an invoke's new invocations).
     """
-    rows = await conn.fetch(Q["ready_claim"], deployment_id, limit)
+    if locked is None:
+        rows = await conn.fetch(Q["ready_claim"], deployment_id, limit)
+    else:
+        rows = list(locked[:limit])
     if not rows:
         return []
     steps = [

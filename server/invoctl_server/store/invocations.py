@@ -44,6 +44,9 @@ class NewInvocation:
 class Created:
     row: asyncpg.Record
     deduplicated: bool
+    # A new ready invocation's first attempt runs on this deployment (its pin, or the
+    # newest serving its handler): a dispatcher may claim it in the same transaction.
+    runs_on: str | None = None
 
 
 async def invocation_get(conn: asyncpg.Connection, invocation_id: str) -> asyncpg.Record:
@@ -100,9 +103,16 @@ async def invocations_page(
 
 
 async def invocation_create(
-    conn: asyncpg.Connection, new: NewInvocation, *, actor: str, now: datetime
+    conn: asyncpg.Connection,
+    new: NewInvocation,
+    *,
+    actor: str,
+    now: datetime,
+    notify_ready: bool = True,
 ) -> Created:
-    """Accept a new invocation: ready, pending behind its object key, or scheduled.
+    """Accept a new invocation: ready, pending behind its object key, or scheduled. A
+    ready one wakes the dispatchers at commit unless `notify_ready` is false (the caller
+    claims it, or calls ready_notify).
 
     With an idempotency key, returns the invocation that key already started (deduplicated).
     Raises ServiceNotFound, HandlerNotFound, or InvalidArgument for a key that does not fit
@@ -127,8 +137,22 @@ async def invocation_create(
     if row["state"] == State.READY and resolved.exclusive:
         acquired = await object_lock_acquire(conn, new.service, new.key or "", row["id"])
         row["state"] = str(State.READY if acquired else State.PENDING)
-    [applied] = await transition.accept(conn, [row], actor=actor, now=now, parents=[new.parent])
-    return Created(applied.row, deduplicated=False)
+    [applied] = await transition.accept(
+        conn, [row], actor=actor, now=now, parents=[new.parent], notify_ready=notify_ready
+    )
+    return Created(applied.row, deduplicated=False, runs_on=_runs_on(applied.row, resolved))
+
+
+async def ready_notify(conn: asyncpg.Connection) -> None:
+    """Wake the dispatchers of every server at commit: this transaction made invocations
+    ready without the notification (created with notify_ready false, not all claimed)."""
+    await conn.execute(Q["ready_notify"])
+
+
+def _runs_on(row: asyncpg.Record, resolved: ResolvedHandler) -> str | None:
+    if row["state"] != State.READY:
+        return None
+    return row["deployment_id"] or resolved.deployment_id
 
 
 def _new_row(new: NewInvocation, resolved: ResolvedHandler, now: datetime) -> dict[str, Any]:
@@ -159,15 +183,17 @@ async def invocations_create_many(
     *,
     actor: str,
     now: datetime,
+    notify_ready: bool = True,
 ) -> list[Created | DomainError]:
     """`invocation_create` for many requests (each with its trace context): one handler
     lookup per distinct target and one insert for all. Requests that take a lock (an
     idempotency key, an exclusive handler) go through invocation_create one by one.
-    Per request: the invocation, or its refusal."""
+    Per request: the invocation, or its refusal. `notify_ready` as invocation_create's."""
     resolved: dict[tuple[str, str], ResolvedHandler | DomainError] = {}
     results: list[Created | DomainError | None] = []
     rows: list[dict[str, Any]] = []
     parents: list[otel_context.Context | None] = []
+    handlers: list[ResolvedHandler] = []
     for new, parent in requests:
         target = (new.service, new.handler)
         if target not in resolved:
@@ -183,7 +209,11 @@ async def invocations_create_many(
             if new.idempotency_key or (handler.exclusive and not new.delay):
                 token = otel_context.attach(parent) if parent is not None else None
                 try:
-                    results.append(await invocation_create(conn, new, actor=actor, now=now))
+                    results.append(
+                        await invocation_create(
+                            conn, new, actor=actor, now=now, notify_ready=notify_ready
+                        )
+                    )
                 finally:
                     if token is not None:
                         otel_context.detach(token)
@@ -193,9 +223,16 @@ async def invocations_create_many(
             continue
         rows.append(_new_row(new, handler, now))
         parents.append(parent)
+        handlers.append(handler)
         results.append(None)
-    applied = iter(await transition.accept(conn, rows, actor=actor, now=now, parents=parents))
-    return [Created(next(applied).row, deduplicated=False) if r is None else r for r in results]
+    applied = await transition.accept(
+        conn, rows, actor=actor, now=now, parents=parents, notify_ready=notify_ready
+    )
+    created = iter(
+        Created(a.row, deduplicated=False, runs_on=_runs_on(a.row, h))
+        for a, h in zip(applied, handlers, strict=True)
+    )
+    return [next(created) if r is None else r for r in results]
 
 
 def _check_key(new: NewInvocation, resolved: ResolvedHandler) -> None:

@@ -442,9 +442,11 @@ async def accept(
     actor: str,
     now: datetime,
     parents: Sequence[otel_context.Context | None] | None = None,
+    notify_ready: bool = True,
 ) -> list[Applied]:
     """Insert new invocations (the ACCEPTED transition from nothing) in one statement,
-    with history and spans.
+    with history and spans. With `notify_ready` false the ready ones wake no dispatcher:
+    the caller claims them in its transaction, or notifies (invocations.ready_notify).
 
     Each mapping holds the columns of `_INSERT_TYPES`; `state` is the state it starts in.
     `parents`, if given, holds the trace context each is accepted in (None: the current
@@ -480,6 +482,7 @@ async def accept(
         select_list = ", ".join(
             "u.headers::jsonb" if c == "headers" else f"u.{c}" for c in _INSERT_TYPES
         )
+        tail = f", {_NOTIFY.format(src='i', **_CHANNELS)}" if notify_ready else " SELECT * FROM i"
         sql = f"""
             WITH u AS (
                 SELECT * FROM unnest({unnest}) AS u({names})
@@ -494,7 +497,7 @@ async def accept(
                 SELECT u.id, NULL, u.state, ${n + 2}, ${n + 3}, ${n + 1}, 0,
                        u.trace_id, u.span_id
                 FROM u
-            ), {_NOTIFY.format(src="i", **_CHANNELS)}
+            ){tail}
         """  # identifiers come from _INSERT_TYPES, values are bound
         rows = await conn.fetch(sql, *values, now, str(Event.ACCEPTED), actor)
     except BaseException as exc:
