@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from ..store import attempts, db, operations
+from ..store import attempts, db, operations, transition
 
 log = logging.getLogger("invoctl.dispatch")
 
@@ -149,8 +149,8 @@ class Dispatcher:
         deployment: the commit that made them ready is then the claim's too, instead of a
         notification, a wake-up and a transaction of the dispatcher's after it. Older ready
         invocations are the dispatcher's, which is woken for each of them. The attempts go
-        to their sessions once that transaction commits (db.after_commit); if it rolls back
-        they never existed. Returns the IDs of the invocations it claimed."""
+        to their sessions once that transaction commits (transition.after_commit); if it
+        rolls back they never existed. Returns the IDs of the invocations it claimed."""
         ids: set[str] = set()
         for deployment_id in sorted(ready):
             session = self.live_session(deployment_id)
@@ -163,7 +163,7 @@ class Dispatcher:
             except BaseException:
                 self._claimed(session, limit, None, scan=False)
                 raise
-            db.after_commit(
+            transition.after_commit(
                 lambda s=session, n=limit, c=claimed: self._claimed(s, n, c, scan=False),
                 lambda s=session, n=limit: self._claimed(s, n, None, scan=False),
             )

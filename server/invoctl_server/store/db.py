@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -117,20 +116,6 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
 
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
-# (committed, rolled_back) callbacks of the transaction `transaction` is running now.
-_outcome_hooks: contextvars.ContextVar[list[tuple[Callable[[], None], Callable[[], None]]]] = (
-    contextvars.ContextVar("invoctl_outcome_hooks")
-)
-
-
-def after_commit(committed: Callable[[], None], rolled_back: Callable[[], None]) -> None:
-    """From work run by `transaction`: call `committed()` once its transaction committed,
-    or `rolled_back()` if it did not (an error, a deadlock retry: then the work runs again
-    and registers anew). Neither may raise. For what the rest of the server may only act
-    on once the database holds it (an attempt claimed in the transaction goes to its worker
-    after the commit, never before). Raises LookupError outside `transaction`."""
-    _outcome_hooks.get().append((committed, rolled_back))
-
 
 async def transaction(
     pool: asyncpg.Pool,
@@ -166,11 +151,9 @@ async def _retrying(
     in_transaction: bool,
 ) -> T:
     for attempt in range(1, attempts + 1):
-        hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
-        token = _outcome_hooks.set(hooks) if in_transaction else None
         try:
-            try:
-                with transition.spans_after_commit() as committing:
+            with transition.spans_after_commit() as committing:
+                try:
                     async with pool.acquire() as conn:
                         if in_transaction:
                             async with conn.transaction():
@@ -178,16 +161,10 @@ async def _retrying(
                                 committing.count()
                         else:
                             result = await work(conn)
-            except BaseException:
-                for _committed, rolled_back in hooks:
-                    rolled_back()
-                raise
-            finally:
-                if token is not None:
-                    _outcome_hooks.reset(token)
+                except BaseException:
+                    committing.abandon()
+                    raise
             committing.end()
-            for committed, _rolled_back in hooks:
-                committed()
             return result
         except _RETRYABLE:
             if attempt == attempts:

@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 from ..domain.errors import DomainError, InvalidTarget, InvocationNotFound
 from ..domain.ids import new_invocation_id
 from ..domain.states import Event, State
-from . import transition
+from . import notify, transition
 from ._sql import Q, custom_plans
 from .deployments import ResolvedHandler, handler_latest
 
@@ -146,7 +146,7 @@ async def invocation_create(
 async def ready_notify(conn: asyncpg.Connection) -> None:
     """Wake the dispatchers of every server at commit: this transaction made invocations
     ready without the notification (created with notify_ready false, not all claimed)."""
-    await conn.execute(Q["ready_notify"])
+    await conn.execute(Q["ready_notify"], notify.READY)
 
 
 def _runs_on(row: asyncpg.Record, resolved: ResolvedHandler) -> str | None:

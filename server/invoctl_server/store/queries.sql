@@ -9,7 +9,7 @@ SELECT * FROM invocations WHERE id = ANY($1::text[])
 
 -- ready_notify: wake every server's dispatcher at commit (invocations made ready without
 -- the notification their transition sends, and not all claimed in the same transaction).
-SELECT pg_notify('invoctl_ready', '')
+SELECT pg_notify($1, '')
 
 -- invocations_lock: lock invocations for a transition; ID order so lockers never deadlock.
 SELECT * FROM invocations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE

@@ -25,7 +25,7 @@ import contextvars
 import dataclasses
 import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,11 +48,16 @@ _tracer = trace.get_tracer("invoctl.server")
 # counts (metrics.py, one TransitionCount per apply() batch) are ended just before the
 # COMMIT goes out, so that whoever sees the commit (a bulk operation's progress, a
 # scrape after it) sees them counted; only a connection lost during the COMMIT, whose
-# outcome nobody knows, can count transitions that did not happen.
+# outcome nobody knows, can count transitions that did not happen. What else the server
+# may only do once the database holds it waits for the commit here too (after_commit).
 @dataclasses.dataclass
 class Committing:
     spans: list = dataclasses.field(default_factory=list)
     counts: list[TransitionCount] = dataclasses.field(default_factory=list)
+    # (committed, rolled_back) callbacks of after_commit.
+    hooks: list[tuple[Callable[[], None], Callable[[], None]]] = dataclasses.field(
+        default_factory=list
+    )
 
     def count(self) -> None:
         """Count the transitions collected so far: call it right before COMMIT."""
@@ -61,10 +66,19 @@ class Committing:
         self.counts.clear()
 
     def end(self) -> None:
-        """The transaction committed: end the spans (and count what is not yet)."""
+        """The transaction committed: end the spans (and count what is not yet), then
+        run the committed callbacks."""
         self.count()
         for sp in self.spans:
             sp.end()
+        for committed, _rolled_back in self.hooks:
+            committed()
+
+    def abandon(self) -> None:
+        """The transaction rolled back: its spans are dropped, never ended, and the
+        rolled-back callbacks run."""
+        for _committed, rolled_back in self.hooks:
+            rolled_back()
 
 
 _after_commit: contextvars.ContextVar[Committing | None] = contextvars.ContextVar(
@@ -74,15 +88,27 @@ _after_commit: contextvars.ContextVar[Committing | None] = contextvars.ContextVa
 
 @contextlib.contextmanager
 def spans_after_commit() -> Iterator[Committing]:
-    """Collect the spans of transitions made in this block, and their counts; the caller
-    counts them before its COMMIT and ends them once it committed, and drops them (never
-    ends them) if it did not."""
+    """Collect the spans of transitions made in this block, their counts and the
+    after_commit callbacks; the caller counts them before its COMMIT and ends them once
+    it committed, and abandons them if it did not."""
     committing = Committing()
     token = _after_commit.set(committing)
     try:
         yield committing
     finally:
         _after_commit.reset(token)
+
+
+def after_commit(committed: Callable[[], None], rolled_back: Callable[[], None]) -> None:
+    """From work run by db.transaction: call `committed()` once its transaction committed,
+    or `rolled_back()` if it did not (an error, a deadlock retry: then the work runs again
+    and registers anew). Neither may raise. For what the rest of the server may only act
+    on once the database holds it (an attempt claimed in the transaction goes to its worker
+    after the commit, never before). Raises LookupError outside a transaction."""
+    pending = _after_commit.get()
+    if pending is None:
+        raise LookupError("after_commit outside db.transaction")
+    pending.hooks.append((committed, rolled_back))
 
 
 def _done(spans: list, event: str) -> None:
