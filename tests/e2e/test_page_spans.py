@@ -47,6 +47,12 @@ async def cancel(client: Client, ids: list[str]) -> str:
     return progress[-1].bulk_operation_id
 
 
+async def cancelled_rows(client: Client, ids: list[str]) -> list:
+    """Bulk-cancel `ids` (see cancel) and return the history rows the operation wrote."""
+    bulk_id = await cancel(client, ids)
+    return [t for i in ids for t in await transitions(client, i) if t.actor == f"bulk:{bulk_id}"]
+
+
 async def test_a_pages_spans_arrive_with_everything_the_sdk_would_give_them(database, receiver):
     env = exporting_to(receiver, OTEL_RESOURCE_ATTRIBUTES="deployment.environment=page-test")
     server = await start_server(database, env)
@@ -99,11 +105,7 @@ async def test_always_off_sends_none(database, receiver):
     server = await start_server(database, env)
     try:
         async with Client(server.address) as client, Lab(server.address, client):
-            ids = await scheduled(client, 12)
-            bulk_id = await cancel(client, ids)
-            rows = [
-                t for i in ids for t in await transitions(client, i) if t.actor == f"bulk:{bulk_id}"
-            ]
+            rows = await cancelled_rows(client, await scheduled(client, 12))
     finally:
         # The process flushes its exporters as it exits: whatever it would send, it has.
         await asyncio.to_thread(server.stop)
@@ -121,14 +123,7 @@ async def test_a_trace_id_ratio_samples_the_traces_the_sdk_would(database, recei
     try:
         async with Client(server.address) as client, Lab(server.address, client):
             for _ in range(8):
-                ids = await scheduled(client, 2)
-                bulk_id = await cancel(client, ids)
-                rows += [
-                    t
-                    for i in ids
-                    for t in await transitions(client, i)
-                    if t.actor == f"bulk:{bulk_id}"
-                ]
+                rows += await cancelled_rows(client, await scheduled(client, 2))
     finally:
         await asyncio.to_thread(server.stop)
     assert server.proc is not None and server.proc.returncode == 0
@@ -164,14 +159,7 @@ async def test_a_rolled_back_page_sends_nothing(database, db, receiver):
     server = await start_server(database, exporting_to(receiver))
     try:
         async with Client(server.address) as client, Lab(server.address, client):
-            ids = await scheduled(client, 15)
-            bulk_id = await cancel(client, ids)
-            rows = {
-                t.span_id
-                for i in ids
-                for t in await transitions(client, i)
-                if t.actor == f"bulk:{bulk_id}"
-            }
+            rows = {t.span_id for t in await cancelled_rows(client, await scheduled(client, 15))}
     finally:
         await asyncio.to_thread(server.stop)
     assert await db.fetchval("SELECT last_value FROM page_attempts") >= 3  # 2 pages, 1 retry
@@ -192,14 +180,7 @@ async def test_a_pages_spans_still_queued_are_sent_as_the_server_exits(database,
     server = await start_server(database, env)
     try:
         async with Client(server.address) as client, Lab(server.address, client):
-            ids = await scheduled(client, 12)
-            bulk_id = await cancel(client, ids)
-            rows = {
-                t.span_id
-                for i in ids
-                for t in await transitions(client, i)
-                if t.actor == f"bulk:{bulk_id}"
-            }
+            rows = {t.span_id for t in await cancelled_rows(client, await scheduled(client, 12))}
         assert receiver.spans == []  # still queued
     finally:
         await asyncio.to_thread(server.stop)
