@@ -43,8 +43,8 @@ _SEED_SLEEPS = """
 """
 
 
-def _service() -> Service:
-    svc = Service(SERVICE)
+def _service(name: str = SERVICE) -> Service:
+    svc = Service(name)
 
     @svc.handler()
     async def wait(ctx: Context) -> None:
@@ -60,7 +60,9 @@ async def register_deployment(address: str) -> str:
     return deployment
 
 
-async def seed(dsn: str, handler: str, n: int, state: str, deployment: str) -> list[str]:
+async def seed(
+    dsn: str, handler: str, n: int, state: str, deployment: str, *, service: str = SERVICE
+) -> list[str]:
     ids = [new_invocation_id() for _ in range(n)]
     now = datetime.now(UTC)
     later = now + timedelta(days=1)
@@ -69,7 +71,7 @@ async def seed(dsn: str, handler: str, n: int, state: str, deployment: str) -> l
     try:
         async with conn.transaction():
             await conn.execute(
-                _SEED, ids, SERVICE, handler, state, None if suspended else "succeeded",
+                _SEED, ids, service, handler, state, None if suspended else "succeeded",
                 deployment, later if suspended else None, 0 if suspended else None,
                 None if suspended else "null", 1 if suspended else 0, now,
                 None if suspended else now, None if suspended else later,
@@ -157,11 +159,14 @@ async def bulk_operations(address: str, dsn: str, count_file: Path, sizes: list[
 async def cancel_compensated(address: str, dsn: str, n: int) -> tuple[float, float]:
     """A bulk cancel of n invocations suspended on a sleep, with a worker serving their
     handler: seconds until the operation acted on every one, and until every one completed
-    cancelled (its handler saw the cancellation at the sleep, as Restate's do)."""
-    async with Worker([_service()], server=address) as worker, Client(address) as client:
-        ids = await seed(dsn, "wait", n, "suspended", worker.deployment_id)
+    cancelled (its handler saw the cancellation at the sleep, as Restate's do). A service
+    of its own: the worker is then the only one of its deployment, and the invocations
+    other rounds left ready (their deployment has no worker) stay where they are."""
+    service = f"{SERVICE}Compensating"
+    async with Worker([_service(service)], server=address) as worker, Client(address) as client:
+        ids = await seed(dsn, "wait", n, "suspended", worker.deployment_id, service=service)
         started = time.perf_counter()
-        async for _ in client.bulk_operation("cancel", selector(service=SERVICE, handler="wait")):
+        async for _ in client.bulk_operation("cancel", selector(service=service, handler="wait")):
             pass
         accepted = time.perf_counter() - started
         conn = await asyncpg.connect(dsn)
