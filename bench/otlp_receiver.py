@@ -6,7 +6,9 @@ export and counts the spans (and those with `restate.invocation.id`) into a file
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -19,21 +21,33 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.out = out
         self.spans = 0
         self.invocation_spans = 0
+        self._counting = threading.Lock()  # exports arrive on two threads
 
     def Export(self, request, context):
+        spans = with_id = 0
         for resource in request.resource_spans:
             for scope in resource.scope_spans:
                 for span in scope.spans:
-                    self.spans += 1
+                    spans += 1
                     if any(a.key == "restate.invocation.id" for a in span.attributes):
-                        self.invocation_spans += 1
-        self.out.write_text(f"{self.spans} {self.invocation_spans}\n")
+                        with_id += 1
+        with self._counting:
+            self.spans += spans
+            self.invocation_spans += with_id
+            _write(self.out, f"{self.spans} {self.invocation_spans}\n")
         return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def _write(out: Path, text: str) -> None:
+    """Replace the file at once: the bench reads it while exports arrive."""
+    partial = out.with_suffix(".partial")
+    partial.write_text(text)
+    os.replace(partial, out)
 
 
 def main() -> None:
     out = Path(sys.argv[1])
-    out.write_text("0 0\n")
+    _write(out, "0 0\n")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=2),
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
