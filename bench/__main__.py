@@ -288,7 +288,9 @@ def _action_rows(actions: list[tuple]) -> list[tuple[str, str, str]]:
     rows = []
     for name, concurrency, p50, p99, rate in (r[:5] for r in actions):
         at = "one at a time" if concurrency == 1 else f"concurrency {concurrency}"
-        if name.startswith("HTTP"):
+        if name.startswith("HTTP GET"):
+            target = ""
+        elif name.startswith("HTTP"):
             restate = next(v for k, v in _RESTATE.items() if name.startswith(k))
             target = f"Restate: {restate[0] if concurrency == 1 else restate[1]}"
         elif name.startswith("restart") or name.startswith("get"):

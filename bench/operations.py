@@ -88,6 +88,18 @@ def _patch(session: aiohttp.ClientSession, action: str) -> Callable[[str], Await
     return op
 
 
+def _get(session: aiohttp.ClientSession) -> Callable[[str], Awaitable[None]]:
+    """GET /invocations/{id} on the session's keep-alive connections."""
+
+    async def op(inv_id: str) -> None:
+        async with session.get(f"/invocations/{inv_id}") as r:
+            await r.read()
+            if r.status != 200:
+                raise RuntimeError(f"GET of {inv_id}: HTTP {r.status}")
+
+    return op
+
+
 async def operator_actions(
     address: str, sequential: int, concurrent: int, worker_pid: int, *,
     http_url: str | None = None, only_http: bool = False,
@@ -132,6 +144,9 @@ async def operator_actions(
                         c.cancel_invocation, "", frozen=True)  # fmt: skip
             await bench("kill a suspended invocation", suspended, c.kill_invocation, "")
         if http_url is not None:
+            # The floor: one request that reads one row, on the same connections.
+            await bench("HTTP GET an invocation (floor: one request, one read)", completed,
+                        _get(session), "")  # fmt: skip
             await bench("HTTP PATCH cancel of a suspended invocation, worker frozen",
                         suspended, _patch(session, "cancel"), "", frozen=True)  # fmt: skip
             await bench("HTTP PATCH kill of a suspended invocation", suspended,
