@@ -143,9 +143,10 @@ class BulkRunner:
                 failures += 1
                 log.exception("a page of bulk operation %s failed; retrying", job["id"])
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))  # back off, then retry
-            # The pages stop when the operation ends, when one failed, or when one found
-            # the cursor moved: go on from the last page that committed, while the
-            # operation is still this server's to run.
+            # The pages stop when the operation ends, when one failed, or when one could
+            # not advance (the cursor moved, the lease lapsed): go on from the last page
+            # that committed, while the operation is still this server's to run.
+            cursor = job["cursor"]
             try:
                 job = await db.statement(self._pool, lambda c, i=job["id"]: store.bulk_get(c, i))
             except asyncio.CancelledError:
@@ -154,6 +155,10 @@ class BulkRunner:
                 continue  # the next page finds out where it stands
             if job is None or job["state"] != "running" or job["owner"] != self.owner:
                 return
+            if job["cursor"] == cursor:
+                # Nothing committed (a lapsed lease, say, until the claim loop renews it):
+                # wait before acting on the same page again.
+                await asyncio.sleep(self._poll)
 
     async def _pages(self, job: asyncpg.Record) -> None:
         """Run the operation's pages until it ends, two at a time: while a page is written
