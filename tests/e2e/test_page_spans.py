@@ -16,7 +16,7 @@ from invoctl.v1 import invocation_pb2 as pb
 from tests._otlp import OtlpReceiver
 from tests.e2e._helpers import wait_state
 from tests.e2e._operator import Lab, transitions
-from tests.e2e.test_traces import SERVICE_NAME, exporting_to, start_server
+from tests.e2e.test_traces import SERVICE_NAME, UNTIL_EXIT, exporting_to, start_server
 
 PAGE_SPAN = "bulk cancel page"
 
@@ -171,12 +171,7 @@ async def test_a_rolled_back_page_sends_nothing(database, db, receiver):
 
 async def test_a_pages_spans_still_queued_are_sent_as_the_server_exits(database, receiver):
     """A long batch delay and a huge batch: without the drain at exit, none would arrive."""
-    env = exporting_to(
-        receiver,
-        OTEL_BSP_SCHEDULE_DELAY="600000",
-        OTEL_BSP_MAX_QUEUE_SIZE="100000",
-        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="100000",
-    )
+    env = exporting_to(receiver, **UNTIL_EXIT)
     server = await start_server(database, env)
     try:
         async with Client(server.address) as client, Lab(server.address, client):

@@ -20,6 +20,14 @@ SERVICE_NAME = "invoctl-traces-test"
 S = pb
 
 
+# A batch delay and a batch no test outlasts: spans are sent only when the server exits.
+UNTIL_EXIT = {
+    "OTEL_BSP_SCHEDULE_DELAY": "600000",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000",
+}
+
+
 def exporting_to(receiver: OtlpReceiver, **extra: str) -> dict[str, str]:
     """The environment of a server that exports its spans to `receiver` at once."""
     return {
@@ -202,12 +210,7 @@ async def test_sampling_variables_are_obeyed(database, receiver):
 async def test_spans_of_an_exiting_server_are_flushed(database, receiver):
     """Spans still queued when the server stops are sent before it exits (a long batch
     delay and a huge batch: without the flush at exit, none would arrive)."""
-    env = exporting_to(
-        receiver,
-        OTEL_BSP_SCHEDULE_DELAY="600000",
-        OTEL_BSP_MAX_QUEUE_SIZE="100000",
-        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="100000",
-    )
+    env = exporting_to(receiver, **UNTIL_EXIT)
     server = await start_server(database, env)
     try:
         async with Client(server.address) as client, Lab(server.address, client) as lab:
