@@ -17,16 +17,19 @@ from .telemetry import configure_from_env
 async def _serve(argv: list[str] | None) -> None:
     config = parse_args(argv)
     configure_from_env()
+    # Handled from before the start: a signal that comes while the server starts, or just
+    # after it printed its address (which is when a script that waits for it may send
+    # one), stops it once it has started, cleanly, instead of killing it half-way.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     app = await App.start(config)
     # Tests and scripts read these lines to learn the ports when an address ends in :0;
     # the HTTP line comes first, so it is there once the serving line is.
     if app.http_url is not None:
         print(f"invoctl HTTP API on {app.http_url}", flush=True)
     print(f"invoctl serving on {app.address}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await app.stop()
 
