@@ -50,6 +50,7 @@ async def test_kill_of_a_call_tree_is_one_trace(server, client, op, spans):
             killed_spans = {
                 inv: transition_spans(spans, inv, "killed") for inv in (root, middle, leaf)
             }
+            release.set()  # the blocked attempt ends now, not at the worker's 5 s grace
     finally:
         release.set()
     rpc_span = _rpc_span(spans, "KillInvocation")
@@ -75,6 +76,7 @@ async def test_cancel_of_a_call_tree_is_one_trace(server, client, op, spans):
                 assert len(emitted) == 1, inv_id
                 assert emitted[0].context.trace_id == rpc_span.context.trace_id, inv_id
                 await _assert_traced(client, spans, "CancelInvocation", inv_id)
+            release.set()  # the blocked attempt ends now, not at the worker's 5 s grace
     finally:
         release.set()
 
@@ -152,6 +154,7 @@ async def test_what_a_kill_causes_is_in_the_callers_trace_linked_to_each_invocat
             # The next on the key gets it and runs; the waiter wakes and ends.
             await wait_state(client, queued, pb.INVOCATION_STATE_RUNNING)
             await client.attach(waiter)
+            release.set()  # the blocked attempt ends now, not at the worker's 5 s grace
     finally:
         release.set()
 
