@@ -20,9 +20,7 @@ def _now() -> datetime:
 
 
 class Batches:
-    def __init__(
-        self, pool: asyncpg.Pool, *, lease: timedelta, dispatcher: Dispatcher | None = None
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, lease: timedelta, dispatcher: Dispatcher) -> None:
         self._lease = lease
         # Claims, in an invoke batch's transaction, the attempts it made ready.
         self._dispatcher = dispatcher
@@ -49,23 +47,21 @@ class Batches:
             await b.stop()
 
     async def _invokes(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
-        dispatcher = self._dispatcher
         created = await istore.invocations_create_many(
             conn, [(r.payload, r.parent) for r in batch], actor=INGRESS, now=_now(),
-            notify_ready=dispatcher is None,
+            notify_ready=False,
         )  # fmt: skip
-        if dispatcher is not None:
-            # One commit for accepted and claimed when a worker of the deployment is
-            # connected here (Dispatcher.claim_within); the dispatchers of every server
-            # are woken only for what is left.
-            ready: dict[str, list[asyncpg.Record]] = {}
-            for c in created:
-                if isinstance(c, istore.Created) and c.runs_on:
-                    ready.setdefault(c.runs_on, []).append(c.row)
-            if ready:
-                claimed = await dispatcher.claim_within(conn, ready)
-                if any(r["id"] not in claimed for rows in ready.values() for r in rows):
-                    await istore.ready_notify(conn)
+        # One commit for accepted and claimed when a worker of the deployment is connected
+        # here (Dispatcher.claim_within); the dispatchers of every server are woken only
+        # for what is left.
+        ready: dict[str, list[asyncpg.Record]] = {}
+        for c in created:
+            if isinstance(c, istore.Created) and c.runs_on:
+                ready.setdefault(c.runs_on, []).append(c.row)
+        if ready:
+            claimed = await self._dispatcher.claim_within(conn, ready)
+            if any(r["id"] not in claimed for rows in ready.values() for r in rows):
+                await istore.ready_notify(conn)
         return created
 
     async def _appends(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
