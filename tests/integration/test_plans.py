@@ -22,6 +22,7 @@ from invoctl.client import Client, selector
 from invoctl.sdk import Worker
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.app import App
+from invoctl_server.store import single_statement
 from invoctl_server.store._sql import Q
 from tests.conftest import server_config
 from tests.e2e._helpers import greeter
@@ -111,6 +112,7 @@ async def _workload(address: str, client: Client) -> None:
         await op.cancel(made[S.INVOCATION_STATE_SUSPENDED])
         await op.pause(made[S.INVOCATION_STATE_BACKING_OFF])
         await op.resume(made[S.INVOCATION_STATE_PAUSED], deployment="latest")
+        await op.resume(await lab.make(S.INVOCATION_STATE_PAUSED))  # one statement (keep)
         await op.kill(made[S.INVOCATION_STATE_RUNNING])
         await op.cancel(made[S.INVOCATION_STATE_SCHEDULED])
         await op.kill(made[S.INVOCATION_STATE_PENDING])
@@ -161,6 +163,9 @@ async def test_every_statement_is_planned_with_index_access(postgres, database, 
                  "invocations_lock_with_callers", "ready_claim", "due_claim",
                  "invocations_page", "audit_page"):  # fmt: skip
         assert Q[name] in texts, f"the workload never ran {name}"
+    for operation in single_statement.ACTIONS:
+        assert single_statement.statement(operation) in texts, f"never ran {operation}'s"
+    assert single_statement.statement(single_statement.PURGE) in texts
     scans = {
         p["Query Text"].strip(): sorted(set(_whole_table_scans(p["Plan"])))
         for p in plans

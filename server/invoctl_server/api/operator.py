@@ -10,6 +10,7 @@ cancel. Each invocation is still locked, checked, recorded and traced on its own
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from invoctl.v1 import control_pb2 as pb
 from ..domain.errors import DomainError, RequestIdReused, echo
 from ..runtime.batcher import Batcher
 from ..runtime.batcher import Request as Batched
-from ..store import audit, transition
+from ..store import audit, single_statement, transition
 from ..store import operations as ops
 from . import convert, ids, refusals
 from .auth import principal
@@ -69,7 +70,7 @@ class Operator:
     """Writes operator requests in batches; `submit` returns the serialized response."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._batcher = Batcher(pool, _write, name="operations")
+        self._batcher = Batcher(pool, _write, name="operations", first=_write_first)
 
     def start(self) -> None:
         self._batcher.start()
@@ -104,6 +105,41 @@ async def operate(
     return await operator.submit(
         OperatorRequest(operation, invocation_id, reason, request_id, identity, **fields)
     )
+
+
+async def _write_first(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message | None]:
+    """The requests of a batch that one statement can do (store/single_statement.py): per
+    request its response, or None for those _write does. A request_id goes to _write (the
+    log keeps its answer for a retry), and so does an invocation named twice. One
+    statement, so of one operation (the batch's commonest): run as one atomic statement,
+    a retry (deadlock) or a failure never leaves half of it written."""
+    now = datetime.now(UTC)
+    requests: list[OperatorRequest] = [b.payload for b in batch]
+    named = Counter(q.invocation_id for q in requests)
+    by_operation: dict[str, list[int]] = {}
+    for i, q in enumerate(requests):
+        if (
+            single_statement.supports(q.operation)
+            and not q.request_id
+            and named[q.invocation_id] == 1
+            and q.deployment in ("", ops.KEEP)
+        ):
+            by_operation.setdefault(q.operation, []).append(i)
+    results: list[Message | None] = [None] * len(batch)
+    if by_operation:
+        operation, indices = max(by_operation.items(), key=lambda item: len(item[1]))
+        done = await single_statement.act(
+            conn, operation,
+            [single_statement.Request(requests[i].invocation_id, requests[i].identity,
+                                      f"operator:{requests[i].identity}", requests[i].reason,
+                                      batch[i].parent) for i in indices],
+            now=now,
+        )  # fmt: skip
+        response_type = OPERATIONS[operation][1]
+        for i, row in zip(indices, done, strict=True):
+            if row is not None:
+                results[i] = response_type(invocation=convert.invocation(row))
+    return results
 
 
 async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message | DomainError]:

@@ -12,6 +12,10 @@ DomainError stands for that request's refusal, and they raise it only before wri
 anything for that request (the store checks, then writes), so the rest of the batch can
 commit. Any other error aborts the shared transaction; then each request of that batch is
 written alone, so only the one at fault fails.
+
+A batcher may be given a `first` write too: one statement, run without a transaction (no
+BEGIN and COMMIT round trips), that does what it can of a batch (the common case) and
+returns None for the requests it left to `write`.
 """
 
 from __future__ import annotations
@@ -55,9 +59,12 @@ class Batcher:
         max_batch: int = 256,
         parallel: int = 1,
         single_statement: bool = False,
+        first: Write | None = None,
     ) -> None:
         self._pool = pool
         self._write_many = write
+        # Tried first, as one statement: what it returns None for goes on to `write`.
+        self._first = first
         # A write of one statement is atomic by itself: no BEGIN and COMMIT round trips.
         self._single = single_statement
         self._name = name
@@ -121,6 +128,10 @@ class Batcher:
                     _settle(r, exc)
 
     async def _write(self, batch: list[Request]) -> None:
+        if self._first is not None:
+            batch = await self._write_first(batch)
+            if not batch:
+                return
         try:
             results = await self._transaction(lambda c: self._write_many(c, batch))
         except Exception as exc:  # isolated below
@@ -139,6 +150,32 @@ class Batcher:
             return
         for r, result in zip(batch, results, strict=True):
             _settle(r, result)
+
+    async def _write_first(self, batch: list[Request]) -> list[Request]:
+        """Settle the requests `first` can write in one statement; returns the others.
+        The statement is atomic: if it fails, it wrote nothing. The database gone or a
+        lock timed out: `write` takes the requests (and says so if it persists). Any
+        other error is handled as in _write: each request alone, only the one at fault
+        fails."""
+        try:
+            results = await db.statement(self._pool, lambda c: self._first(c, batch))
+        except DomainError as exc:
+            log.info("%s: the one-statement write of %d failed (%s)", self._name, len(batch), exc)
+            return batch
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0], exc)
+                return []
+            log.info("%s: a one-statement write of %d failed (%s); writing each alone",
+                     self._name, len(batch), exc)  # fmt: skip
+            return [r for one in batch for r in await self._write_first([one])]
+        rest = []
+        for r, result in zip(batch, results, strict=True):
+            if result is None:
+                rest.append(r)
+            else:
+                _settle(r, result)
+        return rest
 
     async def _transaction(self, work):
         if self._single:

@@ -230,6 +230,7 @@ SIMPLE_KINDS = frozenset({"run", "sleep", "cancel"})
 # The failure code of a cancellation, as the handler sees it and the invocation ends with.
 CANCELLED = "CANCELLED"
 CANCELLED_FAILURE = Failure(CANCELLED, "cancelled by an operator")
+KILLED_FAILURE = Failure("KILLED", "killed by an operator")
 _STATE_KINDS = frozenset({"get_state", "set_state", "clear_state"})
 
 

@@ -139,7 +139,7 @@ async def statement(
     attempts: int = 5,
 ) -> T:
     """`transaction` for work that is one statement, atomic by itself: no BEGIN/COMMIT.
-    It must not make transitions (their spans end at a transaction's commit)."""
+    The spans of its transitions end once it returned (the statement committed)."""
     return await _retrying(pool, work, attempts=attempts, in_transaction=False)
 
 

@@ -36,7 +36,13 @@ from ..domain.errors import (
 from ..domain.states import Event, Outcome, State, allowed_targets, started
 from . import notify, transition
 from ._sql import Q
-from .attempts import CANCELLED_FAILURE, Failure, Finishing, finish_many, journal_complete_many
+from .attempts import (
+    CANCELLED_FAILURE,
+    KILLED_FAILURE,
+    Finishing,
+    finish_many,
+    journal_complete_many,
+)
 from .deployments import deployment_exists, handler_in, handler_latest
 from .invocations import NewInvocation, invocations_create_many
 
@@ -349,7 +355,7 @@ async def kill_many(
     """Complete each invocation and its not-completed call tree with outcome killed, at
     once and without compensation. Running attempts are fenced (and signalled), object
     keys pass to the next pending invocation, and the target's caller gets the failure."""
-    failure = Failure("KILLED", "killed by an operator")
+    failure = KILLED_FAILURE
 
     async def act(conn, work, rows):
         items, signals = [], []

@@ -133,7 +133,7 @@ def _failed(spans: list, exc: BaseException) -> None:
 
 
 # Columns a transition may change, with the array type used to pass them in bulk.
-_COLUMN_TYPES: dict[str, str] = {
+COLUMN_TYPES: dict[str, str] = {
     "outcome": "text",
     "deployment_id": "text",
     "attempt": "int4",
@@ -350,6 +350,60 @@ _NOTIFY = """
 """
 
 
+def notify_sql(src: str, *, also: Sequence[str] = ()) -> str:
+    """The tail of a statement whose CTE `src` returns changed invocation rows: it
+    notifies as apply's own statements do and selects `src`'s rows. `also`: CTEs of more
+    notifications (a CTE that modifies nothing runs only if the query reads it)."""
+    tail = _NOTIFY.format(src=src, **_CHANNELS)
+    return tail + "".join(f", (SELECT count(*) FROM {cte}) AS {cte}_sent" for cte in also)
+
+
+def request_span(invocation_id: str, event: Event, actor: str, parent: otel_context.Context | None):
+    """The span of a step a request causes on an invocation it has not read (one statement
+    reads and changes it, single_statement.py): what depends on the row is added once the
+    statement returned it (request_span_placed). It ends as apply's spans do (spans_done),
+    or not at all if the statement did not change the invocation."""
+    return _tracer.start_span(
+        f"invocation {event}",
+        context=parent,
+        attributes={
+            "restate.invocation.id": invocation_id,
+            "invoctl.event": str(event),
+            "invoctl.actor": actor,
+        },
+    )
+
+
+def request_span_placed(span, row: Mapping[str, Any]) -> None:
+    """What request_span lacked, from the row after the step (with its `from_state`): the
+    target, both states and the link to the invocation's own trace, as apply's spans have."""
+    if not span.is_recording():
+        return
+    span.set_attributes(
+        {
+            "restate.invocation.target": target_of(row),
+            "invoctl.state.from": row["from_state"],
+            "invoctl.state.to": row["state"],
+        }
+    )
+    own = _own_trace(row)
+    if own is not None:
+        span.add_link(own.link.context)
+
+
+span_ids = _ids
+
+
+def spans_done(spans: list, event: str) -> None:
+    """End the spans of steps a statement made (at its transaction's commit, if any)."""
+    _done(spans, event)
+
+
+def spans_failed(spans: list, exc: BaseException) -> None:
+    """The statement that was to make these spans' steps failed."""
+    _failed(spans, exc)
+
+
 def _bind(arrays: list[tuple[str, str, list[Any]]]) -> tuple[str, str, list[list[Any]]]:
     """`unnest($1::t1[], ...)` and its column names for (name, type, values) arrays."""
     unnest = ", ".join(f"${i + 1}::{t}[]" for i, (_n, t, _v) in enumerate(arrays))
@@ -377,7 +431,7 @@ async def apply(
         check(State(step.row["state"]), event, step.to, step.row["id"])
         if sorted(step.changes) != columns:
             raise ValueError("all steps of one apply() must change the same columns")
-    unknown = set(columns) - _COLUMN_TYPES.keys()
+    unknown = set(columns) - COLUMN_TYPES.keys()
     if unknown:
         raise ValueError(f"not a transition column: {sorted(unknown)}")
 
@@ -402,7 +456,7 @@ async def apply(
                 ("span_id", "text", [sp for _, sp, _ in ids]),
                 ("own_trace", "bool", own),
                 ("link", "text", linked),
-                *((c, _COLUMN_TYPES[c], [s.changes[c] for s in steps]) for c in columns),
+                *((c, COLUMN_TYPES[c], [s.changes[c] for s in steps]) for c in columns),
             ]
         )
         assignments = "".join(f", {c} = u.{c}" for c in columns)
@@ -426,7 +480,7 @@ async def apply(
                        t_trace_id, t_span_id, t_detail
                 FROM u
             ), {_NOTIFY.format(src="u", **_CHANNELS)}
-        """  # identifiers come from _COLUMN_TYPES, values are bound
+        """  # identifiers come from COLUMN_TYPES, values are bound
         rows = await conn.fetch(sql, *values, now, str(event))
     except BaseException as exc:
         _failed(spans, exc)

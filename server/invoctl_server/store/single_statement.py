@@ -1,0 +1,312 @@
+"""The common case of an operator request in one round trip (issue 15, point 2).
+
+A kill, cancel, pause, resume (on the deployment it has) or purge of an invocation that
+needs nothing but itself (no call tree in flight below it, no caller waiting for it, no
+object key to hand on when it completes) is one statement without BEGIN and COMMIT: it
+locks the targets in ID order, checks each against the state table, writes the change,
+the history row and the audit entry, and notifies attached clients, dispatchers and the
+worker sessions of running attempts. The same work through operations.py is five or six
+round trips.
+
+A target the statement cannot do alone (every other case, and every refusal) is left
+untouched, its lock released at the statement's end, and returned as None: the caller
+acts on it through operations.py, which handles every case and gives every refusal. So
+this module only has to be right where it acts: `ACTIONS` says where that is.
+
+The state table stays in one place: the statement checks each change against the pairs of
+domain/states.py for the action's event, bound as parameters. The changes are the SQL form
+of what operations.py writes for the same case; tests/integration/test_single_statement.py
+runs every action on invocations in every state both ways and compares what they wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from ..domain.states import TRANSITIONS, Event, Outcome, State
+from . import notify, transition
+from .attempts import CANCELLED_FAILURE, KILLED_FAILURE
+from .deployments import DEFAULT_RETENTION_MS
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One operator request on one invocation, as the audit log records it."""
+
+    invocation_id: str
+    identity: str
+    actor: str  # in the history and on the span
+    reason: str
+    parent: otel_context.Context | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Action:
+    """An action in SQL over `l`, the target's locked row. `acts`: where this statement
+    acts (every other case goes to operations.py); `to` and `changes`: the state and
+    columns after; `signal`: the kind a running attempt's session is sent."""
+
+    event: Event
+    acts: str
+    to: str
+    changes: dict[str, str]
+    detail: str = "NULL"
+    signal: str | None = None
+    wakes_sleep: bool = False  # a sleep it cuts short completes with the cancellation
+
+
+def _lit(value: str) -> str:
+    """A constant of this module as an SQL literal (never a value from a request)."""
+    if "'" in value:
+        raise ValueError(value)
+    return f"'{value}'"
+
+
+# A completion hands a key on (exclusive) and a result to a caller: operations.py does those.
+_ALONE = "l.caller_id IS NULL AND NOT l.exclusive"
+# domain/states.started(): pending, scheduled, and ready before its first attempt have not.
+_STARTED = "NOT (l.state IN ('pending', 'scheduled') OR (l.state = 'ready' AND l.attempt = 0))"
+_RETENTION_MS = f"""coalesce((
+    SELECT s.retention_ms FROM deployment_services s
+    JOIN deployment_handlers h USING (deployment_id, service)
+    WHERE s.deployment_id = l.deployment_id AND s.service = l.service
+      AND h.handler = l.handler), {DEFAULT_RETENTION_MS})"""
+
+ACTIONS: dict[str, _Action] = {
+    # operations.kill_many with no tree: finish_many's changes for a kill.
+    "KillInvocation": _Action(
+        Event.KILLED,
+        acts=f"l.state <> 'completed' AND {_ALONE}",
+        to=_lit(State.COMPLETED),
+        changes={
+            "outcome": _lit(Outcome.KILLED),
+            "output": "NULL",
+            "failure_code": _lit(KILLED_FAILURE.code),
+            "failure_message": _lit(KILLED_FAILURE.message),
+            "completed_at": "$now",
+            "expires_at": f"$now + {_RETENTION_MS} * interval '1 millisecond'",
+            "due_at": "NULL",
+            "session_id": "NULL",
+            "waiting_on": "NULL",
+            "cancel_pending": "false",
+        },
+        detail=_lit(KILLED_FAILURE.message),
+        signal="kill",
+    ),
+    # operations.cancel_many on a started invocation not cancelled before, with no tree:
+    # a suspended one is asleep (what it awaits is not in flight); only a running one stays.
+    "CancelInvocation": _Action(
+        Event.CANCELLED,
+        acts=f"l.cancelled_at IS NULL AND l.state <> 'completed' AND {_STARTED}",
+        to=f"CASE WHEN l.state = 'running' THEN 'running' ELSE {_lit(State.READY)} END",
+        changes={
+            "cancelled_at": "$now",
+            "cancel_pending": "l.state <> 'suspended'",
+            "due_at": "CASE WHEN l.state = 'running' THEN l.due_at END",
+            "waiting_on": "CASE WHEN l.state = 'running' THEN l.waiting_on END",
+        },
+        signal="cancel",
+        wakes_sleep=True,
+    ),
+    # operations.pause_many on one not paused yet.
+    "PauseInvocation": _Action(
+        Event.PAUSED,
+        acts="l.state <> 'paused'",
+        to=_lit(State.PAUSED),
+        changes={"session_id": "NULL", "due_at": "NULL"},
+        signal="pause",
+    ),
+    # operations.resume_many on the deployment it has (keep).
+    "ResumeInvocation": _Action(
+        Event.RESUMED,
+        acts=_STARTED,
+        to=_lit(State.READY),
+        changes={
+            "due_at": "NULL",
+            "waiting_on": "CASE WHEN l.cancel_pending THEN l.waiting_on END",
+        },
+    ),
+}
+# Purged: a completed invocation is deleted (operations.purge_many).
+PURGE = "PurgeInvocation"
+
+
+def _allowed(event: Event) -> str:
+    """The (from, to) pairs the state table allows for `event`, as an SQL VALUES list."""
+    pairs = [(str(f), str(t)) for (f, e), tos in TRANSITIONS.items() if e == event and f
+             for t in tos]  # fmt: skip
+    return ", ".join(f"({_lit(f)}, {_lit(t)})" for f, t in pairs)
+
+
+# The parameters of both statements: per request ($1-$7), then the time of the change.
+_PARAMETERS = (
+    "ids text[]", "actors text[]", "identities text[]", "reasons text[]", "trace_ids text[]",
+    "span_ids text[]", "links text[]", "now timestamptz",
+)  # fmt: skip
+_P = {p.split()[0]: f"${i + 1}::{p.split()[1]}" for i, p in enumerate(_PARAMETERS)}
+
+# The targets, locked in ID order, with the journal length the statement's snapshot saw:
+# one that journaled a call since (a running target) may have a callee the snapshot does
+# not show, and is left to operations.py.
+_LOCKED = """
+    r AS (
+        SELECT * FROM unnest({ids}, {actors}, {identities}, {reasons}, {trace_ids},
+                             {span_ids}, {links})
+            AS r(id, actor, identity, reason, trace_id, span_id, link)
+    ), seen AS (
+        SELECT id, journal_length FROM invocations WHERE id = ANY({ids})
+    ), locked AS (
+        SELECT * FROM invocations WHERE id = ANY({ids}) ORDER BY id FOR UPDATE
+    )""".format(**_P)
+# No invocation it called is in flight (read by index: see invocation_call_trees).
+_NO_TREE = """NOT EXISTS (SELECT 1 FROM invocations c
+                  WHERE c.caller_id = l.id AND c.state <> 'completed' OFFSET 0)"""
+
+
+def _audit(operation: str, state_after: str, src: str) -> str:
+    return f"""
+    a AS (
+        INSERT INTO audit_log (at, identity, operation, invocation_id, reason, result,
+                               state_after)
+        SELECT {_P["now"]}, t_identity, {_lit(operation)}, id, t_reason, 'OK', {state_after}
+        FROM {src}
+    )"""
+
+
+@functools.cache
+def _transition_sql(operation: str) -> str:
+    action = ACTIONS[operation]
+
+    def sub(sql: str) -> str:
+        return sql.replace("$now", _P["now"])
+
+    columns = sorted(action.changes)
+    planned = ", ".join(
+        f"({sub(action.changes[c])})::{transition.COLUMN_TYPES[c]} AS new_{c}" for c in columns
+    )
+    assignments = "".join(f", {c} = ok.new_{c}" for c in columns)
+    tree = f" AND {_NO_TREE}" if action.event in (Event.KILLED, Event.CANCELLED) else ""
+    signal = ""
+    if action.signal:
+        signal = f""", sig AS (
+            SELECT pg_notify({_lit(notify.SIGNAL)},
+                   concat_ws(' ', from_session_id, id, from_attempt, {_lit(action.signal)}))
+            FROM u WHERE from_state = 'running'
+        )"""
+    wake = ""
+    if action.wakes_sleep:
+        wake = f""", w AS (
+            UPDATE journal_entries j
+            SET completed = true, value = NULL, failure_code = {_lit(CANCELLED_FAILURE.code)},
+                failure_message = {_lit(CANCELLED_FAILURE.message)}
+            FROM u WHERE u.from_state = 'suspended' AND j.invocation_id = u.id
+              AND j.idx = u.from_waiting_on AND NOT j.completed
+        )"""
+    return f"""
+        WITH {_LOCKED}, planned AS (
+            SELECT l.*, {sub(action.to)} AS to_state, {planned},
+                   r.actor AS t_actor, r.identity AS t_identity, r.reason AS t_reason,
+                   r.trace_id AS t_trace_id, r.span_id AS t_span_id, r.link AS t_link
+            FROM locked l JOIN seen s ON s.id = l.id AND s.journal_length = l.journal_length
+            JOIN r ON r.id = l.id
+            WHERE {action.acts}{tree}
+        ), ok AS (
+            SELECT p.* FROM planned p
+            JOIN (VALUES {_allowed(action.event)}) AS a(from_state, to_state)
+                ON a.from_state = p.state AND a.to_state = p.to_state
+        ), u AS (
+            UPDATE invocations i
+            SET state = ok.to_state, modified_at = {_P["now"]}{assignments},
+                pending_links = CASE WHEN ok.t_link IS NULL THEN i.pending_links
+                    ELSE array_append(i.pending_links, ok.t_link) END
+            FROM ok WHERE i.id = ok.id AND i.id = ANY(ARRAY(SELECT id FROM ok))
+            RETURNING i.*, ok.state AS from_state, ok.session_id AS from_session_id,
+                      ok.attempt AS from_attempt, ok.waiting_on AS from_waiting_on,
+                      ok.t_actor, ok.t_identity, ok.t_reason, ok.t_trace_id, ok.t_span_id
+        ), h AS (
+            INSERT INTO invocation_transitions
+                (invocation_id, from_state, to_state, event, actor, at, attempt, trace_id,
+                 span_id, detail)
+            SELECT id, from_state, state, {_lit(action.event)}, t_actor, {_P["now"]},
+                   attempt, t_trace_id, t_span_id, {action.detail}
+            FROM u
+        ), {_audit(operation, "state", "u")}{signal}{wake},
+        {transition.notify_sql("u", also=("sig",) if signal else ())}
+    """  # identifiers and constants come from this module; values are bound
+
+
+_PURGE_SQL = f"""
+    WITH {_LOCKED}, d AS (
+        DELETE FROM invocations i USING locked l JOIN r ON r.id = l.id
+        WHERE i.id = l.id AND l.state = 'completed'
+          AND i.id = ANY(ARRAY(SELECT id FROM locked))
+        RETURNING i.*, r.identity AS t_identity, r.reason AS t_reason
+    ), {_audit(PURGE, "NULL", "d")}
+    SELECT * FROM d
+"""
+
+
+def _values(requests: Sequence[Request], spans: Sequence[trace.Span] | None, now: datetime):
+    """The statements' parameters (_PARAMETERS) for these requests and their spans."""
+    ids = [transition.span_ids(sp) for sp in spans] if spans else [(None,) * 3] * len(requests)
+    return (
+        [q.invocation_id for q in requests],
+        [q.actor for q in requests],
+        [q.identity for q in requests],
+        [q.reason for q in requests],
+        [t for t, _, _ in ids],
+        [s for _, s, _ in ids],
+        # A request's step is linked from the next step in the invocation's own trace.
+        [tp for _, _, tp in ids],
+        now,
+    )
+
+
+def supports(operation: str) -> bool:
+    return operation in ACTIONS or operation == PURGE
+
+
+def statement(operation: str) -> str:
+    """The statement of an operation this module supports, as Postgres logs it."""
+    return (_PURGE_SQL if operation == PURGE else _transition_sql(operation)).strip()
+
+
+async def act(
+    conn: asyncpg.Connection, operation: str, requests: Sequence[Request], *, now: datetime
+) -> list[asyncpg.Record | None]:
+    """Act on each request's invocation in one statement where that is all it takes (see
+    the module docstring): per request the row after (the row as it was, for a purge), or
+    None where it wrote nothing and operations.py must act. The invocation IDs must be
+    distinct."""
+    if not requests:
+        return []
+    if operation == PURGE:
+        rows = await conn.fetch(statement(PURGE), *_values(requests, None, now))
+        by_id = {r["id"]: r for r in rows}
+        for q in requests:  # not a transition, but traced like one
+            if q.invocation_id in by_id:
+                transition.trace_purge(by_id[q.invocation_id], actor=q.actor, parent=q.parent)
+        return [by_id.get(q.invocation_id) for q in requests]
+    event = ACTIONS[operation].event
+    spans = [transition.request_span(q.invocation_id, event, q.actor, q.parent) for q in requests]
+    try:
+        rows = await conn.fetch(statement(operation), *_values(requests, spans, now))
+    except BaseException as exc:
+        transition.spans_failed(spans, exc)
+        raise
+    by_id = {r["id"]: r for r in rows}
+    done = []
+    for q, span in zip(requests, spans, strict=True):
+        row = by_id.get(q.invocation_id)
+        if row is not None:  # the others' spans are never ended: nothing happened to them
+            transition.request_span_placed(span, row)
+            done.append(span)
+    transition.spans_done(done, event)
+    return [by_id.get(q.invocation_id) for q in requests]
