@@ -105,6 +105,17 @@ ACTS = {
 # fmt: on
 
 
+async def _deployment(db: asyncpg.Connection) -> None:
+    await db.execute("INSERT INTO deployments (id, created_at) VALUES ($1, $2)", DEPLOYMENT, T0)
+    await db.execute(
+        "INSERT INTO deployment_services VALUES ($1, 'S', 'service', $2)", DEPLOYMENT,
+        RETENTION_MS,
+    )  # fmt: skip
+    await db.execute(
+        "INSERT INTO deployment_handlers VALUES ($1, 'S', 'h', false, '{}')", DEPLOYMENT
+    )
+
+
 def _id(name: str) -> str:
     return "inv_" + name.rjust(22, "0")[-22:]
 
@@ -257,14 +268,7 @@ async def _request(pool, write, operation: str, inv: str) -> object:
 async def test_the_one_statement_writes_what_the_general_path_writes(
     database, db, spans, operation
 ) -> None:
-    await db.execute("INSERT INTO deployments (id, created_at) VALUES ($1, $2)", DEPLOYMENT, T0)
-    await db.execute(
-        "INSERT INTO deployment_services VALUES ($1, 'S', 'service', $2)", DEPLOYMENT,
-        RETENTION_MS,
-    )  # fmt: skip
-    await db.execute(
-        "INSERT INTO deployment_handlers VALUES ($1, 'S', 'h', false, '{}')", DEPLOYMENT
-    )
+    await _deployment(db)
     pool = await store_db.create_pool(database, min_size=1, max_size=2)
     listener_conn = await asyncpg.connect(database)
     listener = Listener(listener_conn)

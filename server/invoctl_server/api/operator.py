@@ -119,21 +119,21 @@ async def _write_first(conn: asyncpg.Connection, batch: list[Batched]) -> list[M
     by_operation: dict[str, list[int]] = {}
     for i, q in enumerate(requests):
         if (
-            single_statement.supports(q.operation)
+            single_statement.supports(ACTIONS[q.operation], q.deployment)
             and not q.request_id
             and named[q.invocation_id] == 1
-            and q.deployment in ("", ops.KEEP)
         ):
             by_operation.setdefault(q.operation, []).append(i)
     results: list[Message | None] = [None] * len(batch)
     if by_operation:
         operation, indices = max(by_operation.items(), key=lambda item: len(item[1]))
         done = await single_statement.act(
-            conn, operation,
-            [single_statement.Request(requests[i].invocation_id, requests[i].identity,
-                                      f"operator:{requests[i].identity}", requests[i].reason,
-                                      batch[i].parent) for i in indices],
-            now=now,
+            conn, ACTIONS[operation],
+            [single_statement.Request(
+                requests[i].invocation_id, f"operator:{requests[i].identity}", batch[i].parent,
+                identity=requests[i].identity, reason=requests[i].reason,
+            ) for i in indices],
+            now=now, audited=operation,
         )  # fmt: skip
         response_type = OPERATIONS[operation][1]
         for i, row in zip(indices, done, strict=True):

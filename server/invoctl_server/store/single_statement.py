@@ -1,22 +1,23 @@
-"""The common case of an operator request in one round trip (issue 15, point 2).
+"""The common case of an operator action in one statement (issue 15, point 2).
 
 A kill, cancel, pause, resume (on the deployment it has) or purge of an invocation that
 needs nothing but itself (no call tree in flight below it, no caller waiting for it, no
-object key to hand on when it completes) is one statement without BEGIN and COMMIT: it
-locks the targets in ID order, checks each against the state table, writes the change,
-the history row and the audit entry, and notifies attached clients, dispatchers and the
-worker sessions of running attempts. The same work through operations.py is five or six
-round trips.
+object key to hand on when it completes) is one statement: it locks the targets in ID
+order, checks each against the state table, writes the change, the history row and (for
+an operator's request) the audit entry, and notifies attached clients, dispatchers and the
+worker sessions of running attempts. An operator's request runs it without BEGIN and
+COMMIT: one round trip instead of five or six through operations.py. A bulk page runs it
+in its transaction, for the members it can do, instead of operations.py's per-row work.
 
 A target the statement cannot do alone (every other case, and every refusal) is left
-untouched, its lock released at the statement's end, and returned as None: the caller
-acts on it through operations.py, which handles every case and gives every refusal. So
-this module only has to be right where it acts: `ACTIONS` says where that is.
+unchanged and returned as None: the caller acts on it through operations.py, which
+handles every case and gives every refusal. So this module only has to be right where it
+acts, and `ACTIONS` says where that is.
 
 The state table stays in one place: the statement checks each change against the pairs of
-domain/states.py for the action's event, bound as parameters. The changes are the SQL form
+domain/states.py for the action's event, generated into it. The changes are the SQL form
 of what operations.py writes for the same case; tests/integration/test_single_statement.py
-runs every action on invocations in every state both ways and compares what they wrote.
+runs every action on invocations in many states both ways and compares what they wrote.
 """
 
 from __future__ import annotations
@@ -34,17 +35,18 @@ from ..domain.states import TRANSITIONS, Event, Outcome, State
 from . import notify, transition
 from .attempts import CANCELLED_FAILURE, KILLED_FAILURE
 from .deployments import DEFAULT_RETENTION_MS
+from .operations import KEEP
 
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    """One operator request on one invocation, as the audit log records it."""
+    """A request to act on one invocation: an operator's (audited), or a bulk page's."""
 
     invocation_id: str
-    identity: str
     actor: str  # in the history and on the span
-    reason: str
-    parent: otel_context.Context | None
+    parent: otel_context.Context | None  # the trace its span belongs to
+    identity: str = ""  # who asked, and why, for the audit log
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +83,7 @@ _RETENTION_MS = f"""coalesce((
 
 ACTIONS: dict[str, _Action] = {
     # operations.kill_many with no tree: finish_many's changes for a kill.
-    "KillInvocation": _Action(
+    "kill": _Action(
         Event.KILLED,
         acts=f"l.state <> 'completed' AND {_ALONE}",
         to=_lit(State.COMPLETED),
@@ -102,7 +104,7 @@ ACTIONS: dict[str, _Action] = {
     ),
     # operations.cancel_many on a started invocation not cancelled before, with no tree:
     # a suspended one is asleep (what it awaits is not in flight); only a running one stays.
-    "CancelInvocation": _Action(
+    "cancel": _Action(
         Event.CANCELLED,
         acts=f"l.cancelled_at IS NULL AND l.state <> 'completed' AND {_STARTED}",
         to=f"CASE WHEN l.state = 'running' THEN 'running' ELSE {_lit(State.READY)} END",
@@ -116,7 +118,7 @@ ACTIONS: dict[str, _Action] = {
         wakes_sleep=True,
     ),
     # operations.pause_many on one not paused yet.
-    "PauseInvocation": _Action(
+    "pause": _Action(
         Event.PAUSED,
         acts="l.state <> 'paused'",
         to=_lit(State.PAUSED),
@@ -124,7 +126,7 @@ ACTIONS: dict[str, _Action] = {
         signal="pause",
     ),
     # operations.resume_many on the deployment it has (keep).
-    "ResumeInvocation": _Action(
+    "resume": _Action(
         Event.RESUMED,
         acts=_STARTED,
         to=_lit(State.READY),
@@ -135,7 +137,7 @@ ACTIONS: dict[str, _Action] = {
     ),
 }
 # Purged: a completed invocation is deleted (operations.purge_many).
-PURGE = "PurgeInvocation"
+PURGE = "purge"
 
 
 def _allowed(event: Event) -> str:
@@ -152,27 +154,31 @@ _PARAMETERS = (
 )  # fmt: skip
 _P = {p.split()[0]: f"${i + 1}::{p.split()[1]}" for i, p in enumerate(_PARAMETERS)}
 
-# The targets, locked in ID order, with the journal length the statement's snapshot saw:
-# one that journaled a call since (a running target) may have a callee the snapshot does
+# The targets, locked in the order given (ID order: act() sorts them), each by its primary
+# key (a join would be planned over the whole table while invocations has no statistics),
+# with the request's columns and the journal length the statement's snapshot saw: one
+# that journaled a call since it (a running target) may have a callee the snapshot does
 # not show, and is left to operations.py.
 _LOCKED = """
-    r AS (
-        SELECT * FROM unnest({ids}, {actors}, {identities}, {reasons}, {trace_ids},
-                             {span_ids}, {links})
+    locked AS (
+        SELECT l.*, r.actor AS t_actor, r.identity AS t_identity, r.reason AS t_reason,
+               r.trace_id AS t_trace_id, r.span_id AS t_span_id, r.link AS t_link,
+               (SELECT s.journal_length FROM invocations s WHERE s.id = r.id) AS seen_length
+        FROM unnest({ids}, {actors}, {identities}, {reasons}, {trace_ids}, {span_ids}, {links})
             AS r(id, actor, identity, reason, trace_id, span_id, link)
-    ), seen AS (
-        SELECT id, journal_length FROM invocations WHERE id = ANY({ids})
-    ), locked AS (
-        SELECT * FROM invocations WHERE id = ANY({ids}) ORDER BY id FOR UPDATE
+        CROSS JOIN LATERAL (SELECT * FROM invocations i WHERE i.id = r.id FOR UPDATE) l
     )""".format(**_P)
 # No invocation it called is in flight (read by index: see invocation_call_trees).
 _NO_TREE = """NOT EXISTS (SELECT 1 FROM invocations c
                   WHERE c.caller_id = l.id AND c.state <> 'completed' OFFSET 0)"""
 
 
-def _audit(operation: str, state_after: str, src: str) -> str:
-    return f"""
-    a AS (
+def _audit(operation: str | None, state_after: str, src: str) -> str:
+    """The audit entries of an operator's requests (`operation`: its RPC name); none for a
+    bulk page's (its job is audited)."""
+    if operation is None:
+        return ""
+    return f""", a AS (
         INSERT INTO audit_log (at, identity, operation, invocation_id, reason, result,
                                state_after)
         SELECT {_P["now"]}, t_identity, {_lit(operation)}, id, t_reason, 'OK', {state_after}
@@ -181,8 +187,8 @@ def _audit(operation: str, state_after: str, src: str) -> str:
 
 
 @functools.cache
-def _transition_sql(operation: str) -> str:
-    action = ACTIONS[operation]
+def _transition_sql(kind: str, audited: str | None) -> str:
+    action = ACTIONS[kind]
 
     def sub(sql: str) -> str:
         return sql.replace("$now", _P["now"])
@@ -211,12 +217,9 @@ def _transition_sql(operation: str) -> str:
         )"""
     return f"""
         WITH {_LOCKED}, planned AS (
-            SELECT l.*, {sub(action.to)} AS to_state, {planned},
-                   r.actor AS t_actor, r.identity AS t_identity, r.reason AS t_reason,
-                   r.trace_id AS t_trace_id, r.span_id AS t_span_id, r.link AS t_link
-            FROM locked l JOIN seen s ON s.id = l.id AND s.journal_length = l.journal_length
-            JOIN r ON r.id = l.id
-            WHERE {action.acts}{tree}
+            SELECT l.*, {sub(action.to)} AS to_state, {planned}
+            FROM locked l
+            WHERE l.seen_length = l.journal_length AND {action.acts}{tree}
         ), ok AS (
             SELECT p.* FROM planned p
             JOIN (VALUES {_allowed(action.event)}) AS a(from_state, to_state)
@@ -226,7 +229,7 @@ def _transition_sql(operation: str) -> str:
             SET state = ok.to_state, modified_at = {_P["now"]}{assignments},
                 pending_links = CASE WHEN ok.t_link IS NULL THEN i.pending_links
                     ELSE array_append(i.pending_links, ok.t_link) END
-            FROM ok WHERE i.id = ok.id AND i.id = ANY(ARRAY(SELECT id FROM ok))
+            FROM ok WHERE i.id = ANY(ARRAY(SELECT id FROM ok)) AND i.id = ok.id
             RETURNING i.*, ok.state AS from_state, ok.session_id AS from_session_id,
                       ok.attempt AS from_attempt, ok.waiting_on AS from_waiting_on,
                       ok.t_actor, ok.t_identity, ok.t_reason, ok.t_trace_id, ok.t_span_id
@@ -237,20 +240,22 @@ def _transition_sql(operation: str) -> str:
             SELECT id, from_state, state, {_lit(action.event)}, t_actor, {_P["now"]},
                    attempt, t_trace_id, t_span_id, {action.detail}
             FROM u
-        ), {_audit(operation, "state", "u")}{signal}{wake},
+        ){_audit(audited, "state", "u")}{signal}{wake},
         {transition.notify_sql("u", also=("sig",) if signal else ())}
     """  # identifiers and constants come from this module; values are bound
 
 
-_PURGE_SQL = f"""
-    WITH {_LOCKED}, d AS (
-        DELETE FROM invocations i USING locked l JOIN r ON r.id = l.id
-        WHERE i.id = l.id AND l.state = 'completed'
-          AND i.id = ANY(ARRAY(SELECT id FROM locked))
-        RETURNING i.*, r.identity AS t_identity, r.reason AS t_reason
-    ), {_audit(PURGE, "NULL", "d")}
-    SELECT * FROM d
-"""
+@functools.cache
+def _purge_sql(audited: str | None) -> str:
+    return f"""
+        WITH {_LOCKED}, d AS (
+            DELETE FROM invocations i USING locked l
+            WHERE i.id = ANY(ARRAY(SELECT id FROM locked)) AND i.id = l.id
+              AND l.state = 'completed'
+            RETURNING i.*, l.t_identity, l.t_reason
+        ){_audit(audited, "NULL", "d")}
+        SELECT * FROM d
+    """
 
 
 def _values(requests: Sequence[Request], spans: Sequence[trace.Span] | None, now: datetime):
@@ -269,35 +274,49 @@ def _values(requests: Sequence[Request], spans: Sequence[trace.Span] | None, now
     )
 
 
-def supports(operation: str) -> bool:
-    return operation in ACTIONS or operation == PURGE
+def supports(kind: str, deployment: str = "") -> bool:
+    """Whether the statement may act for an action (`kind`, as in bulk.KINDS): a resume
+    only on the deployment the invocation has (`deployment`: "" or keep)."""
+    if kind == "resume":
+        return deployment in ("", KEEP)
+    return kind in ACTIONS or kind == PURGE
 
 
-def statement(operation: str) -> str:
-    """The statement of an operation this module supports, as Postgres logs it."""
-    return (_PURGE_SQL if operation == PURGE else _transition_sql(operation)).strip()
+def statement(kind: str, audited: str | None) -> str:
+    """The statement of an action this module supports (`kind`, as in bulk.KINDS), with
+    the audit entries of an operator's requests for the RPC `audited`, or none."""
+    return (_purge_sql(audited) if kind == PURGE else _transition_sql(kind, audited)).strip()
 
 
 async def act(
-    conn: asyncpg.Connection, operation: str, requests: Sequence[Request], *, now: datetime
+    conn: asyncpg.Connection,
+    kind: str,
+    requests: Sequence[Request],
+    *,
+    now: datetime,
+    audited: str | None = None,
 ) -> list[asyncpg.Record | None]:
     """Act on each request's invocation in one statement where that is all it takes (see
     the module docstring): per request the row after (the row as it was, for a purge), or
-    None where it wrote nothing and operations.py must act. The invocation IDs must be
-    distinct."""
+    None where it changed nothing and operations.py must act. The invocation IDs must be
+    distinct. `audited`: the requests are an operator's, of this RPC, and each is audited
+    (unless refused: then operations.py audits it)."""
     if not requests:
         return []
-    if operation == PURGE:
-        rows = await conn.fetch(statement(PURGE), *_values(requests, None, now))
+    asked, requests = requests, sorted(requests, key=lambda q: q.invocation_id)  # lock order
+    if kind == PURGE:
+        values = _values(requests, None, now)
+        # Without audit entries a purge writes no time: the statement has no $8.
+        rows = await conn.fetch(statement(kind, audited), *values[: None if audited else -1])
         by_id = {r["id"]: r for r in rows}
         for q in requests:  # not a transition, but traced like one
             if q.invocation_id in by_id:
                 transition.trace_purge(by_id[q.invocation_id], actor=q.actor, parent=q.parent)
-        return [by_id.get(q.invocation_id) for q in requests]
-    event = ACTIONS[operation].event
+        return [by_id.get(q.invocation_id) for q in asked]
+    event = ACTIONS[kind].event
     spans = [transition.request_span(q.invocation_id, event, q.actor, q.parent) for q in requests]
     try:
-        rows = await conn.fetch(statement(operation), *_values(requests, spans, now))
+        rows = await conn.fetch(statement(kind, audited), *_values(requests, spans, now))
     except BaseException as exc:
         transition.spans_failed(spans, exc)
         raise
@@ -309,4 +328,4 @@ async def act(
             transition.request_span_placed(span, row)
             done.append(span)
     transition.spans_done(done, event)
-    return [by_id.get(q.invocation_id) for q in requests]
+    return [by_id.get(q.invocation_id) for q in asked]

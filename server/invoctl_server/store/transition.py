@@ -336,7 +336,9 @@ def _start_span(
 
 # Wakes attached clients (completed) and dispatchers (ready) of every server at commit.
 _CHANNELS = {"completed": notify.COMPLETED, "ready": notify.READY}
-# Dispatchers need one wake-up per statement, attached clients one per invocation.
+# Dispatchers need one wake-up per statement, attached clients one per invocation. The
+# count is a condition, not a join: an uncorrelated subquery runs once, where a join with
+# it may be planned to read it again for every row.
 _NOTIFY = """
     n AS (
         SELECT pg_notify(channel, payload) FROM (
@@ -346,7 +348,7 @@ _NOTIFY = """
             FROM {src} WHERE state IN ('ready', 'completed')
         ) AS wake(channel, payload)
     )
-    SELECT {src}.* FROM {src}, (SELECT count(*) FROM n) AS notified
+    SELECT {src}.* FROM {src} WHERE (SELECT count(*) FROM n) >= 0
 """
 
 
@@ -355,14 +357,14 @@ def notify_sql(src: str, *, also: Sequence[str] = ()) -> str:
     notifies as apply's own statements do and selects `src`'s rows. `also`: CTEs of more
     notifications (a CTE that modifies nothing runs only if the query reads it)."""
     tail = _NOTIFY.format(src=src, **_CHANNELS)
-    return tail + "".join(f", (SELECT count(*) FROM {cte}) AS {cte}_sent" for cte in also)
+    return tail + "".join(f" AND (SELECT count(*) FROM {cte}) >= 0" for cte in also)
 
 
 def request_span(invocation_id: str, event: Event, actor: str, parent: otel_context.Context | None):
     """The span of a step a request causes on an invocation it has not read (one statement
     reads and changes it, single_statement.py): what depends on the row is added once the
     statement returned it (request_span_placed). It ends as apply's spans do (spans_done),
-    or not at all if the statement did not change the invocation."""
+    or never if the statement did not change the invocation."""
     return _tracer.start_span(
         f"invocation {event}",
         context=parent,
