@@ -133,7 +133,7 @@ async def _write_first(conn: asyncpg.Connection, batch: list[Batched]) -> list[M
                 requests[i].invocation_id, f"operator:{requests[i].identity}", batch[i].parent,
                 identity=requests[i].identity, reason=requests[i].reason,
             ) for i in indices],
-            now=now, audited=operation,
+            operation=operation, now=now,
         )  # fmt: skip
         response_type = OPERATIONS[operation][1]
         for i, row in zip(indices, done, strict=True):

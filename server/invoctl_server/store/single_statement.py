@@ -1,13 +1,12 @@
-"""The common case of an operator action in one statement (issue 15, point 2).
+"""The common case of an operator request in one round trip (issue 15, point 2).
 
 A kill, cancel, pause, resume (on the deployment it has) or purge of an invocation that
 needs nothing but itself (no call tree in flight below it, no caller waiting for it, no
-object key to hand on when it completes) is one statement: it locks the targets in ID
-order, checks each against the state table, writes the change, the history row and (for
-an operator's request) the audit entry, and notifies attached clients, dispatchers and the
-worker sessions of running attempts. An operator's request runs it without BEGIN and
-COMMIT: one round trip instead of five or six through operations.py. A bulk page runs it
-in its transaction, for the members it can do, instead of operations.py's per-row work.
+object key to hand on when it completes) is one statement, run without BEGIN and COMMIT:
+it locks the targets in ID order, checks each against the state table, writes the change,
+the history row and the audit entry, and notifies attached clients, dispatchers and the
+worker sessions of running attempts. Through operations.py the same is five or six round
+trips.
 
 A target the statement cannot do alone (every other case, and every refusal) is left
 unchanged and returned as None: the caller acts on it through operations.py, which
@@ -40,13 +39,13 @@ from .operations import KEEP
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    """A request to act on one invocation: an operator's (audited), or a bulk page's."""
+    """An operator's request to act on one invocation."""
 
     invocation_id: str
     actor: str  # in the history and on the span
     parent: otel_context.Context | None  # the trace its span belongs to
-    identity: str = ""  # who asked, and why, for the audit log
-    reason: str = ""
+    identity: str  # who asked, and why, for the audit log
+    reason: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,11 +172,8 @@ _NO_TREE = """NOT EXISTS (SELECT 1 FROM invocations c
                   WHERE c.caller_id = l.id AND c.state <> 'completed' OFFSET 0)"""
 
 
-def _audit(operation: str | None, state_after: str, src: str) -> str:
-    """The audit entries of an operator's requests (`operation`: its RPC name); none for a
-    bulk page's (its job is audited)."""
-    if operation is None:
-        return ""
+def _audit(operation: str, state_after: str, src: str) -> str:
+    """The audit entries of the requests (`operation`: the RPC's name)."""
     return f""", a AS (
         INSERT INTO audit_log (at, identity, operation, invocation_id, reason, result,
                                state_after)
@@ -187,7 +183,7 @@ def _audit(operation: str | None, state_after: str, src: str) -> str:
 
 
 @functools.cache
-def _transition_sql(kind: str, audited: str | None) -> str:
+def _transition_sql(kind: str, operation: str) -> str:
     action = ACTIONS[kind]
 
     def sub(sql: str) -> str:
@@ -240,20 +236,20 @@ def _transition_sql(kind: str, audited: str | None) -> str:
             SELECT id, from_state, state, {_lit(action.event)}, t_actor, {_P["now"]},
                    attempt, t_trace_id, t_span_id, {action.detail}
             FROM u
-        ){_audit(audited, "state", "u")}{signal}{wake},
+        ){_audit(operation, "state", "u")}{signal}{wake},
         {transition.notify_sql("u", also=("sig",) if signal else ())}
     """  # identifiers and constants come from this module; values are bound
 
 
 @functools.cache
-def _purge_sql(audited: str | None) -> str:
+def _purge_sql(operation: str) -> str:
     return f"""
         WITH {_LOCKED}, d AS (
             DELETE FROM invocations i USING locked l
             WHERE i.id = ANY(ARRAY(SELECT id FROM locked)) AND i.id = l.id
               AND l.state = 'completed'
             RETURNING i.*, l.t_identity, l.t_reason
-        ){_audit(audited, "NULL", "d")}
+        ){_audit(operation, "NULL", "d")}
         SELECT * FROM d
     """
 
@@ -282,10 +278,10 @@ def supports(kind: str, deployment: str = "") -> bool:
     return kind in ACTIONS or kind == PURGE
 
 
-def statement(kind: str, audited: str | None) -> str:
-    """The statement of an action this module supports (`kind`, as in bulk.KINDS), with
-    the audit entries of an operator's requests for the RPC `audited`, or none."""
-    return (_purge_sql(audited) if kind == PURGE else _transition_sql(kind, audited)).strip()
+def statement(kind: str, operation: str) -> str:
+    """The statement of an action this module supports (`kind`, as in bulk.KINDS) for
+    requests of the RPC `operation`, as Postgres logs it."""
+    return (_purge_sql(operation) if kind == PURGE else _transition_sql(kind, operation)).strip()
 
 
 async def act(
@@ -293,21 +289,19 @@ async def act(
     kind: str,
     requests: Sequence[Request],
     *,
+    operation: str,
     now: datetime,
-    audited: str | None = None,
 ) -> list[asyncpg.Record | None]:
     """Act on each request's invocation in one statement where that is all it takes (see
     the module docstring): per request the row after (the row as it was, for a purge), or
     None where it changed nothing and operations.py must act. The invocation IDs must be
-    distinct. `audited`: the requests are an operator's, of this RPC, and each is audited
-    (unless refused: then operations.py audits it)."""
+    distinct. Each request it acts on is audited as one of the RPC `operation` (the others
+    are audited by whoever acts on them or refuses them)."""
     if not requests:
         return []
     asked, requests = requests, sorted(requests, key=lambda q: q.invocation_id)  # lock order
     if kind == PURGE:
-        values = _values(requests, None, now)
-        # Without audit entries a purge writes no time: the statement has no $8.
-        rows = await conn.fetch(statement(kind, audited), *values[: None if audited else -1])
+        rows = await conn.fetch(statement(kind, operation), *_values(requests, None, now))
         by_id = {r["id"]: r for r in rows}
         for q in requests:  # not a transition, but traced like one
             if q.invocation_id in by_id:
@@ -316,7 +310,7 @@ async def act(
     event = ACTIONS[kind].event
     spans = [transition.request_span(q.invocation_id, event, q.actor, q.parent) for q in requests]
     try:
-        rows = await conn.fetch(statement(kind, audited), *_values(requests, spans, now))
+        rows = await conn.fetch(statement(kind, operation), *_values(requests, spans, now))
     except BaseException as exc:
         transition.spans_failed(spans, exc)
         raise
