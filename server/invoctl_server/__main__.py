@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -25,6 +26,7 @@ async def _serve(argv: list[str] | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = await App.start(config)
+    _tune_gc()
     # Tests and scripts read these lines to learn the ports when an address ends in :0;
     # the HTTP line comes first, so it is there once the serving line is.
     if app.http_url is not None:
@@ -32,6 +34,17 @@ async def _serve(argv: list[str] | None) -> None:
     print(f"invoctl serving on {app.address}", flush=True)
     await stop.wait()
     await app.stop()
+
+
+def _tune_gc() -> None:
+    """Once started: the objects of the start-up (modules, the app, its pools) are never
+    garbage, so the cyclic collector stops going through them (freeze), and it runs a
+    young collection every 50,000 allocations instead of every 700. Measured (the server
+    process's CPU time, with and without, alternating): a bulk kill's server CPU per
+    invocation 118-145 -> 85-124 µs in 7 pairs, a kill at concurrency 32 0.78-0.83 ->
+    0.72-0.75 ms in 3. The young generation stays a few MB."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def main(argv: list[str] | None = None) -> int:
