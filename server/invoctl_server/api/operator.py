@@ -107,6 +107,11 @@ async def operate(
     )
 
 
+def _actor(identity: str) -> str:
+    """Who made a request's transitions, in their history and on their spans."""
+    return f"operator:{identity}"
+
+
 async def _write_first(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message | None]:
     """The requests of a batch that one statement can do (store/single_statement.py): per
     request its response, or None for those _write does. A request_id goes to _write (the
@@ -130,7 +135,7 @@ async def _write_first(conn: asyncpg.Connection, batch: list[Batched]) -> list[M
         done = await single_statement.act(
             conn, ACTIONS[operation],
             [single_statement.Request(
-                requests[i].invocation_id, f"operator:{requests[i].identity}", batch[i].parent,
+                requests[i].invocation_id, _actor(requests[i].identity), batch[i].parent,
                 identity=requests[i].identity, reason=requests[i].reason,
             ) for i in indices],
             operation=operation, now=now,
@@ -166,7 +171,7 @@ async def _write(conn: asyncpg.Connection, batch: list[Batched]) -> list[Message
             for i in indices
         ]  # fmt: skip
         # The first action acts on the rows as locked; later ones see what it did.
-        outcomes = await act(conn, targets, actor=f"operator:{identity}", now=now,
+        outcomes = await act(conn, targets, actor=_actor(identity), now=now,
                              locked=locked)  # fmt: skip
         locked = None
         for i, out in zip(indices, outcomes, strict=True):

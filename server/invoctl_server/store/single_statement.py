@@ -182,7 +182,6 @@ def _audit(operation: str, state_after: str, src: str) -> str:
     )"""
 
 
-@functools.cache
 def _transition_sql(kind: str, operation: str) -> str:
     action = ACTIONS[kind]
 
@@ -225,6 +224,8 @@ def _transition_sql(kind: str, operation: str) -> str:
             SET state = ok.to_state, modified_at = {_P["now"]}{assignments},
                 pending_links = CASE WHEN ok.t_link IS NULL THEN i.pending_links
                     ELSE array_append(i.pending_links, ok.t_link) END
+            -- The ANY gives the row lookup by primary key whatever the statistics;
+            -- the join alone may be planned as a scan of the table.
             FROM ok WHERE i.id = ANY(ARRAY(SELECT id FROM ok)) AND i.id = ok.id
             RETURNING i.*, ok.state AS from_state, ok.session_id AS from_session_id,
                       ok.attempt AS from_attempt, ok.waiting_on AS from_waiting_on,
@@ -241,7 +242,6 @@ def _transition_sql(kind: str, operation: str) -> str:
     """  # identifiers and constants come from this module; values are bound
 
 
-@functools.cache
 def _purge_sql(operation: str) -> str:
     return f"""
         WITH {_LOCKED}, d AS (
@@ -278,9 +278,11 @@ def supports(kind: str, deployment: str = "") -> bool:
     return kind in ACTIONS or kind == PURGE
 
 
+@functools.cache
 def statement(kind: str, operation: str) -> str:
     """The statement of an action this module supports (`kind`, as in bulk.KINDS) for
-    requests of the RPC `operation`, as Postgres logs it."""
+    requests of the RPC `operation`, as Postgres logs it. Built once: the same string
+    object each time, whose hash the statement cache of asyncpg does not compute again."""
     return (_purge_sql(operation) if kind == PURGE else _transition_sql(kind, operation)).strip()
 
 
