@@ -45,6 +45,7 @@ from .runtime.bulk import BulkRunner
 from .runtime.cleaner import Cleaner
 from .runtime.completions import Completions
 from .runtime.listener import Listener
+from .runtime.planner_stats import PlannerStats
 from .runtime.sessions import Dispatcher
 from .runtime.timers import Timers
 from .store import db, notify
@@ -221,6 +222,7 @@ class App:
             actor=f"cleaner:{self.config.name}",
             sessions_unseen=2 * self.config.lease,
         )
+        planner_stats = PlannerStats(self._pool, poll_interval=self.config.poll_interval)
         operator = Operator(self._pool)
         rt = Runtime(
             self._pool, self.config, dispatcher, timers, completions, batches, operator, runner
@@ -270,7 +272,8 @@ class App:
         if not self.port:
             raise bind_failure(self.config.listen)
 
-        for loop in (listener, dispatcher, timers, batches, operator, runner, cleaner):
+        loops = (listener, dispatcher, timers, batches, operator, runner, cleaner, planner_stats)
+        for loop in loops:
             loop.start()
             self._loops.append(loop)
         await asyncio.wait_for(listener.connected.wait(), 30)

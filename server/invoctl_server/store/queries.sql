@@ -595,3 +595,15 @@ WITH drawn AS (
     RETURNING key
 )
 SELECT key FROM drawn UNION ALL SELECT key FROM console_keys WHERE id = 1 LIMIT 1
+
+-- statistics_outgrown: of the tables named ($1), those now more than twice the size
+-- Postgres last recorded for them (relpages, which ANALYZE and VACUUM set), and over
+-- twice $2 pages, leaving alone a table whose autovacuum an operator turned off. A
+-- generic plan made while such a table was small (a scan of its few pages) is kept until
+-- its statistics change, however large the table has grown since.
+SELECT c.relname FROM pg_class c
+WHERE c.oid = ANY($1::text[]::regclass[])
+  AND pg_relation_size(c.oid) / current_setting('block_size')::int8
+      > 2 * greatest(c.relpages, $2::int8)
+  AND NOT coalesce(c.reloptions @> ARRAY['autovacuum_enabled=false'], false)
+ORDER BY c.relname

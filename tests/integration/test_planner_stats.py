@@ -1,0 +1,117 @@
+"""Plans made while the hot tables were small are replaced once the tables have grown
+(store/planner_stats.py): the server analyzes a table that has more than doubled since
+its statistics were taken, and Postgres plans the statements that read it again.
+
+Autovacuum would analyze these tables too, a minute or so later: each test raises its
+threshold out of reach, so that only the server's own check can be what analyzed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import asyncpg
+
+from invoctl_server.app import App
+from invoctl_server.store import planner_stats
+from invoctl_server.store._sql import Q
+from tests.conftest import server_config
+from tests.integration.test_plans import _whole_table_scans
+
+
+async def _grow(db, first: int, last: int) -> None:
+    """Invocations `first`..`last`, completed, with two journal entries each."""
+    await db.execute(
+        """
+        INSERT INTO invocations (id, service, handler, exclusive, state, outcome, input,
+            deployment_id, attempt, journal_length, created_at, modified_at, completed_at)
+        SELECT 'inv_-' || lpad(g::text, 21, '0'), 'Old', 'h', false, 'completed',
+            'succeeded', 'null', 'dp_' || repeat('0', 22), 1, 2, now(), now(), now()
+        FROM generate_series($1::int, $2::int) AS g
+        """,
+        first,
+        last,
+    )
+    await db.execute(
+        """
+        INSERT INTO journal_entries (invocation_id, idx, kind, completed, created_at)
+        SELECT 'inv_-' || lpad(g::text, 21, '0'), i, 'run', true, now()
+        FROM generate_series($1::int, $2::int) AS g, generate_series(0, 1) AS i
+        """,
+        first,
+        last,
+    )
+
+
+async def _small_and_analyzed(db) -> None:
+    """A fresh database as autovacuum first sees it: a few rows, analyzed."""
+    for table in planner_stats.TABLES:
+        await db.execute(f"ALTER TABLE {table} SET (autovacuum_analyze_threshold = 2000000000)")
+    await db.execute(
+        "INSERT INTO deployments (id, created_at) VALUES ('dp_' || repeat('0', 22), now())"
+    )
+    await _grow(db, 1, 20)
+    await db.execute("ANALYZE invocations, journal_entries")
+
+
+async def _relpages(db, table: str) -> int:
+    return await db.fetchval("SELECT relpages FROM pg_class WHERE relname = $1", table)
+
+
+async def _scans(conn, execute: str) -> set[str]:
+    [plan] = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {execute}"))
+    return set(_whole_table_scans(plan["Plan"]))
+
+
+async def test_a_plan_made_on_a_small_table_is_made_again_once_the_table_grew(database, db):
+    await _small_and_analyzed(db)
+    # A connection of the server's kind: statements planned once, generically.
+    server = await asyncpg.connect(
+        database, server_settings={"plan_cache_mode": "force_generic_plan"}
+    )
+    try:
+        await server.execute("PREPARE lock AS " + Q["invocations_lock_with_callers"])
+        await server.execute("PREPARE journal AS " + Q["journal_entries"])
+        one = "inv_-" + "0" * 20 + "3"
+        lock, journal = f"lock('{{{one}}}')", f"journal('{one}')"
+        # Made while the tables were small: it reads them whole, the cheapest way then.
+        assert await _scans(server, lock) == {"invocations"}
+        assert await _scans(server, journal) == {"journal_entries"}
+        assert await planner_stats.outgrown(db) == []
+
+        await _grow(db, 21, 20_000)
+        assert await planner_stats.outgrown(db) == ["invocations", "journal_entries"]
+        # Still the small tables' plans, now on 20,000 invocations.
+        assert await _scans(server, lock) == {"invocations"}
+
+        await planner_stats.analyze(db, await planner_stats.outgrown(db))
+        assert await _scans(server, lock) == set()
+        assert await _scans(server, journal) == set()
+        # Analyzed once: not again until the tables double once more.
+        assert await planner_stats.outgrown(db) == []
+    finally:
+        await server.close()
+
+
+async def test_a_table_whose_autovacuum_is_off_is_left_to_its_operator(database, db):
+    await _small_and_analyzed(db)
+    await db.execute("ALTER TABLE journal_entries SET (autovacuum_enabled = false)")
+    await _grow(db, 21, 5_000)
+    assert await planner_stats.outgrown(db) == ["invocations"]
+
+
+async def test_the_server_analyzes_a_table_that_outgrew_its_statistics(database, db):
+    await _small_and_analyzed(db)
+    small = await _relpages(db, "invocations")
+    app = await App.start(server_config(database))
+    try:
+        await _grow(db, 21, 5_000)
+        deadline = time.monotonic() + 30
+        while await _relpages(db, "invocations") == small:
+            assert time.monotonic() < deadline, "the server never analyzed invocations"
+            await asyncio.sleep(0.05)  # polling the catalog, with a deadline
+        assert await planner_stats.outgrown(db) == []
+    finally:
+        await app.stop(grace=0)
