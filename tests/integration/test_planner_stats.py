@@ -95,6 +95,21 @@ async def test_a_plan_made_on_a_small_table_is_made_again_once_the_table_grew(da
         await server.close()
 
 
+async def test_a_bulk_operation_of_many_members_has_its_pages_planned_again(database, db):
+    await _small_and_analyzed(db)
+    await db.execute(
+        "INSERT INTO bulk_operations (id, kind, state, selector, identity, created_at,"
+        " updated_at) VALUES ('bulk_1', 'kill', 'running', '', 'test', now(), now())"
+    )
+    await db.execute("ANALYZE bulk_operation_members")
+    await _grow(db, 21, 20_000)
+    await db.execute(
+        "INSERT INTO bulk_operation_members (bulk_id, invocation_id)"
+        " SELECT 'bulk_1', id FROM invocations"
+    )
+    assert "bulk_operation_members" in await planner_stats.outgrown(db)
+
+
 async def test_a_table_whose_autovacuum_is_off_is_left_to_its_operator(database, db):
     await _small_and_analyzed(db)
     await db.execute("ALTER TABLE journal_entries SET (autovacuum_enabled = false)")

@@ -19,8 +19,9 @@ import asyncpg
 from ._sql import Q
 
 # The tables of the hot paths (tests/integration/test_plans.py holds their plans to index
-# access on a large table).
-TABLES = ("invocations", "journal_entries")
+# access on a large table), and the members of bulk operations, which one request can grow
+# from a few rows to 100,000 (a page read planned on a few rows would read them all).
+TABLES = ("bulk_operation_members", "invocations", "journal_entries")
 # Below this many pages (8 KiB each) a table is not worth an ANALYZE: reading all of it
 # costs little more than an index lookup.
 MIN_PAGES = 4
