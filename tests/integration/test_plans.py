@@ -23,7 +23,7 @@ from invoctl.sdk import Worker
 from invoctl.v1 import invocation_pb2 as pb
 from invoctl_server.api.operator import ACTIONS
 from invoctl_server.app import App
-from invoctl_server.store import single_statement
+from invoctl_server.store import complete_statement, single_statement
 from invoctl_server.store._sql import Q
 from tests.conftest import server_config
 from tests.e2e._helpers import greeter
@@ -167,6 +167,7 @@ async def test_every_statement_is_planned_with_index_access(postgres, database, 
     for rpc, kind in ACTIONS.items():
         if single_statement.supports(kind):
             assert single_statement.statement(kind, rpc) in texts, f"never ran {rpc}'s"
+    assert complete_statement.statement() in texts, "no completion took the one statement"
     scans = {
         p["Query Text"].strip(): sorted(set(_whole_table_scans(p["Plan"])))
         for p in plans

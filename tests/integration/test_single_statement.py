@@ -23,8 +23,8 @@ from opentelemetry import trace
 
 from invoctl_server.api import operator
 from invoctl_server.runtime.batcher import Request as Batched
+from invoctl_server.store import attempts, complete_statement, notify
 from invoctl_server.store import db as store_db
-from invoctl_server.store import notify
 
 DEPLOYMENT = "dp_" + "0" * 22
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -295,3 +295,86 @@ async def test_the_one_statement_writes_what_the_general_path_writes(
         await listener_conn.close()
         await pool.close()
     assert acted == ACTS[operation]
+
+
+# A worker's completion of attempt 3 in session sess_a (store/complete_statement.py).
+RUNNING = dict(state="running", attempt=3, session_id="sess_a", due_at=T0 + timedelta(seconds=30))
+# fmt: off
+COMPLETING = {
+    "running": Case(RUNNING),
+    "running, traced, linked from requests": Case(
+        {**RUNNING, **TRACED, "pending_links": ["00-" + "3" * 32 + "-" + "4" * 16 + "-01"]}),
+    "running, cancelled": Case({**RUNNING, "cancelled_at": T0, "cancel_pending": True}),
+    "running, failed before": Case({**RUNNING, "last_failure_code": "E",
+                                    "last_failure_message": "boom"}),
+    "running, called": Case(RUNNING, caller=True),
+    "running, holding its key": Case({**RUNNING, "exclusive": True, "object_key": "k"},
+                                     holds_key=True),
+    "running in another session": Case({**RUNNING, "session_id": "sess_b"}),
+    "running a later attempt": Case({**RUNNING, "attempt": 4}),
+    "suspended": Case(dict(state="suspended", attempt=3, **SLEEPING),
+                      journal=((0, "run", True), (1, "sleep", False))),
+    "completed": Case(dict(state="completed", attempt=3, outcome="succeeded", output="1",
+                           completed_at=T0, expires_at=T0 + timedelta(days=1))),
+}
+COMPLETES = {"running", "running, traced, linked from requests", "running, cancelled",
+             "running, failed before"}
+RESULTS = {
+    "output": ("42", None),
+    "terminal failure": (None, attempts.Failure("TERMINAL", "no")),
+    "its cancellation": (None, attempts.CANCELLED_FAILURE),
+}
+# fmt: on
+
+
+async def _complete(pool, db, write: str, inv: str, result: tuple) -> object:
+    """Complete attempt 3 of `inv` in sess_a through the one statement (first), with what
+    a claim on this server read of its row, or through attempts_complete_many."""
+    output, failure = result
+    claimed = attempts.claim_known(
+        await db.fetchrow("SELECT * FROM invocations WHERE id = $1", inv)
+    )
+    c = attempts.Completion(inv, 3, "sess_a", output, failure, "worker:w", claimed=claimed)
+    now = datetime.now(UTC)
+    if write == "first":
+        [row] = await store_db.statement(
+            pool, lambda conn: complete_statement.complete(conn, [c], now=now)
+        )
+        return row
+    [row] = await store_db.transaction(
+        pool, lambda conn: attempts.attempts_complete_many(conn, [c], now=now)
+    )
+    return row
+
+
+@pytest.mark.parametrize("result", sorted(RESULTS))
+async def test_the_one_statement_completes_as_the_general_path_does(database, db, spans, result):
+    await _deployment(db)
+    pool = await store_db.create_pool(database, min_size=1, max_size=2)
+    listener_conn = await asyncpg.connect(database)
+    listener = Listener(listener_conn)
+    await listener.start()
+    acted = set()
+    try:
+        for n, (name, case) in enumerate(COMPLETING.items()):
+            fast, slow = _id(f"{n}c0"), _id(f"{n}d0")
+            for inv in (fast, slow):
+                await _seed(db, inv, case)
+            untouched = await _written(db, fast, [], spans)
+
+            row = await _complete(pool, db, "first", fast, RESULTS[result])
+            fast_written = await _written(db, fast, await listener.drain(db, fast), spans)
+            if row is None:
+                assert fast_written == untouched, f"completing {name}: wrote, then declined"
+                continue
+            acted.add(name)
+            # What waiters on this server are handed: the row as it now is.
+            after = await db.fetchrow("SELECT * FROM invocations WHERE id = $1", fast)
+            assert {k: row[k] for k in after.keys()} == dict(after)
+            await _complete(pool, db, "slow", slow, RESULTS[result])
+            slow_written = await _written(db, slow, await listener.drain(db, slow), spans)
+            assert fast_written == slow_written, f"completing {name} with {result}"
+    finally:
+        await listener_conn.close()
+        await pool.close()
+    assert acted == COMPLETES

@@ -305,8 +305,9 @@ class Workers(workers_pb2_grpc.WorkersServicer):
                 failure = attempts.Failure(body.failure.code or "TERMINAL", body.failure.message)
             # Waiters on this server get the row itself; others hear the notification.
             with self.rt.completions.writing(body.invocation_id):
+                claimed = session.inflight.get(body.invocation_id)
                 row = await self.rt.batches.completes.submit(
-                    attempts.Completion(output=output, failure=failure, **common)
+                    attempts.Completion(output=output, failure=failure, claimed=claimed, **common)
                 )
                 self.rt.completions.completed(row["id"], row)
         elif kind == "suspend":

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from ..store import attempts
+from ..store import attempts, complete_statement
 from ..store import invocations as istore
 from .batcher import Batcher, Request, write_each
 from .sessions import Dispatcher
@@ -31,8 +31,11 @@ class Batches:
         # Simple journal appends (attempts.is_simple): submit an Append; returns the
         # stored entries, or None when refused (journal_append then says why).
         self.appends = Batcher(pool, self._appends, name="appends", single_statement=True)
-        # Attempt completions: submit a Completion; returns the completed row.
-        self.completes = Batcher(pool, self._completes, name="completes")
+        # Attempt completions: submit a Completion; returns the completed row. The common
+        # case is one statement (complete_statement.py), the rest one transaction.
+        self.completes = Batcher(
+            pool, self._completes, name="completes", first=self._completes_first
+        )
         # Reads of invocations by ID (clients waiting for a result): submit an ID; returns
         # the row, or None when there is none.
         self.reads = Batcher(pool, self._reads, name="reads", single_statement=True)
@@ -85,6 +88,9 @@ class Batches:
         # traced in the invocation's own trace (transition.py).
         completions = [r.payload for r in batch]
         return await attempts.attempts_complete_many(conn, completions, now=_now())
+
+    async def _completes_first(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
+        return await complete_statement.complete(conn, [r.payload for r in batch], now=_now())
 
     async def _reads(self, conn: asyncpg.Connection, batch: list[Request]) -> list[Any]:
         rows = {r["id"]: r for r in await istore.invocations_get(conn, [r.payload for r in batch])}

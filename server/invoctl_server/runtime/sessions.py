@@ -29,7 +29,8 @@ class Session:
     capacity: int
     # The worker reads ConnectResponse.batch (its hello said so).
     batching: bool = False
-    inflight: set[str] = dataclasses.field(default_factory=set)
+    # The attempts it runs: invocation ID -> what their claim read (attempts.claim_known).
+    inflight: dict[str, dict] = dataclasses.field(default_factory=dict)
     outbox: asyncio.Queue = dataclasses.field(default_factory=asyncio.Queue)
     # While claims for this session are in flight: the signals that came meanwhile for
     # attempts it does not track yet, by invocation. A claim commits before it returns
@@ -224,7 +225,7 @@ class Dispatcher:
         if scan:
             session.starved = len(claimed) == limit
         for c in claimed:
-            session.inflight.add(c.row["id"])
+            session.inflight[c.row["id"]] = attempts.claim_known(c.row)
             session.outbox.put_nowait(c)
             # After the attempt: the worker acts on signals for attempts it runs.
             signal = early.pop(c.row["id"], None)
@@ -235,7 +236,7 @@ class Dispatcher:
         """The attempt left the session (suspended, completed, failed, fenced). Its slot
         wakes the dispatcher only if ready work may be waiting for one (Session.starved):
         a claim that finds nothing is three round trips on every attempt's end."""
-        session.inflight.discard(invocation_id)
+        session.inflight.pop(invocation_id, None)
         if session.starved:
             self.wake()
 

@@ -447,6 +447,19 @@ class Completion:
     failure: Failure | None
     actor: str
     parent: otel_context.Context | None = None
+    # What the attempt's claim on this server read of the row (claim_known), if it made
+    # it: what complete_statement.py needs to know before it reads the row itself.
+    claimed: Mapping[str, Any] | None = None
+
+
+# Columns of an invocation that never change once it exists, which a claim hands on for
+# its attempt's completion (complete_statement.py).
+_CLAIM_KNOWN = ("id", "service", "handler", "object_key", "traceparent", "caller_id", "exclusive")
+
+
+def claim_known(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a claimed row an attempt's completion may rely on (see Completion)."""
+    return {k: row[k] for k in _CLAIM_KNOWN}
 
 
 async def attempts_complete_many(

@@ -63,18 +63,20 @@ class _Action:
     wakes_sleep: bool = False  # a sleep it cuts short completes with the cancellation
 
 
-def _lit(value: str) -> str:
-    """A constant of this module as an SQL literal (never a value from a request)."""
+def lit(value: str) -> str:
+    """A constant of this module (or complete_statement's) as an SQL literal, never a
+    value from a request."""
     if "'" in value:
         raise ValueError(value)
     return f"'{value}'"
 
 
 # A completion hands a key on (exclusive) and a result to a caller: operations.py does those.
-_ALONE = "l.caller_id IS NULL AND NOT l.exclusive"
+ALONE = "l.caller_id IS NULL AND NOT l.exclusive"
 # domain/states.started(): pending, scheduled, and ready before its first attempt have not.
 _STARTED = "NOT (l.state IN ('pending', 'scheduled') OR (l.state = 'ready' AND l.attempt = 0))"
-_RETENTION_MS = f"""coalesce((
+# The retention of the locked row `l`'s handler, as attempts._policy_of finds it.
+RETENTION_MS = f"""coalesce((
     SELECT s.retention_ms FROM deployment_services s
     JOIN deployment_handlers h USING (deployment_id, service)
     WHERE s.deployment_id = l.deployment_id AND s.service = l.service
@@ -84,21 +86,21 @@ ACTIONS: dict[str, _Action] = {
     # operations.kill_many with no tree: finish_many's changes for a kill.
     "kill": _Action(
         Event.KILLED,
-        acts=f"l.state <> 'completed' AND {_ALONE}",
-        to=_lit(State.COMPLETED),
+        acts=f"l.state <> 'completed' AND {ALONE}",
+        to=lit(State.COMPLETED),
         changes={
-            "outcome": _lit(Outcome.KILLED),
+            "outcome": lit(Outcome.KILLED),
             "output": "NULL",
-            "failure_code": _lit(KILLED_FAILURE.code),
-            "failure_message": _lit(KILLED_FAILURE.message),
+            "failure_code": lit(KILLED_FAILURE.code),
+            "failure_message": lit(KILLED_FAILURE.message),
             "completed_at": "$now",
-            "expires_at": f"$now + {_RETENTION_MS} * interval '1 millisecond'",
+            "expires_at": f"$now + {RETENTION_MS} * interval '1 millisecond'",
             "due_at": "NULL",
             "session_id": "NULL",
             "waiting_on": "NULL",
             "cancel_pending": "false",
         },
-        detail=_lit(KILLED_FAILURE.message),
+        detail=lit(KILLED_FAILURE.message),
         signal="kill",
     ),
     # operations.cancel_many on a started invocation not cancelled before, with no tree:
@@ -106,7 +108,7 @@ ACTIONS: dict[str, _Action] = {
     "cancel": _Action(
         Event.CANCELLED,
         acts=f"l.cancelled_at IS NULL AND l.state <> 'completed' AND {_STARTED}",
-        to=f"CASE WHEN l.state = 'running' THEN 'running' ELSE {_lit(State.READY)} END",
+        to=f"CASE WHEN l.state = 'running' THEN 'running' ELSE {lit(State.READY)} END",
         changes={
             "cancelled_at": "$now",
             "cancel_pending": "l.state <> 'suspended'",
@@ -120,7 +122,7 @@ ACTIONS: dict[str, _Action] = {
     "pause": _Action(
         Event.PAUSED,
         acts="l.state <> 'paused'",
-        to=_lit(State.PAUSED),
+        to=lit(State.PAUSED),
         changes={"session_id": "NULL", "due_at": "NULL"},
         signal="pause",
     ),
@@ -128,7 +130,7 @@ ACTIONS: dict[str, _Action] = {
     "resume": _Action(
         Event.RESUMED,
         acts=_STARTED,
-        to=_lit(State.READY),
+        to=lit(State.READY),
         changes={
             "due_at": "NULL",
             "waiting_on": "CASE WHEN l.cancel_pending THEN l.waiting_on END",
@@ -139,11 +141,11 @@ ACTIONS: dict[str, _Action] = {
 PURGE = "purge"
 
 
-def _allowed(event: Event) -> str:
+def allowed(event: Event) -> str:
     """The (from, to) pairs the state table allows for `event`, as an SQL VALUES list."""
     pairs = [(str(f), str(t)) for (f, e), tos in TRANSITIONS.items() if e == event and f
              for t in tos]  # fmt: skip
-    return ", ".join(f"({_lit(f)}, {_lit(t)})" for f, t in pairs)
+    return ", ".join(f"({lit(f)}, {lit(t)})" for f, t in pairs)
 
 
 # The parameters of both statements: per request ($1-$7), then the time of the change.
@@ -177,7 +179,7 @@ def _audit(operation: str, state_after: str, src: str) -> str:
     return f""", a AS (
         INSERT INTO audit_log (at, identity, operation, invocation_id, reason, result,
                                state_after)
-        SELECT {_P["now"]}, t_identity, {_lit(operation)}, id, t_reason, 'OK', {state_after}
+        SELECT {_P["now"]}, t_identity, {lit(operation)}, id, t_reason, 'OK', {state_after}
         FROM {src}
     )"""
 
@@ -197,16 +199,16 @@ def _transition_sql(kind: str, operation: str) -> str:
     signal = ""
     if action.signal:
         signal = f""", sig AS (
-            SELECT pg_notify({_lit(notify.SIGNAL)},
-                   concat_ws(' ', from_session_id, id, from_attempt, {_lit(action.signal)}))
+            SELECT pg_notify({lit(notify.SIGNAL)},
+                   concat_ws(' ', from_session_id, id, from_attempt, {lit(action.signal)}))
             FROM u WHERE from_state = 'running'
         )"""
     wake = ""
     if action.wakes_sleep:
         wake = f""", w AS (
             UPDATE journal_entries j
-            SET completed = true, value = NULL, failure_code = {_lit(CANCELLED_FAILURE.code)},
-                failure_message = {_lit(CANCELLED_FAILURE.message)}
+            SET completed = true, value = NULL, failure_code = {lit(CANCELLED_FAILURE.code)},
+                failure_message = {lit(CANCELLED_FAILURE.message)}
             FROM u WHERE u.from_state = 'suspended' AND j.invocation_id = u.id
               AND j.idx = u.from_waiting_on AND NOT j.completed
         )"""
@@ -217,7 +219,7 @@ def _transition_sql(kind: str, operation: str) -> str:
             WHERE l.seen_length = l.journal_length AND {action.acts}{tree}
         ), ok AS (
             SELECT p.* FROM planned p
-            JOIN (VALUES {_allowed(action.event)}) AS a(from_state, to_state)
+            JOIN (VALUES {allowed(action.event)}) AS a(from_state, to_state)
                 ON a.from_state = p.state AND a.to_state = p.to_state
         ), u AS (
             UPDATE invocations i
@@ -234,7 +236,7 @@ def _transition_sql(kind: str, operation: str) -> str:
             INSERT INTO invocation_transitions
                 (invocation_id, from_state, to_state, event, actor, at, attempt, trace_id,
                  span_id, detail)
-            SELECT id, from_state, state, {_lit(action.event)}, t_actor, {_P["now"]},
+            SELECT id, from_state, state, {lit(action.event)}, t_actor, {_P["now"]},
                    attempt, t_trace_id, t_span_id, {action.detail}
             FROM u
         ){_audit(operation, "state", "u")}{signal}{wake},

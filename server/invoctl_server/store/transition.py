@@ -393,6 +393,28 @@ def request_span_placed(span, row: Mapping[str, Any]) -> None:
         span.add_link(own.link.context)
 
 
+def own_trace_span(known: Mapping[str, Any], before: State, to: State, event: Event, actor: str):
+    """The span of a step in the invocation's own trace (no request caused it), started
+    before the statement that reads and changes the row (complete_statement.py): `known`
+    holds what of the row it needs (id, service, handler, object_key, traceparent, none of
+    which ever changes), as the attempt's claim read it. The links to the request spans
+    that came since (pending_links) are added once the statement returned them
+    (own_trace_span_linked). It ends as apply's spans do (spans_done), or never if the
+    statement did not change the invocation."""
+    own = _own_trace(known)
+    parent = own.parent if own else _ROOT
+    return _start_span(_tracer.start_span, known, str(before), to, event, actor, parent)
+
+
+def own_trace_span_linked(span, pending_links: Sequence[str] | None) -> None:
+    """Link an own_trace_span to the request spans of the row's pending_links, as apply's
+    spans in the invocation's own trace are."""
+    if span.is_recording() and pending_links:
+        for linked in map(_remote, pending_links):
+            if linked is not None:
+                span.add_link(linked.link.context)
+
+
 span_ids = _ids
 
 
