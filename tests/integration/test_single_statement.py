@@ -13,7 +13,9 @@ statement acts on is asserted too, so a statement that never acts cannot pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -249,6 +251,21 @@ class Listener:
         return heard
 
 
+@contextlib.asynccontextmanager
+async def _both_ways(database: str) -> AsyncIterator[tuple[asyncpg.Pool, Listener]]:
+    """The server's kind of pool, for both ways of writing, and a listener of the
+    notifications they send."""
+    pool = await store_db.create_pool(database, min_size=1, max_size=2)
+    listener_conn = await asyncpg.connect(database)
+    try:
+        listener = Listener(listener_conn)
+        await listener.start()
+        yield pool, listener
+    finally:
+        await listener_conn.close()
+        await pool.close()
+
+
 async def _request(pool, write, operation: str, inv: str) -> object:
     """Run one request through `write` (first: the one statement; else: the general
     path's transaction) as the operator's batcher does."""
@@ -269,12 +286,8 @@ async def test_the_one_statement_writes_what_the_general_path_writes(
     database, db, spans, operation
 ) -> None:
     await _deployment(db)
-    pool = await store_db.create_pool(database, min_size=1, max_size=2)
-    listener_conn = await asyncpg.connect(database)
-    listener = Listener(listener_conn)
-    await listener.start()
     acted = set()
-    try:
+    async with _both_ways(database) as (pool, listener):
         for n, (name, case) in enumerate(CASES.items()):
             fast, slow = _id(f"{n}a0"), _id(f"{n}b0")
             for inv in (fast, slow):
@@ -291,9 +304,6 @@ async def test_the_one_statement_writes_what_the_general_path_writes(
             slow_written = await _written(db, slow, await listener.drain(db, slow), spans)
             assert fast_written == slow_written, f"{operation} of {name}"
             assert fast_written.history or operation == "PurgeInvocation"
-    finally:
-        await listener_conn.close()
-        await pool.close()
     assert acted == ACTS[operation]
 
 
@@ -350,12 +360,8 @@ async def _complete(pool, db, write: str, inv: str, result: tuple) -> object:
 @pytest.mark.parametrize("result", sorted(RESULTS))
 async def test_the_one_statement_completes_as_the_general_path_does(database, db, spans, result):
     await _deployment(db)
-    pool = await store_db.create_pool(database, min_size=1, max_size=2)
-    listener_conn = await asyncpg.connect(database)
-    listener = Listener(listener_conn)
-    await listener.start()
     acted = set()
-    try:
+    async with _both_ways(database) as (pool, listener):
         for n, (name, case) in enumerate(COMPLETING.items()):
             fast, slow = _id(f"{n}c0"), _id(f"{n}d0")
             for inv in (fast, slow):
@@ -374,7 +380,4 @@ async def test_the_one_statement_completes_as_the_general_path_does(database, db
             await _complete(pool, db, "slow", slow, RESULTS[result])
             slow_written = await _written(db, slow, await listener.drain(db, slow), spans)
             assert fast_written == slow_written, f"completing {name} with {result}"
-    finally:
-        await listener_conn.close()
-        await pool.close()
     assert acted == COMPLETES

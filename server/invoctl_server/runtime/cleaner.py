@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from ..store import db, operations, worker_sessions
+from .loop import Loop
 
 log = logging.getLogger("invoctl.cleaner")
 
 
-class Cleaner:
+class Cleaner(Loop):
+    task_name = "cleaner"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -31,15 +34,6 @@ class Cleaner:
         self._poll = poll_interval
         self._batch = batch
         self._actor = actor
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="invoctl-cleaner")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:

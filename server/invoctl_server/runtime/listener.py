@@ -12,23 +12,18 @@ from collections.abc import Callable
 
 import asyncpg
 
+from .loop import Loop
+
 log = logging.getLogger("invoctl.listener")
 
 
-class Listener:
+class Listener(Loop):
+    task_name = "listener"
+
     def __init__(self, dsn: str, handlers: dict[str, Callable[[str], None]]) -> None:
         self._dsn = dsn
         self._handlers = handlers
-        self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="invoctl-listener")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         delay = 0.1

@@ -9,23 +9,17 @@ import logging
 import asyncpg
 
 from ..store import planner_stats
+from .loop import Loop
 
 log = logging.getLogger("invoctl.planner_stats")
 
 
-class PlannerStats:
+class PlannerStats(Loop):
+    task_name = "planner-stats"
+
     def __init__(self, pool: asyncpg.Pool, *, poll_interval: float) -> None:
         self._pool = pool
         self._poll = poll_interval
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="invoctl-planner-stats")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from ..store import attempts, db, operations, transition
+from .loop import Loop
 
 log = logging.getLogger("invoctl.dispatch")
 
@@ -64,12 +65,14 @@ class Session:
         return self.capacity - len(self.inflight) - self.reserved
 
 
-class Dispatcher:
+class Dispatcher(Loop):
     """Claims ready invocations (FOR UPDATE SKIP LOCKED) for the sessions with free slots.
 
     Woken by `invoctl_ready` notifications from any server and by freed capacity, and
     polls every `poll_interval` in case a notification was missed.
     """
+
+    task_name = "dispatcher"
 
     def __init__(
         self,
@@ -88,15 +91,6 @@ class Dispatcher:
         self._batch = batch
         self._sessions: dict[str, Session] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="invoctl-dispatcher")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     def wake(self, _payload: str = "") -> None:
         self._wake.set()

@@ -9,16 +9,19 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..store import attempts, db
+from .loop import Loop
 
 log = logging.getLogger("invoctl.timers")
 
 
-class Timers:
+class Timers(Loop):
     """Claims due rows with FOR UPDATE SKIP LOCKED in batches, so N servers share the work.
 
     Sleeps until the next due time (at most `poll_interval`), or until poked by this server
     after it set a near due time.
     """
+
+    task_name = "timers"
 
     def __init__(
         self, pool: asyncpg.Pool, *, poll_interval: float, actor: str, batch: int = 500
@@ -27,16 +30,7 @@ class Timers:
         self._poll = poll_interval
         self._batch = batch
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self.actor = actor
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="invoctl-timers")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     def poke(self) -> None:
         self._wake.set()

@@ -29,7 +29,7 @@ import asyncpg
 from ..domain.states import Event, Outcome, State
 from . import transition
 from .attempts import CANCELLED, Completion
-from .single_statement import ALONE, RETENTION_MS, allowed, lit
+from .single_statement import ALONE, RETENTION_MS, allowed_only, lit
 
 # The time of the completion (the statement's last parameter).
 NOW = "$11::timestamptz"
@@ -64,11 +64,7 @@ def statement() -> str:
             WHERE l.state = {lit(State.RUNNING)} AND l.attempt = l.r_attempt
               AND l.session_id = l.r_session_id AND {ALONE}
               AND l.traceparent IS NOT DISTINCT FROM l.r_traceparent
-        ), ok AS (
-            SELECT p.* FROM planned p
-            JOIN (VALUES {allowed(Event.COMPLETED)}) AS a(from_state, to_state)
-                ON a.from_state = p.state AND a.to_state = p.to_state
-        ), u AS (
+        ), {allowed_only(Event.COMPLETED)}, u AS (
             UPDATE invocations i
             SET state = ok.to_state, modified_at = {NOW}, outcome = ok.new_outcome,
                 output = ok.r_output, failure_code = ok.r_failure_code,
@@ -93,6 +89,10 @@ def statement() -> str:
         ),
         {transition.notify_sql("u")}
     """.strip()  # constants come from the domain modules; values are bound
+
+
+def _linked(span, row: asyncpg.Record) -> None:
+    transition.own_trace_span_linked(span, row["from_pending_links"])
 
 
 def acts_on(c: Completion) -> bool:
@@ -140,12 +140,7 @@ async def complete(
     except BaseException as exc:
         transition.spans_failed(spans, exc)
         raise
-    by_id = {r["id"]: r for r in rows}
-    done = []
-    for c, span in zip(todo, spans, strict=True):
-        row = by_id.get(c.invocation_id)
-        if row is not None:  # the others' spans are never ended: nothing happened to them
-            transition.own_trace_span_linked(span, row["from_pending_links"])
-            done.append(span)
-    transition.spans_done(done, Event.COMPLETED)
+    by_id = transition.spans_of_statement(
+        spans, [c.invocation_id for c in todo], rows, _linked, Event.COMPLETED
+    )
     return [by_id.get(c.invocation_id) if i in picked else None for i, c in enumerate(completions)]

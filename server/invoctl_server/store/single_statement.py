@@ -141,11 +141,21 @@ ACTIONS: dict[str, _Action] = {
 PURGE = "purge"
 
 
-def allowed(event: Event) -> str:
+def _allowed(event: Event) -> str:
     """The (from, to) pairs the state table allows for `event`, as an SQL VALUES list."""
     pairs = [(str(f), str(t)) for (f, e), tos in TRANSITIONS.items() if e == event and f
              for t in tos]  # fmt: skip
     return ", ".join(f"({lit(f)}, {lit(t)})" for f, t in pairs)
+
+
+def allowed_only(event: Event) -> str:
+    """The CTE `ok`: the rows of the CTE `planned` whose change (from `state` to
+    `to_state`) the state table allows for `event`."""
+    return f"""ok AS (
+            SELECT p.* FROM planned p
+            JOIN (VALUES {_allowed(event)}) AS a(from_state, to_state)
+                ON a.from_state = p.state AND a.to_state = p.to_state
+        )"""
 
 
 # The parameters of both statements: per request ($1-$7), then the time of the change.
@@ -217,11 +227,7 @@ def _transition_sql(kind: str, operation: str) -> str:
             SELECT l.*, {sub(action.to)} AS to_state, {planned}
             FROM locked l
             WHERE l.seen_length = l.journal_length AND {action.acts}{tree}
-        ), ok AS (
-            SELECT p.* FROM planned p
-            JOIN (VALUES {allowed(action.event)}) AS a(from_state, to_state)
-                ON a.from_state = p.state AND a.to_state = p.to_state
-        ), u AS (
+        ), {allowed_only(action.event)}, u AS (
             UPDATE invocations i
             SET state = ok.to_state, modified_at = {_P["now"]}{assignments},
                 pending_links = CASE WHEN ok.t_link IS NULL THEN i.pending_links
@@ -318,12 +324,7 @@ async def act(
     except BaseException as exc:
         transition.spans_failed(spans, exc)
         raise
-    by_id = {r["id"]: r for r in rows}
-    done = []
-    for q, span in zip(requests, spans, strict=True):
-        row = by_id.get(q.invocation_id)
-        if row is not None:  # the others' spans are never ended: nothing happened to them
-            transition.request_span_placed(span, row)
-            done.append(span)
-    transition.spans_done(done, event)
+    by_id = transition.spans_of_statement(
+        spans, [q.invocation_id for q in requests], rows, transition.request_span_placed, event
+    )
     return [by_id.get(q.invocation_id) for q in asked]

@@ -363,8 +363,8 @@ def notify_sql(src: str, *, also: Sequence[str] = ()) -> str:
 def request_span(invocation_id: str, event: Event, actor: str, parent: otel_context.Context | None):
     """The span of a step a request causes on an invocation it has not read (one statement
     reads and changes it, single_statement.py): what depends on the row is added once the
-    statement returned it (request_span_placed). It ends as apply's spans do (spans_done),
-    or never if the statement did not change the invocation."""
+    statement returned it (request_span_placed). It ends with the statement
+    (spans_of_statement), or never if the statement did not change the invocation."""
     return _tracer.start_span(
         f"invocation {event}",
         context=parent,
@@ -399,8 +399,8 @@ def own_trace_span(known: Mapping[str, Any], before: State, to: State, event: Ev
     holds what of the row it needs (id, service, handler, object_key, traceparent, none of
     which ever changes), as the attempt's claim read it. The links to the request spans
     that came since (pending_links) are added once the statement returned them
-    (own_trace_span_linked). It ends as apply's spans do (spans_done), or never if the
-    statement did not change the invocation."""
+    (own_trace_span_linked). It ends with the statement (spans_of_statement), or never
+    if the statement did not change the invocation."""
     own = _own_trace(known)
     parent = own.parent if own else _ROOT
     return _start_span(_tracer.start_span, known, str(before), to, event, actor, parent)
@@ -418,9 +418,27 @@ def own_trace_span_linked(span, pending_links: Sequence[str] | None) -> None:
 span_ids = _ids
 
 
-def spans_done(spans: list, event: str) -> None:
-    """End the spans of steps a statement made (at its transaction's commit, if any)."""
-    _done(spans, event)
+def spans_of_statement(
+    spans: Sequence[Any],
+    invocation_ids: Sequence[str],
+    rows: Sequence[asyncpg.Record],
+    placed: Callable[[Any, asyncpg.Record], None],
+    event: str,
+) -> dict[str, asyncpg.Record]:
+    """After one statement made the steps whose spans these are (`spans[i]` that of
+    `invocation_ids[i]`, started before it): end the span of each invocation it returned
+    a row for, once `placed(span, row)` added what only the row tells, at its transaction's
+    commit if any. The others' spans are never ended: nothing happened to them. Returns
+    the rows by invocation ID."""
+    by_id = {r["id"]: r for r in rows}
+    done = []
+    for invocation_id, span in zip(invocation_ids, spans, strict=True):
+        row = by_id.get(invocation_id)
+        if row is not None:
+            placed(span, row)
+            done.append(span)
+    _done(done, event)
+    return by_id
 
 
 def spans_failed(spans: list, exc: BaseException) -> None:
