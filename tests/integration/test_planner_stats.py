@@ -15,6 +15,8 @@ import time
 import asyncpg
 
 from invoctl_server.app import App
+from invoctl_server.runtime.planner_stats import PlannerStats
+from invoctl_server.store import db as store_db
 from invoctl_server.store import planner_stats
 from invoctl_server.store._sql import Q
 from tests.conftest import server_config
@@ -115,6 +117,35 @@ async def test_a_table_whose_autovacuum_is_off_is_left_to_its_operator(database,
     await db.execute("ALTER TABLE journal_entries SET (autovacuum_enabled = false)")
     await _grow(db, 21, 5_000)
     assert await planner_stats.outgrown(db) == ["invocations"]
+
+
+async def test_a_table_the_server_may_not_analyze_is_given_up_on_with_a_warning(
+    database, db, caplog
+):
+    await _small_and_analyzed(db)
+    await _grow(db, 21, 5_000)
+    role = "invoctl_not_owner"
+    await db.execute(f"DROP ROLE IF EXISTS {role}")
+    await db.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        # Everything a server does with the tables, but not MAINTAIN: Postgres skips them,
+        # with a WARNING to the session only.
+        await db.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+        pool = await store_db.create_pool(database.replace("//postgres", f"//{role}", 1))
+        try:
+            stats = PlannerStats(pool, poll_interval=1.0)
+            for _ in range(3):
+                assert await stats.check() == []
+            assert stats.given_up == {"invocations", "journal_entries"}
+            assert "could not analyze invocations" in caplog.text
+            assert await planner_stats.outgrown(db) == ["invocations", "journal_entries"]
+        finally:
+            await pool.close()
+    finally:
+        await db.execute(f"DROP OWNED BY {role}")
+        await db.execute(f"DROP ROLE {role}")
 
 
 async def test_the_server_analyzes_a_table_that_outgrew_its_statistics(database, db):
