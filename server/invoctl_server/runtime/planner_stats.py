@@ -14,21 +14,14 @@ from .loop import Loop
 log = logging.getLogger("invoctl.planner_stats")
 
 
-# An ANALYZE after which a table still looks outgrown skipped it: another session was
-# analyzing it (SKIP_LOCKED), which soon ends, or the server's role may not analyze it (it
-# does not own the table), which never does. A table skipped this many polls in a row is
-# given up on, with a warning.
-_GIVE_UP_AFTER = 3
-
-
 class PlannerStats(Loop):
     task_name = "planner-stats"
 
     def __init__(self, pool: asyncpg.Pool, *, poll_interval: float) -> None:
         self._pool = pool
         self._poll = poll_interval
-        self._skipped: dict[str, int] = {}  # table -> ANALYZEs in a row it was skipped by
-        self.given_up: set[str] = set()
+        # Outgrown tables the server's role may not analyze, said once in the log.
+        self.not_ours: set[str] = set()
 
     async def _run(self) -> None:
         while True:
@@ -43,21 +36,17 @@ class PlannerStats(Loop):
     async def check(self) -> list[str]:
         """Analyze the tables that outgrew their statistics; returns those analyzed."""
         async with self._pool.acquire() as conn:
-            tables = [t for t in await planner_stats.outgrown(conn) if t not in self.given_up]
-            if not tables:
-                return []
-            await planner_stats.analyze(conn, tables)
-            still = set(await planner_stats.outgrown(conn, tables))
-        for table in tables:
-            self._skipped[table] = self._skipped.get(table, 0) + 1 if table in still else 0
-            if self._skipped[table] >= _GIVE_UP_AFTER:
-                self.given_up.add(table)
-                log.warning(
-                    "could not analyze %s, which outgrew its statistics: is the server's "
-                    "database role its owner? Statements planned while it was small read "
-                    "all of it until autovacuum analyzes it", table,
-                )  # fmt: skip
-        done = [t for t in tables if t not in still]
-        if done:
-            log.info("analyzed %s: they outgrew their statistics", ", ".join(done))
-        return done
+            found = await planner_stats.outgrown_by_right(conn)
+            tables = [t for t, ours in found.items() if ours]
+            if tables:
+                await planner_stats.analyze(conn, tables)
+        for table in sorted(t for t, ours in found.items() if not ours and t not in self.not_ours):
+            self.not_ours.add(table)
+            log.warning(
+                "%s outgrew its statistics, but the server's database role does not own it "
+                "and may not analyze it: statements planned while it was small read all of it "
+                "until autovacuum analyzes it", table,
+            )  # fmt: skip
+        if tables:
+            log.info("analyzed %s: they outgrew their statistics", ", ".join(tables))
+        return tables

@@ -96,9 +96,15 @@ def _linked(span, row: asyncpg.Record) -> None:
 
 
 def acts_on(c: Completion) -> bool:
-    """Whether the statement may complete `c` (the rest is attempts_complete_many's)."""
+    """Whether the statement may complete `c` (the rest is attempts_complete_many's): its
+    span goes in the invocation's own trace, not a request's (`parent`)."""
     known = c.claimed
-    return known is not None and known["caller_id"] is None and not known["exclusive"]
+    return (
+        known is not None
+        and c.parent is None
+        and known["caller_id"] is None
+        and not known["exclusive"]
+    )
 
 
 async def complete(
