@@ -36,7 +36,7 @@ class PlannerStats(Loop):
     async def check(self) -> list[str]:
         """Analyze the tables that outgrew their statistics; returns those analyzed."""
         async with self._pool.acquire() as conn:
-            found = await planner_stats.outgrown_by_right(conn)
+            found = await planner_stats.outgrown(conn)
             tables = [t for t, ours in found.items() if ours]
             if tables:
                 await planner_stats.analyze(conn, tables)

@@ -29,15 +29,9 @@ MIN_PAGES = 4
 
 async def outgrown(
     conn: asyncpg.Connection, tables: Sequence[str] = TABLES, min_pages: int = MIN_PAGES
-) -> list[str]:
-    """The tables of `tables` that outgrew their statistics (queries.sql says when)."""
-    return sorted(await outgrown_by_right(conn, tables, min_pages))
-
-
-async def outgrown_by_right(
-    conn: asyncpg.Connection, tables: Sequence[str] = TABLES, min_pages: int = MIN_PAGES
 ) -> dict[str, bool]:
-    """outgrown, with whether the connection's role may analyze each (owns it)."""
+    """The tables of `tables` that outgrew their statistics (queries.sql says when), in
+    name order, each with whether the connection's role may analyze it (owns it)."""
     rows = await conn.fetch(Q["statistics_outgrown"], list(tables), min_pages)
     return {r["relname"]: r["may_analyze"] for r in rows}
 

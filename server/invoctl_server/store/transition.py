@@ -275,17 +275,30 @@ def _own_trace(row: Mapping[str, Any]) -> _Trace | None:
     return _remote(traceparent) if traceparent else None
 
 
+def _own_parent(row: Mapping[str, Any]) -> otel_context.Context:
+    """The parent of a step in the invocation's own trace: its accepted span, or none (a
+    trace of its own) if it was not traced."""
+    own = _own_trace(row)
+    return own.parent if own else _ROOT
+
+
+def _pending(pending_links: Sequence[str] | None) -> list[trace.Link] | None:
+    """The links of a step in the invocation's own trace to the request spans before it
+    (the row's pending_links)."""
+    if not pending_links:
+        return None
+    return [t.link for t in map(_remote, pending_links) if t is not None]
+
+
 def _placed(
     row: Mapping[str, Any], parent: otel_context.Context | None
 ) -> tuple[otel_context.Context, Sequence[trace.Link] | None, bool]:
     """The parent and links of a step's span, and whether it is in the invocation's own
     trace (see the module docstring)."""
-    own = _own_trace(row)
     if parent is not None:
+        own = _own_trace(row)
         return parent, [own.link] if own else None, False
-    pending = row["pending_links"]
-    links = [t.link for t in map(_remote, pending) if t is not None] if pending else None
-    return own.parent if own else _ROOT, links, True
+    return _own_parent(row), _pending(row["pending_links"]), True
 
 
 def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context:
@@ -294,9 +307,9 @@ def started_by(caller: Mapping[str, Any], *, call: bool) -> otel_context.Context
     a caller and what it calls read as one trace. A send's invocation outlives its sender
     (and may be delayed for days, or send on in turn): it starts a trace of its own, whose
     accepted span links to the sender's."""
-    own = _own_trace(caller)
     if call:
-        return own.parent if own else _ROOT
+        return _own_parent(caller)
+    own = _own_trace(caller)
     return otel_context.set_value(_LINKS, (own.link,), _ROOT) if own else _ROOT
 
 
@@ -401,18 +414,16 @@ def own_trace_span(known: Mapping[str, Any], before: State, to: State, event: Ev
     that came since (pending_links) are added once the statement returned them
     (own_trace_span_linked). It ends with the statement (spans_of_statement), or never
     if the statement did not change the invocation."""
-    own = _own_trace(known)
-    parent = own.parent if own else _ROOT
+    parent = _own_parent(known)
     return _start_span(_tracer.start_span, known, str(before), to, event, actor, parent)
 
 
 def own_trace_span_linked(span, pending_links: Sequence[str] | None) -> None:
     """Link an own_trace_span to the request spans of the row's pending_links, as apply's
     spans in the invocation's own trace are."""
-    if span.is_recording() and pending_links:
-        for linked in map(_remote, pending_links):
-            if linked is not None:
-                span.add_link(linked.link.context)
+    if span.is_recording():
+        for link in _pending(pending_links) or ():
+            span.add_link(link.context)
 
 
 span_ids = _ids
