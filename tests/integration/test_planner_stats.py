@@ -163,10 +163,12 @@ async def test_the_server_analyzes_a_table_that_outgrew_its_statistics(database,
     app = await App.start(server_config(database))
     try:
         await _grow(db, 21, 5_000)
+        # One ANALYZE of both, each table in a transaction of its own: invocations' new
+        # statistics may be visible a moment before journal_entries'.
         deadline = time.monotonic() + 30
-        while await _relpages(db, "invocations") == small:
-            assert time.monotonic() < deadline, "the server never analyzed invocations"
+        while await _outgrown(db):
+            assert time.monotonic() < deadline, "the server never analyzed the tables"
             await asyncio.sleep(0.05)  # polling the catalog, with a deadline
-        assert await _outgrown(db) == []
+        assert await _relpages(db, "invocations") > small
     finally:
         await app.stop(grace=0)
