@@ -41,7 +41,7 @@ run: $(STAMP) ## Start the server on 127.0.0.1:9090 with an embedded Postgres.
 	$(BIN)/invoctl serve
 
 test: $(STAMP) $(TS_STAMP) curl chromium ## Run the whole test suite against a real Postgres and real servers.
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 # tests/e2e/test_http_readme_curl.py runs the README's curl lines with the real curl binary,
 # which a fresh Debian machine may not have.
