@@ -103,6 +103,36 @@ async def test_a_plan_made_on_a_small_table_is_made_again_once_the_table_grew(da
         await server.close()
 
 
+async def test_an_analyze_during_a_large_insert_is_made_again_once_it_committed(database, db):
+    """An ANALYZE that runs while a large insert is in flight (another server's, or
+    autovacuum's) records its pages but none of its rows: the planner then takes a table
+    of thousands of invocations for empty, and the page count alone says nothing is
+    wrong."""
+    await _small_and_analyzed(db)
+    loader = await asyncpg.connect(database)
+    try:
+        async with loader.transaction():
+            await _grow(loader, 21, 20_000)
+            await db.execute("ANALYZE invocations, journal_entries")
+            assert await db.fetchval(
+                "SELECT reltuples FROM pg_class WHERE relname = 'invocations'"
+            ) < 100
+            assert await _outgrown(db) == []
+            # A backend reports its counts when it goes idle, at most once a second.
+            await loader.execute("SELECT pg_stat_force_next_flush()")
+        deadline = time.monotonic() + 30
+        while await _outgrown(db) != ["invocations", "journal_entries"]:
+            assert time.monotonic() < deadline, await _outgrown(db)
+            await asyncio.sleep(0.05)  # polling the statistics, with a deadline
+    finally:
+        await loader.close()
+    await planner_stats.analyze(db, await _outgrown(db))
+    assert await _outgrown(db) == []
+    assert await db.fetchval(
+        "SELECT reltuples FROM pg_class WHERE relname = 'invocations'"
+    ) > 10_000
+
+
 async def test_a_bulk_operation_of_many_members_has_its_pages_planned_again(database, db):
     await _small_and_analyzed(db)
     await db.execute(

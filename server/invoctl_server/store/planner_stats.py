@@ -25,14 +25,17 @@ TABLES = ("bulk_operation_members", "invocations", "journal_entries")
 # Below this many pages (8 KiB each) a table is not worth an ANALYZE: reading all of it
 # costs little more than an index lookup.
 MIN_PAGES = 4
+# Nor below this many rows (a few pages of invocations).
+MIN_ROWS = 100
 
 
 async def outgrown(
-    conn: asyncpg.Connection, tables: Sequence[str] = TABLES, min_pages: int = MIN_PAGES
-) -> dict[str, bool]:
+    conn: asyncpg.Connection, tables: Sequence[str] = TABLES, min_pages: int = MIN_PAGES,
+    min_rows: int = MIN_ROWS,
+) -> dict[str, bool]:  # fmt: skip
     """The tables of `tables` that outgrew their statistics (queries.sql says when), in
     name order, each with whether the connection's role may analyze it (owns it)."""
-    rows = await conn.fetch(Q["statistics_outgrown"], list(tables), min_pages)
+    rows = await conn.fetch(Q["statistics_outgrown"], list(tables), min_pages, min_rows)
     return {r["relname"]: r["may_analyze"] for r in rows}
 
 
