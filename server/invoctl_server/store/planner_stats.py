@@ -6,7 +6,7 @@ change. A plan made while `invocations` held a few pages reads all of them, whic
 cheapest way then; it goes on doing so as the table grows, until autovacuum analyzes the
 table again (up to a minute later, or longer while it is busy elsewhere). At a few
 thousand invocations that made a completion's locking statement take 2 ms instead of
-0.1 ms. Analyzing a table that has more than doubled in size since its statistics were
+0.1 ms. Analyzing a table whose rows have more than doubled since its statistics were
 taken replaces those plans: an ANALYZE invalidates every plan that reads the table.
 """
 
@@ -22,20 +22,17 @@ from ._sql import Q
 # access on a large table), and the members of bulk operations, which one request can grow
 # from a few rows to 100,000 (a page read planned on a few rows would read them all).
 TABLES = ("bulk_operation_members", "invocations", "journal_entries")
-# Below this many pages (8 KiB each) a table is not worth an ANALYZE: reading all of it
-# costs little more than an index lookup.
-MIN_PAGES = 4
-# Nor below this many rows (a few pages of invocations).
+# Below this many rows (a few pages of invocations) a table is not worth an ANALYZE:
+# reading all of it costs little more than an index lookup.
 MIN_ROWS = 100
 
 
 async def outgrown(
-    conn: asyncpg.Connection, tables: Sequence[str] = TABLES, min_pages: int = MIN_PAGES,
-    min_rows: int = MIN_ROWS,
-) -> dict[str, bool]:  # fmt: skip
+    conn: asyncpg.Connection, tables: Sequence[str] = TABLES, min_rows: int = MIN_ROWS
+) -> dict[str, bool]:
     """The tables of `tables` that outgrew their statistics (queries.sql says when), in
     name order, each with whether the connection's role may analyze it (owns it)."""
-    rows = await conn.fetch(Q["statistics_outgrown"], list(tables), min_pages, min_rows)
+    rows = await conn.fetch(Q["statistics_outgrown"], list(tables), min_rows)
     return {r["relname"]: r["may_analyze"] for r in rows}
 
 

@@ -596,21 +596,20 @@ WITH drawn AS (
 )
 SELECT key FROM drawn UNION ALL SELECT key FROM console_keys WHERE id = 1 LIMIT 1
 
--- statistics_outgrown: of the tables named ($1), those now more than twice the size
--- Postgres last recorded for them (relpages, which ANALYZE and VACUUM set), and over
--- twice $2 pages, or with more than twice the rows (and over twice $3): live rows of
--- committed transactions, against reltuples. A generic plan made while such a table was
--- small (a scan of its few pages) is kept until its statistics change, however large the
--- table has grown since. The rows catch an ANALYZE that ran during a large insert: it
--- counts the pages but none of the rows not committed yet, and the planner then takes the
--- table for empty. A table whose autovacuum an operator turned off (any spelling of false
--- Postgres accepts) is left alone. `may_analyze`: the server's role owns the table (or is
--- a member of its owner); Postgres skips, with only a warning, a table it may not analyze.
+-- statistics_outgrown: of the tables named ($1), those with more than twice the rows
+-- Postgres last recorded for them (reltuples, which ANALYZE and VACUUM set), and over
+-- twice $2: live rows of committed transactions (the cumulative statistics, which each
+-- backend reports at least once a second while busy). A generic plan made while such a
+-- table was small (a scan of its few pages) is kept until its statistics change, however
+-- large the table has grown since. Rows, not pages: an ANALYZE run while a large insert
+-- is in flight counts its pages but none of its rows, and the planner then takes the
+-- table for empty until the next ANALYZE. A table whose autovacuum an operator turned off
+-- (any spelling of false Postgres accepts) is left alone. `may_analyze`: the server's role
+-- owns the table (or is a member of its owner); Postgres skips, with only a warning, a
+-- table it may not analyze.
 SELECT c.relname, pg_has_role(c.relowner, 'USAGE') AS may_analyze FROM pg_class c
 WHERE c.oid = ANY($1::text[]::regclass[])
-  AND (pg_relation_size(c.oid) / current_setting('block_size')::int8
-           > 2 * greatest(c.relpages, $2::int8)
-       OR pg_stat_get_live_tuples(c.oid) > 2 * greatest(c.reltuples::int8, $3::int8))
+  AND pg_stat_get_live_tuples(c.oid) > 2 * greatest(c.reltuples::int8, $2::int8)
   AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
                   WHERE o ~* '^autovacuum_enabled=(f|fa|fal|fals|false|n|no|of|off|0)$')
 ORDER BY c.relname
