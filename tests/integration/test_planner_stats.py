@@ -71,6 +71,10 @@ async def _relpages(db, table: str) -> int:
     return await db.fetchval("SELECT relpages FROM pg_class WHERE relname = $1", table)
 
 
+async def _reltuples(db, table: str) -> float:
+    return await db.fetchval("SELECT reltuples FROM pg_class WHERE relname = $1", table)
+
+
 async def _scans(conn, execute: str) -> set[str]:
     [plan] = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {execute}"))
     return set(_whole_table_scans(plan["Plan"]))
@@ -118,9 +122,7 @@ async def test_an_analyze_during_a_large_insert_is_made_again_once_it_committed(
             await _grow(loader, 21, 20_000)
             assert await _outgrown(db) == []
             await db.execute("ANALYZE invocations, journal_entries")
-            assert await db.fetchval(
-                "SELECT reltuples FROM pg_class WHERE relname = 'invocations'"
-            ) < 100
+            assert await _reltuples(db, "invocations") < 100
             assert await _outgrown(db) == []
         deadline = time.monotonic() + 30
         while await _outgrown(db) != ["invocations", "journal_entries"]:
@@ -130,9 +132,7 @@ async def test_an_analyze_during_a_large_insert_is_made_again_once_it_committed(
         await loader.close()
     await planner_stats.analyze(db, await _outgrown(db))
     assert await _outgrown(db) == []
-    assert await db.fetchval(
-        "SELECT reltuples FROM pg_class WHERE relname = 'invocations'"
-    ) > 10_000
+    assert await _reltuples(db, "invocations") > 10_000
 
 
 async def test_a_bulk_operation_of_many_members_has_its_pages_planned_again(database, db):
