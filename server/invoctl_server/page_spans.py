@@ -251,6 +251,17 @@ class PageSpan:
     def get_span_context(self) -> trace.SpanContext:
         return self.context
 
+    def is_recording(self) -> bool:
+        return self._sink is not None
+
+    # What a span started before the statement that reads its invocation learns from the
+    # row it returns (transition.request_span_placed), as on the SDK's spans.
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self.attributes = {**self.attributes, **attributes}
+
+    def add_link(self, context: trace.SpanContext) -> None:
+        self.links = (*self.links, trace.Link(context))
+
     def end(self) -> None:
         if self._sink is not None:
             self._sink._ended(encode_span(self, time.time_ns()))

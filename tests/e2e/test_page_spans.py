@@ -100,6 +100,47 @@ async def test_a_pages_spans_arrive_with_everything_the_sdk_would_give_them(data
     assert len(parents) >= 3
 
 
+async def test_a_pages_one_statement_spans_have_what_the_general_paths_have(database, receiver):
+    """A bulk kill of suspended invocations, none called nor calling, is one statement a
+    page (single_statement.py): its spans start before it reads the rows, and get the
+    target, the states and the link to the invocation's trace from the rows it returns."""
+    server = await start_server(database, exporting_to(receiver))
+    try:
+        async with Client(server.address) as client, Lab(server.address, client) as lab:
+            ids = [await lab.make(pb.INVOCATION_STATE_SUSPENDED) for _ in range(5)]
+            with trace.get_tracer("tests").start_as_current_span("ask for a bulk kill") as caller:
+                where = selector(invocation_ids=ids)
+                progress = [p async for p in client.bulk_operation("kill", where)]
+            assert progress[-1].succeeded == len(ids)
+            bulk_id = progress[-1].bulk_operation_id
+            histories = {i: await transitions(client, i) for i in ids}
+            targets = {i: (await client.get_invocation(i)).target for i in ids}
+    finally:
+        await asyncio.to_thread(server.stop)
+
+    request_trace = format(caller.get_span_context().trace_id, "032x")
+    rows = {i: [t for t in h if t.actor == f"bulk:{bulk_id}"] for i, h in histories.items()}
+    assert all(len(r) == 1 for r in rows.values()), rows
+    received = await receiver.wait_for_spans(r[0].span_id for r in rows.values())
+    pages = {s.span_id: s for s in receiver.named("bulk kill page")}
+    for inv_id, [row] in rows.items():
+        span = received[row.span_id]
+        assert span.trace_id == row.trace_id == request_trace
+        assert span.name == f"invocation {row.event}" == "invocation killed"
+        assert span.attributes == {
+            "restate.invocation.id": inv_id,
+            "restate.invocation.target": targets[inv_id],
+            "invoctl.state.from": "suspended",
+            "invoctl.state.to": "completed",
+            "invoctl.event": "killed",
+            "invoctl.actor": f"bulk:{bulk_id}",
+        }
+        assert pages[span.parent_span_id].trace_id == request_trace
+        accepted = histories[inv_id][0]
+        assert span.links == ((accepted.trace_id, accepted.span_id),)
+        assert span.resource == receiver.by_span_id[accepted.span_id].resource  # an SDK span's
+
+
 async def test_always_off_sends_none(database, receiver):
     env = exporting_to(receiver, OTEL_TRACES_SAMPLER="always_off")
     server = await start_server(database, env)

@@ -168,6 +168,7 @@ async def test_every_statement_is_planned_with_index_access(postgres, database, 
         if single_statement.supports(kind):
             assert single_statement.statement(kind, rpc) in texts, f"never ran {rpc}'s"
     assert complete_statement.statement() in texts, "no completion took the one statement"
+    assert single_statement.statement("cancel", None) in texts, "no bulk page took it"
     scans = {
         p["Query Text"].strip(): sorted(set(_whole_table_scans(p["Plan"])))
         for p in plans

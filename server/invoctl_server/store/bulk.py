@@ -2,7 +2,8 @@
 it matched when it started (bulk_operation_members), and pages.
 
 A page is one transaction: it reads the next invocations after the cursor, acts on them
-with the set-based operator actions of operations.py, and advances counts and cursor from
+(in one statement where single_statement.py can, with the set-based operator actions of
+operations.py for the rest), and advances counts and cursor from
 where it started, if the job is still running and still this server's (else it rolls
 back). Page and cursor commit together, so a server that dies mid-page leaves the job
 exactly where its last page ended, and whoever takes it over never acts twice on an
@@ -24,7 +25,7 @@ from ..domain.errors import DomainError, InvalidTransition, InvocationNotFound
 from ..domain.ids import new_bulk_operation_id
 from ..domain.selector import Selector
 from ..domain.states import State, started
-from . import notify
+from . import notify, single_statement
 from . import operations as ops
 from ._sql import Q, custom_plans
 
@@ -166,11 +167,24 @@ async def bulk_act(
     current context (the page's span), linked to each invocation's."""
     if not ids:
         return []
-    page = otel_context.get_current()
-    targets = [ops.Target(i, page, deployment=job["deployment"]) for i in ids]
-    locked = await ops.lock_batch(conn, ((job["kind"], i) for i in ids))
+    page, kind = otel_context.get_current(), job["kind"]
+    locked = await ops.lock_batch(conn, ((kind, i) for i in ids))
     with page_spans.page():
-        return await KINDS[job["kind"]](conn, targets, actor=actor, now=now, locked=locked)
+        results: list[ops.Result | None] = [None] * len(ids)
+        if single_statement.supports(kind, job["deployment"]):
+            # The common case in one statement (unaudited: the bulk operation is); the
+            # rest it leaves unchanged, for operations.py (lock_batch locked their trees).
+            requests = [single_statement.Request(i, actor, page, "", "") for i in ids]
+            results = list(await single_statement.act(conn, kind, requests, operation=None,
+                                                      now=now))  # fmt: skip
+            locked = None  # rows the statement changed may be in the others' call trees
+        rest = [n for n, r in enumerate(results) if r is None]
+        if rest:
+            targets = [ops.Target(ids[n], page, deployment=job["deployment"]) for n in rest]
+            acted = await KINDS[kind](conn, targets, actor=actor, now=now, locked=locked)
+            for n, r in zip(rest, acted, strict=True):
+                results[n] = r
+        return results  # type: ignore[return-value]
 
 
 async def bulk_advance(

@@ -29,7 +29,7 @@ import asyncpg
 from ..domain.states import Event, Outcome, State
 from . import transition
 from .attempts import CANCELLED, Completion
-from .single_statement import ALONE, RETENTION_MS, allowed_only, lit
+from .single_statement import ALONE, RETENTION_MS, allowed, lit, locked_update
 
 # The time of the completion (the statement's last parameter).
 NOW = "$11::timestamptz"
@@ -41,44 +41,35 @@ def statement() -> str:
     (asyncpg's statement cache then does not hash it again)."""
     # attempts._outcome: a handler that ends with the cancellation it was given completes
     # cancelled; any other terminal failure is failed.
-    outcome = f"""CASE WHEN l.r_failure_code IS NULL THEN {lit(Outcome.SUCCEEDED)}
-        WHEN l.r_failure_code = {lit(CANCELLED)} AND l.cancelled_at IS NOT NULL
+    outcome = f"""CASE WHEN r.failure_code IS NULL THEN {lit(Outcome.SUCCEEDED)}
+        WHEN r.failure_code = {lit(CANCELLED)} AND l.cancelled_at IS NOT NULL
             THEN {lit(Outcome.CANCELLED)}
         ELSE {lit(Outcome.FAILED)} END"""
+    completed = lit(State.COMPLETED)
     # attempts.finish_many's changes for a completion (no last failure of its own).
-    return f"""
-        WITH locked AS (
-            SELECT l.*, r.attempt AS r_attempt, r.session_id AS r_session_id,
-                   r.output AS r_output, r.failure_code AS r_failure_code,
-                   r.failure_message AS r_failure_message, r.traceparent AS r_traceparent,
-                   r.actor AS t_actor, r.trace_id AS t_trace_id, r.span_id AS t_span_id
-            FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[],
-                        $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+    update = locked_update(
+        """unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[])
                 AS r(id, attempt, session_id, output, failure_code, failure_message,
-                     traceparent, actor, trace_id, span_id)
-            CROSS JOIN LATERAL (SELECT * FROM invocations i WHERE i.id = r.id FOR UPDATE) l
-        ), planned AS (
-            SELECT l.*, {lit(State.COMPLETED)} AS to_state, {outcome} AS new_outcome,
-                   {RETENTION_MS} AS retention_ms
-            FROM locked l
-            WHERE l.state = {lit(State.RUNNING)} AND l.attempt = l.r_attempt
-              AND l.session_id = l.r_session_id AND {ALONE}
-              AND l.traceparent IS NOT DISTINCT FROM l.r_traceparent
-        ), {allowed_only(Event.COMPLETED)}, u AS (
-            UPDATE invocations i
-            SET state = ok.to_state, modified_at = {NOW}, outcome = ok.new_outcome,
-                output = ok.r_output, failure_code = ok.r_failure_code,
-                failure_message = ok.r_failure_message, completed_at = {NOW},
-                expires_at = {NOW} + ok.retention_ms * interval '1 millisecond',
+                     traceparent, actor, trace_id, span_id)""",
+        f"""state = {completed}, modified_at = {NOW}, outcome = {outcome},
+                output = r.output, failure_code = r.failure_code,
+                failure_message = r.failure_message, completed_at = {NOW},
+                expires_at = {NOW} + {RETENTION_MS} * interval '1 millisecond',
                 due_at = NULL, session_id = NULL, waiting_on = NULL,
-                cancelled_at = coalesce(ok.cancelled_at, CASE
-                    WHEN ok.new_outcome = {lit(Outcome.CANCELLED)} THEN {NOW} END),
-                cancel_pending = false, pending_links = NULL
-            -- The ANY gives the row lookup by primary key whatever the statistics
-            -- (single_statement.py).
-            FROM ok WHERE i.id = ANY(ARRAY(SELECT id FROM ok)) AND i.id = ok.id
-            RETURNING i.*, ok.state AS from_state, ok.pending_links AS from_pending_links,
-                      ok.t_actor, ok.t_trace_id, ok.t_span_id
+                cancelled_at = coalesce(l.cancelled_at, CASE
+                    WHEN {outcome} = {lit(Outcome.CANCELLED)} THEN {NOW} END),
+                cancel_pending = false, pending_links = NULL""",
+        f"""l.state = {lit(State.RUNNING)} AND l.attempt = r.attempt
+              AND l.session_id = r.session_id AND {ALONE}
+              AND l.traceparent IS NOT DISTINCT FROM r.traceparent
+              AND {allowed(Event.COMPLETED, completed)}""",
+        """l.state AS from_state, l.pending_links AS from_pending_links,
+                      r.actor AS t_actor, r.trace_id AS t_trace_id, r.span_id AS t_span_id""",
+    )
+    return f"""
+        WITH u AS (
+            {update}
         ), h AS (
             INSERT INTO invocation_transitions
                 (invocation_id, from_state, to_state, event, actor, at, attempt, trace_id,

@@ -141,21 +141,36 @@ ACTIONS: dict[str, _Action] = {
 PURGE = "purge"
 
 
-def _allowed(event: Event) -> str:
-    """The (from, to) pairs the state table allows for `event`, as an SQL VALUES list."""
+def allowed(event: Event, to: str) -> str:
+    """The condition that the state table allows `event` to move the locked row `l` to
+    the state `to` (an SQL expression): the (from, to) pairs compared in the row, not
+    joined (a join would be planned as if the statement had one target)."""
     pairs = [(str(f), str(t)) for (f, e), tos in TRANSITIONS.items() if e == event and f
              for t in tos]  # fmt: skip
-    return ", ".join(f"({lit(f)}, {lit(t)})" for f, t in pairs)
+    listed = ", ".join(f"({lit(f)}, {lit(t)})" for f, t in pairs)
+    return f"(l.state, {to}) IN ({listed})"
 
 
-def allowed_only(event: Event) -> str:
-    """The CTE `ok`: the rows of the CTE `planned` whose change (from `state` to
-    `to_state`) the state table allows for `event`."""
-    return f"""ok AS (
-            SELECT p.* FROM planned p
-            JOIN (VALUES {_allowed(event)}) AS a(from_state, to_state)
-                ON a.from_state = p.state AND a.to_state = p.to_state
-        )"""
+# Each target locked by primary key in the order of the requests (ID order: the callers
+# sort them), as `l`: the row as locked (the newest version), which the changes read.
+LOCK_EACH = "CROSS JOIN LATERAL (SELECT * FROM invocations x WHERE x.id = r.id FOR UPDATE) l"
+
+
+def locked_update(requests: str, sets: str, where: str, returning: str) -> str:
+    """An UPDATE of the invocations of `requests` (a FROM item `r` with an `id` column):
+    it locks each (LOCK_EACH), changes those `where` holds for (`sets` and `where` read
+    `l` and `r`), and returns their rows after with `returning`.
+
+    The target is joined to `r`, which drives the plan whatever the statistics, as in
+    transition.apply: each row is found by primary key. An UPDATE ... FROM a CTE of the
+    locked rows was planned as a nested loop over both (a CTE's estimate says one row):
+    quadratic in the batch, 0.3 s for a bulk page of 500."""
+    return f"""UPDATE invocations i
+            SET {sets}
+            FROM {requests}
+                {LOCK_EACH}
+            WHERE i.id = r.id AND {where}
+            RETURNING i.*, {returning}"""
 
 
 # The parameters of both statements: per request ($1-$7), then the time of the change.
@@ -165,27 +180,22 @@ _PARAMETERS = (
 )  # fmt: skip
 _P = {p.split()[0]: f"${i + 1}::{p.split()[1]}" for i, p in enumerate(_PARAMETERS)}
 
-# The targets, locked in the order given (ID order: act() sorts them), each by its primary
-# key (a join would be planned over the whole table while invocations has no statistics),
-# with the request's columns and the journal length the statement's snapshot saw: one
-# that journaled a call since it (a running target) may have a callee the snapshot does
-# not show, and is left to operations.py.
-_LOCKED = """
-    locked AS (
-        SELECT l.*, r.actor AS t_actor, r.identity AS t_identity, r.reason AS t_reason,
-               r.trace_id AS t_trace_id, r.span_id AS t_span_id, r.link AS t_link,
-               (SELECT s.journal_length FROM invocations s WHERE s.id = r.id) AS seen_length
-        FROM unnest({ids}, {actors}, {identities}, {reasons}, {trace_ids}, {span_ids}, {links})
-            AS r(id, actor, identity, reason, trace_id, span_id, link)
-        CROSS JOIN LATERAL (SELECT * FROM invocations i WHERE i.id = r.id FOR UPDATE) l
-    )""".format(**_P)
+# The requests' columns (_PARAMETERS $1-$7), as the FROM item `r`.
+_REQUESTS = """unnest({ids}, {actors}, {identities}, {reasons}, {trace_ids}, {span_ids}, {links})
+                AS r(id, actor, identity, reason, trace_id, span_id, link)""".format(**_P)
+# A target that journaled a call since the statement's snapshot (a running one) may have a
+# callee the snapshot does not show: it is left to operations.py.
+_CURRENT = "l.journal_length = (SELECT s.journal_length FROM invocations s WHERE s.id = r.id)"
 # No invocation it called is in flight (read by index: see invocation_call_trees).
 _NO_TREE = """NOT EXISTS (SELECT 1 FROM invocations c
                   WHERE c.caller_id = l.id AND c.state <> 'completed' OFFSET 0)"""
 
 
-def _audit(operation: str, state_after: str, src: str) -> str:
-    """The audit entries of the requests (`operation`: the RPC's name)."""
+def _audit(operation: str | None, state_after: str, src: str) -> str:
+    """The audit entries of the requests (`operation`: the RPC's name; None: a bulk
+    page's, which are not audited one by one: their bulk operation is)."""
+    if operation is None:
+        return ""
     return f""", a AS (
         INSERT INTO audit_log (at, identity, operation, invocation_id, reason, result,
                                state_after)
@@ -194,18 +204,29 @@ def _audit(operation: str, state_after: str, src: str) -> str:
     )"""
 
 
-def _transition_sql(kind: str, operation: str) -> str:
+def _transition_sql(kind: str, operation: str | None) -> str:
     action = ACTIONS[kind]
 
     def sub(sql: str) -> str:
         return sql.replace("$now", _P["now"])
 
-    columns = sorted(action.changes)
-    planned = ", ".join(
-        f"({sub(action.changes[c])})::{transition.COLUMN_TYPES[c]} AS new_{c}" for c in columns
+    to = sub(action.to)
+    sets = "".join(
+        f", {c} = ({sub(action.changes[c])})::{transition.COLUMN_TYPES[c]}"
+        for c in sorted(action.changes)
     )
-    assignments = "".join(f", {c} = ok.new_{c}" for c in columns)
     tree = f" AND {_NO_TREE}" if action.event in (Event.KILLED, Event.CANCELLED) else ""
+    update = locked_update(
+        _REQUESTS,
+        f"""state = {to}, modified_at = {_P["now"]}{sets},
+                pending_links = CASE WHEN r.link IS NULL THEN l.pending_links
+                    ELSE array_append(l.pending_links, r.link) END""",
+        f"{_CURRENT} AND {action.acts}{tree} AND {allowed(action.event, to)}",
+        """l.state AS from_state, l.session_id AS from_session_id,
+                      l.attempt AS from_attempt, l.waiting_on AS from_waiting_on,
+                      r.actor AS t_actor, r.identity AS t_identity, r.reason AS t_reason,
+                      r.trace_id AS t_trace_id, r.span_id AS t_span_id""",
+    )
     signal = ""
     if action.signal:
         signal = f""", sig AS (
@@ -223,21 +244,8 @@ def _transition_sql(kind: str, operation: str) -> str:
               AND j.idx = u.from_waiting_on AND NOT j.completed
         )"""
     return f"""
-        WITH {_LOCKED}, planned AS (
-            SELECT l.*, {sub(action.to)} AS to_state, {planned}
-            FROM locked l
-            WHERE l.seen_length = l.journal_length AND {action.acts}{tree}
-        ), {allowed_only(action.event)}, u AS (
-            UPDATE invocations i
-            SET state = ok.to_state, modified_at = {_P["now"]}{assignments},
-                pending_links = CASE WHEN ok.t_link IS NULL THEN i.pending_links
-                    ELSE array_append(i.pending_links, ok.t_link) END
-            -- The ANY gives the row lookup by primary key whatever the statistics;
-            -- the join alone may be planned as a scan of the table.
-            FROM ok WHERE i.id = ANY(ARRAY(SELECT id FROM ok)) AND i.id = ok.id
-            RETURNING i.*, ok.state AS from_state, ok.session_id AS from_session_id,
-                      ok.attempt AS from_attempt, ok.waiting_on AS from_waiting_on,
-                      ok.t_actor, ok.t_identity, ok.t_reason, ok.t_trace_id, ok.t_span_id
+        WITH u AS (
+            {update}
         ), h AS (
             INSERT INTO invocation_transitions
                 (invocation_id, from_state, to_state, event, actor, at, attempt, trace_id,
@@ -250,13 +258,14 @@ def _transition_sql(kind: str, operation: str) -> str:
     """  # identifiers and constants come from this module; values are bound
 
 
-def _purge_sql(operation: str) -> str:
+def _purge_sql(operation: str | None) -> str:
     return f"""
-        WITH {_LOCKED}, d AS (
-            DELETE FROM invocations i USING locked l
-            WHERE i.id = ANY(ARRAY(SELECT id FROM locked)) AND i.id = l.id
-              AND l.state = 'completed'
-            RETURNING i.*, l.t_identity, l.t_reason
+        WITH d AS (
+            DELETE FROM invocations i
+            USING {_REQUESTS}
+                {LOCK_EACH}
+            WHERE i.id = r.id AND l.state = 'completed'
+            RETURNING i.*, r.identity AS t_identity, r.reason AS t_reason
         ){_audit(operation, "NULL", "d")}
         SELECT * FROM d
     """
@@ -287,10 +296,11 @@ def supports(kind: str, deployment: str = "") -> bool:
 
 
 @functools.cache
-def statement(kind: str, operation: str) -> str:
+def statement(kind: str, operation: str | None) -> str:
     """The statement of an action this module supports (`kind`, as in bulk.KINDS) for
-    requests of the RPC `operation`, as Postgres logs it. Built once: the same string
-    object each time, whose hash the statement cache of asyncpg does not compute again."""
+    requests of the RPC `operation` (None: a bulk page's), as Postgres logs it. Built
+    once: the same string object each time, whose hash the statement cache of asyncpg
+    does not compute again."""
     return (_purge_sql(operation) if kind == PURGE else _transition_sql(kind, operation)).strip()
 
 
@@ -299,19 +309,23 @@ async def act(
     kind: str,
     requests: Sequence[Request],
     *,
-    operation: str,
+    operation: str | None,
     now: datetime,
 ) -> list[asyncpg.Record | None]:
     """Act on each request's invocation in one statement where that is all it takes (see
     the module docstring): per request the row after (the row as it was, for a purge), or
     None where it changed nothing and operations.py must act. The invocation IDs must be
     distinct. Each request it acts on is audited as one of the RPC `operation` (the others
-    are audited by whoever acts on them or refuses them)."""
+    are audited by whoever acts on them or refuses them); with None, as in a bulk page,
+    none is. In a bulk page (page_spans.page()) its spans are page spans."""
     if not requests:
         return []
     asked, requests = requests, sorted(requests, key=lambda q: q.invocation_id)  # lock order
     if kind == PURGE:
-        rows = await conn.fetch(statement(kind, operation), *_values(requests, None, now))
+        values = _values(requests, None, now)
+        # Unaudited, a purge has no use for the time: Postgres refuses a parameter unused.
+        values = values if operation is not None else values[:-1]
+        rows = await conn.fetch(statement(kind, operation), *values)
         by_id = {r["id"]: r for r in rows}
         for q in requests:  # not a transition, but traced like one
             if q.invocation_id in by_id:

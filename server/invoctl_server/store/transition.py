@@ -378,7 +378,7 @@ def request_span(invocation_id: str, event: Event, actor: str, parent: otel_cont
     reads and changes it, single_statement.py): what depends on the row is added once the
     statement returned it (request_span_placed). It ends with the statement
     (spans_of_statement), or never if the statement did not change the invocation."""
-    return _tracer.start_span(
+    return _span_starter()(
         f"invocation {event}",
         context=parent,
         attributes={
