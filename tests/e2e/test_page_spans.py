@@ -53,6 +53,14 @@ async def cancelled_rows(client: Client, ids: list[str]) -> list:
     return [t for i in ids for t in await transitions(client, i) if t.actor == f"bulk:{bulk_id}"]
 
 
+async def _bulk_steps(receiver, bulk_id: str, histories: dict) -> tuple[dict, dict]:
+    """Each invocation's one history row the bulk operation wrote, and the spans the
+    receiver got for them by span ID."""
+    rows = {i: [t for t in h if t.actor == f"bulk:{bulk_id}"] for i, h in histories.items()}
+    assert all(len(r) == 1 for r in rows.values()), rows
+    return rows, await receiver.wait_for_spans(r[0].span_id for r in rows.values())
+
+
 async def test_a_pages_spans_arrive_with_everything_the_sdk_would_give_them(database, receiver):
     env = exporting_to(receiver, OTEL_RESOURCE_ATTRIBUTES="deployment.environment=page-test")
     server = await start_server(database, env)
@@ -66,9 +74,7 @@ async def test_a_pages_spans_arrive_with_everything_the_sdk_would_give_them(data
         await asyncio.to_thread(server.stop)
 
     request_trace = format(caller.get_span_context().trace_id, "032x")
-    rows = {i: [t for t in h if t.actor == f"bulk:{bulk_id}"] for i, h in histories.items()}
-    assert all(len(r) == 1 for r in rows.values()), rows
-    received = await receiver.wait_for_spans(r[0].span_id for r in rows.values())
+    rows, received = await _bulk_steps(receiver, bulk_id, histories)
     pages = {s.span_id: s for s in receiver.named(PAGE_SPAN)}
     assert len(pages) >= 3  # 25 in pages of 10
 
@@ -119,9 +125,7 @@ async def test_a_pages_one_statement_spans_have_what_the_general_paths_have(data
         await asyncio.to_thread(server.stop)
 
     request_trace = format(caller.get_span_context().trace_id, "032x")
-    rows = {i: [t for t in h if t.actor == f"bulk:{bulk_id}"] for i, h in histories.items()}
-    assert all(len(r) == 1 for r in rows.values()), rows
-    received = await receiver.wait_for_spans(r[0].span_id for r in rows.values())
+    rows, received = await _bulk_steps(receiver, bulk_id, histories)
     pages = {s.span_id: s for s in receiver.named("bulk kill page")}
     for inv_id, [row] in rows.items():
         span = received[row.span_id]
