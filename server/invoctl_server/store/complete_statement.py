@@ -70,14 +70,7 @@ def statement() -> str:
     return f"""
         WITH u AS (
             {update}
-        ), h AS (
-            INSERT INTO invocation_transitions
-                (invocation_id, from_state, to_state, event, actor, at, attempt, trace_id,
-                 span_id, detail)
-            SELECT id, from_state, state, {lit(Event.COMPLETED)}, t_actor, {NOW}, attempt,
-                   t_trace_id, t_span_id, failure_message
-            FROM u
-        ),
+        ), {transition.history_sql(lit(Event.COMPLETED), NOW, "failure_message")},
         {transition.notify_sql("u")}
     """.strip()  # constants come from the domain modules; values are bound
 

@@ -243,17 +243,11 @@ def _transition_sql(kind: str, operation: str | None) -> str:
             FROM u WHERE u.from_state = 'suspended' AND j.invocation_id = u.id
               AND j.idx = u.from_waiting_on AND NOT j.completed
         )"""
+    history = transition.history_sql(lit(action.event), _P["now"], action.detail)
     return f"""
         WITH u AS (
             {update}
-        ), h AS (
-            INSERT INTO invocation_transitions
-                (invocation_id, from_state, to_state, event, actor, at, attempt, trace_id,
-                 span_id, detail)
-            SELECT id, from_state, state, {lit(action.event)}, t_actor, {_P["now"]},
-                   attempt, t_trace_id, t_span_id, {action.detail}
-            FROM u
-        ){_audit(operation, "state", "u")}{signal}{wake},
+        ), {history}{_audit(operation, "state", "u")}{signal}{wake},
         {transition.notify_sql("u", also=("sig",) if signal else ())}
     """  # identifiers and constants come from this module; values are bound
 

@@ -365,6 +365,20 @@ _NOTIFY = """
 """
 
 
+def history_sql(event: str, at: str, detail: str) -> str:
+    """The CTE `h` of a statement whose CTE `u` returns changed invocation rows with
+    `from_state`, `t_actor`, `t_trace_id` and `t_span_id`: one history row each. `event`,
+    `at` and `detail` are SQL (a parameter, a constant, a column of `u`)."""
+    return f"""h AS (
+                INSERT INTO invocation_transitions
+                    (invocation_id, from_state, to_state, event, actor, at, attempt,
+                     trace_id, span_id, detail)
+                SELECT id, from_state, state, {event}, t_actor, {at}, attempt,
+                       t_trace_id, t_span_id, {detail}
+                FROM u
+            )"""
+
+
 def notify_sql(src: str, *, also: Sequence[str] = ()) -> str:
     """The tail of a statement whose CTE `src` returns changed invocation rows: it
     notifies as apply's own statements do and selects `src`'s rows. `also`: CTEs of more
@@ -525,14 +539,8 @@ async def apply(
                 WHERE i.id = u.id
                 RETURNING i.*, u.from_state, u.detail AS t_detail, u.actor AS t_actor,
                           u.trace_id AS t_trace_id, u.span_id AS t_span_id
-            ), h AS (
-                INSERT INTO invocation_transitions
-                    (invocation_id, from_state, to_state, event, actor, at, attempt,
-                     trace_id, span_id, detail)
-                SELECT id, from_state, state, ${n + 2}, t_actor, ${n + 1}, attempt,
-                       t_trace_id, t_span_id, t_detail
-                FROM u
-            ), {_NOTIFY.format(src="u", **_CHANNELS)}
+            ), {history_sql(f"${n + 2}", f"${n + 1}", "t_detail")},
+            {_NOTIFY.format(src="u", **_CHANNELS)}
         """  # identifiers come from COLUMN_TYPES, values are bound
         rows = await conn.fetch(sql, *values, now, str(event))
     except BaseException as exc:
