@@ -17,6 +17,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from ..store import bulk as store
 from ..store import db
+from .loop import woken
 
 log = logging.getLogger("invoctl.bulk")
 _tracer = trace.get_tracer("invoctl.server")
@@ -99,8 +100,7 @@ class BulkRunner:
                 event.clear()
                 yield
                 # Counted from when the last message went out, however long it took.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), WATCH_INTERVAL)
+                await woken(event, WATCH_INTERVAL)
         finally:
             watchers = self._watchers[bulk_id]
             watchers.discard(event)
@@ -128,8 +128,7 @@ class BulkRunner:
             except Exception:
                 log.exception("claiming bulk operations failed; retrying")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+            await woken(self._wake, self._poll)
 
     async def _run(self, job: asyncpg.Record) -> None:
         failures = 0

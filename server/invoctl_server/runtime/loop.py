@@ -1,4 +1,5 @@
-"""What every background loop of the server shares: one task, started and cancelled."""
+"""What every background loop of the server shares: one task, started and cancelled, and
+its wait for a wake-up or the next poll."""
 
 from __future__ import annotations
 
@@ -22,3 +23,17 @@ class Loop:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+async def woken(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set (True) or `timeout` seconds pass (False).
+
+    Not asyncio.wait_for(event.wait(), timeout): on Python 3.11 it returns the result and
+    drops a cancellation that comes in the same turn of the event loop as the event (a
+    wake-up while the server stops), and the loop it was meant to end runs on."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

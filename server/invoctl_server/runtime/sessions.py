@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from ..store import attempts, db, operations, transition
-from .loop import Loop
+from .loop import Loop, woken
 
 log = logging.getLogger("invoctl.dispatch")
 
@@ -236,10 +236,7 @@ class Dispatcher(Loop):
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll)
-            except TimeoutError:
-                pass
+            await woken(self._wake, self._poll)
             self._wake.clear()
             try:
                 await self._dispatch()

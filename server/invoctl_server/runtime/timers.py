@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..store import attempts, db
-from .loop import Loop
+from .loop import Loop, woken
 
 log = logging.getLogger("invoctl.timers")
 
@@ -53,10 +53,7 @@ class Timers(Loop):
             except Exception:
                 log.exception("timer tick failed; retrying")
             if timeout > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                await woken(self._wake, timeout)
 
     async def _tick(self) -> int:
         return await db.transaction(
